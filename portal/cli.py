@@ -1,0 +1,86 @@
+"""Command line: `flask --app app init-db | seed | create-staff | import | worker`."""
+
+import click
+from flask import current_app
+
+from . import db
+from .services import auth as auth_service
+
+
+@click.command("init-db")
+def init_db_command():
+    """Create or upgrade the schema; an existing database keeps its data."""
+    applied = db.migrate()
+    if applied:
+        click.echo("Applied migrations: " + ", ".join(applied))
+    else:
+        click.echo("The database is up to date.")
+
+
+@click.command("seed")
+def seed_command():
+    """Load the demo data in seeds/ (idempotent)."""
+    from .services import seed
+
+    db.migrate()
+    with db.db.connection_context():
+        counts = seed.load_demo()
+    for kind, (created, updated) in counts.items():
+        click.echo(f"{kind}: {created} created, {updated} updated")
+
+
+@click.command("create-staff")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--name", default="")
+@click.option("--admin", is_flag=True, help="May change settings and manage staff.")
+def create_staff_command(email, password, name, admin):
+    """Create a back-office login."""
+    if len(password) < 10:
+        raise click.BadParameter("use at least 10 characters", param_hint="--password")
+    with db.db.connection_context():
+        if auth_service.find_staff_user(email):
+            raise click.ClickException(f"{email} already has a back-office login.")
+        user = auth_service.create_staff(email, password, name=name, admin=admin)
+    click.echo(f"Created {user.role} {user.email}.")
+
+
+@click.command("import")
+@click.argument(
+    "kind", type=click.Choice(["customers", "sites", "contacts", "invoices", "products", "prices"])
+)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def import_command(kind, path):
+    """Upsert KIND from a CSV file: all rows or none, every bad row reported."""
+    from .services import importer
+
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        with db.db.connection_context():
+            result = importer.import_csv(kind, fh)
+    if result.errors:
+        for error in result.errors:
+            click.echo(error, err=True)
+        raise click.ClickException(f"{len(result.errors)} bad row(s); nothing was imported.")
+    click.echo(f"{kind}: {result.created} created, {result.updated} updated")
+
+
+@click.command("worker")
+@click.option("--interval", default=5.0, help="Seconds between polls when idle.")
+@click.option("--once", is_flag=True, help="Deliver what is due and exit.")
+def worker_command(interval, once):
+    """Deliver the email outbox (and other queued work) until stopped."""
+    from .services import outbox
+
+    current_app.logger.info("worker started")
+    outbox.run_worker(interval=interval, once=once)
+
+
+def init_app(app) -> None:
+    for command in (
+        init_db_command,
+        seed_command,
+        create_staff_command,
+        import_command,
+        worker_command,
+    ):
+        app.cli.add_command(command)

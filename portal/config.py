@@ -1,0 +1,77 @@
+"""Configuration: defaults, `PORTAL_*` environment variables, and derived settings."""
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class Defaults:
+    """Values every app starts from; `PORTAL_<NAME>` in the environment overrides each."""
+
+    BASE_URL = "http://127.0.0.1:5000"
+    MAIL_URL = ""
+    MAIL_FROM = "portal@localhost"
+    PAYMENT_PROVIDERS = "offline"
+    RATELIMIT_STORAGE_URI = "memory://"
+    # How many reverse proxies sit in front of the portal (sets ProxyFix; 0 = none).
+    TRUSTED_PROXIES = 0
+    # SQLite `synchronous`: FULL keeps acknowledged payments across a power loss.
+    SQLITE_SYNCHRONOUS = "full"
+    # PostgreSQL pool size per process.
+    DATABASE_MAX_CONNECTIONS = 16
+    # argon2id parameters for passwords and quick-pay codes (OWASP's second option:
+    # 19 MiB, 2 iterations, 1 lane); tests lower them to keep the suite fast.
+    ARGON2_TIME_COST = 2
+    ARGON2_MEMORY_COST = 19 * 1024
+    ARGON2_PARALLELISM = 1
+    # Signed-in sessions: absolute lifetime and idle timeout (server-side, see LoginSession).
+    SESSION_LIFETIME = timedelta(hours=12)
+    SESSION_IDLE_TIMEOUT = timedelta(hours=2)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_NAME = "doorstep_session"
+    REMEMBER_COOKIE_DURATION = timedelta(days=1)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    # A long-lived page (a statement left open) must still be able to POST.
+    WTF_CSRF_TIME_LIMIT = 8 * 3600
+    MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+    # Outbox delivery: attempts and the first back-off; each retry doubles it.
+    MAIL_MAX_ATTEMPTS = 8
+    MAIL_RETRY_SECONDS = 60
+    # Deliver right after the commit that queued a message (the worker retries failures).
+    MAIL_SEND_ON_COMMIT = True
+
+
+def load_secret_key(instance_path: str) -> str:
+    """Return the key kept in `instance/secret_key`, generating it (mode 0600) on first use."""
+    path = Path(instance_path) / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def finalize(app) -> None:
+    """Fill in what depends on other values: secret key, database URL, cookie security."""
+    config = app.config
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = load_secret_key(app.instance_path)
+    if not config.get("DATABASE_URL"):
+        config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "portal.db")
+    https = urlsplit(config["BASE_URL"]).scheme == "https"
+    if https:  # served over TLS: cookies never travel in clear (checklist D2)
+        config["SESSION_COOKIE_SECURE"] = config["REMEMBER_COOKIE_SECURE"] = True
+        config["PREFERRED_URL_SCHEME"] = "https"
+    providers = config["PAYMENT_PROVIDERS"]
+    if isinstance(providers, str):
+        providers = [p.strip() for p in providers.split(",") if p.strip()]
+    config["PAYMENT_PROVIDERS"] = list(providers)

@@ -1,0 +1,637 @@
+"""The whole domain schema: customers and their people, billing, sales, support, operations.
+
+Money is integer minor units (cents) in `BigIntegerField`s; CHECK constraints keep balances
+from going negative or being over-applied even if application code gets it wrong.
+Query methods return composable queries scoped to the caller, Peewee-style.
+"""
+
+from flask_login import UserMixin
+from peewee import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    Check,
+    DateField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from .db import UtcDateTimeField, db, utcnow
+
+PORTAL_ROLES = ("invoices", "statements", "quotes", "orders", "cases", "company_admin")
+STAFF_ROLES = ("admin", "agent")
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class CustomerOwned:
+    """Rows that belong to a customer and maybe a site: fetched only through `for_user`."""
+
+    @classmethod
+    def for_user(cls, user, *fields):
+        """A query of the rows this portal user may see: own company, and own sites if limited."""
+        query = cls.select(*fields).where(cls.customer == user.contact.customer_id)
+        site_ids = user.site_ids
+        if site_ids is not None:
+            query = query.where(cls.site.in_(site_ids))
+        return query
+
+
+class LoginMixin(UserMixin):
+    """Flask-Login's view of a user: its id is the server-side session key, not the row id."""
+
+    session_key = None
+    is_staff = False
+
+    def get_id(self):
+        return self.session_key
+
+
+# --- configuration and operations -------------------------------------------------------
+
+
+class Setting(BaseModel):
+    """One portal setting, JSON-encoded; `services.settings` owns defaults and types."""
+
+    key = CharField(primary_key=True, max_length=100)
+    value = TextField()
+
+
+class Counter(BaseModel):
+    """Named sequences (receipt, case, RFQ numbers) incremented inside write transactions."""
+
+    name = CharField(primary_key=True, max_length=50)
+    value = BigIntegerField(default=0)
+
+
+class AuditLog(BaseModel):
+    """Who did what, when and from where."""
+
+    at = UtcDateTimeField(default=utcnow, index=True)
+    actor_kind = CharField(max_length=20)  # portal, staff, guest, system
+    actor_id = IntegerField(null=True)
+    actor_label = CharField(max_length=255, default="")
+    action = CharField(max_length=100, index=True)
+    object_type = CharField(max_length=50, default="")
+    object_id = CharField(max_length=100, default="")
+    detail = TextField(default="")
+    ip = CharField(max_length=64, default="")
+
+
+class OutboxMessage(BaseModel):
+    """An email written in the same transaction as the change that causes it."""
+
+    created_at = UtcDateTimeField(default=utcnow)
+    kind = CharField(max_length=50, default="")
+    to_addr = CharField(max_length=320)
+    subject = CharField(max_length=998)
+    body_text = TextField()
+    body_html = TextField(default="")
+    status = CharField(max_length=10, default="queued", index=True)  # queued, sent, failed
+    attempts = IntegerField(default=0)
+    next_attempt_at = UtcDateTimeField(default=utcnow, index=True)
+    last_error = TextField(default="")
+    sent_at = UtcDateTimeField(null=True)
+    message_id = CharField(max_length=255, default="")
+
+
+class AuthThrottle(BaseModel):
+    """Failure counters per (scope, hashed key), shared by every worker and kept across restarts."""
+
+    scope = CharField(max_length=30)
+    key_hash = CharField(max_length=64)
+    window_start = UtcDateTimeField()
+    failures = IntegerField(default=0)
+    day_start = UtcDateTimeField()
+    day_failures = IntegerField(default=0)
+    locked_until = UtcDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("scope", "key_hash"), True),)
+
+
+# --- customers and people ---------------------------------------------------------------
+
+
+class Customer(BaseModel):
+    """A business account; its account-class options decide how it may use the portal."""
+
+    account_number = CharField(max_length=50, unique=True)
+    name = CharField(max_length=255)
+    email = CharField(max_length=320, default="")
+    phone = CharField(max_length=50, default="")
+    address = TextField(default="")
+    portal_enabled = BooleanField(default=True)
+    allow_self_registration = BooleanField(default=False)
+    auto_invite = BooleanField(default=False)
+    created_at = UtcDateTimeField(default=utcnow)
+    updated_at = UtcDateTimeField(default=utcnow)
+
+
+class Site(BaseModel):
+    """A customer's location (ship-to / bill-to); portal users may be limited to some."""
+
+    customer = ForeignKeyField(Customer, backref="sites", on_delete="CASCADE")
+    site_code = CharField(max_length=50)
+    name = CharField(max_length=255)
+    address = TextField(default="")
+
+    class Meta:
+        indexes = ((("customer", "site_code"), True),)
+
+
+class Contact(BaseModel):
+    """A person at a customer; at most one portal login each."""
+
+    customer = ForeignKeyField(Customer, backref="contacts", on_delete="CASCADE")
+    site = ForeignKeyField(Site, null=True, backref="contacts", on_delete="SET NULL")
+    email = CharField(max_length=320, null=True, unique=True)  # stored lower-case
+    first_name = CharField(max_length=100, default="")
+    last_name = CharField(max_length=100, default="")
+    phone = CharField(max_length=50, default="")
+    created_at = UtcDateTimeField(default=utcnow)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or (self.email or "")
+
+
+class PortalUser(LoginMixin, BaseModel):
+    """A contact's login: roles, site scope and status (invited, pending, active, disabled)."""
+
+    contact = ForeignKeyField(Contact, unique=True, backref="portal_users", on_delete="CASCADE")
+    password_hash = CharField(max_length=255, null=True)
+    status = CharField(max_length=10, default="invited", index=True)
+    roles = CharField(max_length=255, default="")  # comma-separated PORTAL_ROLES
+    all_sites = BooleanField(default=True)
+    # Rotated whenever the password changes: binds reset/invite links and ends old sessions.
+    auth_stamp = CharField(max_length=32)
+    terms_version = IntegerField(null=True)
+    created_at = UtcDateTimeField(default=utcnow)
+    activated_at = UtcDateTimeField(null=True)
+    last_login_at = UtcDateTimeField(null=True)
+    invited_at = UtcDateTimeField(null=True)
+
+    @property
+    def role_set(self) -> frozenset:
+        return frozenset(r for r in self.roles.split(",") if r)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def email(self) -> str:
+        return self.contact.email or ""
+
+    @property
+    def display_name(self) -> str:
+        return self.contact.full_name
+
+    def has_role(self, role: str) -> bool:
+        return role in self.role_set
+
+    @property
+    def site_ids(self) -> list[int] | None:
+        """None when the user sees the whole account, else the ids of the allowed sites."""
+        if self.all_sites:
+            return None
+        if not hasattr(self, "_site_ids"):
+            self._site_ids = [link.site_id for link in self.site_links]
+        return self._site_ids
+
+    @property
+    def customer(self):
+        return self.contact.customer
+
+
+class PortalUserSite(BaseModel):
+    """A site a site-scoped portal user may see."""
+
+    user = ForeignKeyField(PortalUser, backref="site_links", on_delete="CASCADE")
+    site = ForeignKeyField(Site, on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("user", "site"), True),)
+
+
+class TermsAcceptance(BaseModel):
+    """A portal user's acceptance of one version of the login terms."""
+
+    user = ForeignKeyField(PortalUser, backref="terms_acceptances", on_delete="CASCADE")
+    version = IntegerField()
+    accepted_at = UtcDateTimeField(default=utcnow)
+    ip = CharField(max_length=64, default="")
+
+
+class AccessRequest(BaseModel):
+    """Someone asking for a portal login without an invoice to prove it; staff decide."""
+
+    name = CharField(max_length=255)
+    company = CharField(max_length=255)
+    email = CharField(max_length=320)
+    phone = CharField(max_length=50, default="")
+    account_number = CharField(max_length=50, default="")
+    message = TextField(default="")
+    status = CharField(max_length=10, default="pending", index=True)
+    created_at = UtcDateTimeField(default=utcnow)
+    decided_at = UtcDateTimeField(null=True)
+    ip = CharField(max_length=64, default="")
+
+
+class StaffUser(LoginMixin, BaseModel):
+    """A back-office login: `admin` (settings, staff) or `agent`."""
+
+    email = CharField(max_length=320, unique=True)
+    name = CharField(max_length=255, default="")
+    password_hash = CharField(max_length=255)
+    role = CharField(max_length=10, default="agent")
+    active = BooleanField(default=True)
+    auth_stamp = CharField(max_length=32)
+    created_at = UtcDateTimeField(default=utcnow)
+    last_login_at = UtcDateTimeField(null=True)
+
+    is_staff = True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email
+
+
+class LoginSession(BaseModel):
+    """A signed-in browser session; revoking the row signs that browser out server-side."""
+
+    key_hash = CharField(max_length=64, unique=True)
+    portal_user = ForeignKeyField(PortalUser, null=True, backref="sessions", on_delete="CASCADE")
+    staff_user = ForeignKeyField(StaffUser, null=True, backref="sessions", on_delete="CASCADE")
+    created_at = UtcDateTimeField(default=utcnow)
+    last_seen_at = UtcDateTimeField(default=utcnow)
+    expires_at = UtcDateTimeField()
+    revoked_at = UtcDateTimeField(null=True)
+    ip = CharField(max_length=64, default="")
+    user_agent = CharField(max_length=255, default="")
+
+    class Meta:
+        constraints = [
+            Check("(portal_user_id IS NULL) <> (staff_user_id IS NULL)"),
+        ]
+
+
+# --- catalogue --------------------------------------------------------------------------
+
+
+class Product(BaseModel):
+    """An item customers can ask a quote for."""
+
+    item_code = CharField(max_length=50, unique=True)
+    description = CharField(max_length=255)
+    unit = CharField(max_length=20, default="ea")
+    price_cents = BigIntegerField(default=0, constraints=[Check("price_cents >= 0")])
+    available_quantity = IntegerField(default=0)
+
+
+class CustomerPrice(BaseModel):
+    """A customer-specific price for a product."""
+
+    customer = ForeignKeyField(Customer, backref="prices", on_delete="CASCADE")
+    product = ForeignKeyField(Product, backref="customer_prices", on_delete="CASCADE")
+    price_cents = BigIntegerField(constraints=[Check("price_cents >= 0")])
+
+    class Meta:
+        indexes = ((("customer", "product"), True),)
+
+
+# --- billing ----------------------------------------------------------------------------
+
+
+class Invoice(CustomerOwned, BaseModel):
+    """An invoice from the books; balance = total - paid - discount taken, never negative."""
+
+    number = CharField(max_length=50, unique=True)
+    customer = ForeignKeyField(Customer, backref="invoices", on_delete="RESTRICT")
+    site = ForeignKeyField(Site, null=True, backref="invoices", on_delete="SET NULL")
+    issue_date = DateField(index=True)
+    due_date = DateField(index=True)
+    total_cents = BigIntegerField()
+    amount_paid_cents = BigIntegerField(default=0)
+    discount_taken_cents = BigIntegerField(default=0)
+    currency = CharField(max_length=3, default="USD")
+    # Early-payment terms: `discount_bp` basis points (200 = 2.00 %) within `discount_days`.
+    discount_bp = IntegerField(default=0)
+    discount_days = IntegerField(default=0)
+    description = TextField(default="")
+    status = CharField(max_length=10, default="open", index=True)  # open, void
+    # The quick-pay code: an argon2id hash to check it, and a copy sealed with a key derived
+    # from SECRET_KEY so a signed-in owner can print it; a database dump alone reveals neither.
+    quick_pay_hash = CharField(max_length=255)
+    quick_pay_sealed = CharField(max_length=255, default="")
+    # Bumped when the code is regenerated; signed pay links carry it and die with it.
+    quick_pay_version = IntegerField(default=1)
+    created_at = UtcDateTimeField(default=utcnow)
+    updated_at = UtcDateTimeField(default=utcnow)
+    voided_at = UtcDateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            Check("total_cents >= 0"),
+            Check("amount_paid_cents >= 0"),
+            Check("discount_taken_cents >= 0"),
+            Check("amount_paid_cents + discount_taken_cents <= total_cents"),
+        ]
+        indexes = ((("customer", "status", "due_date"), False),)
+
+    @property
+    def balance_cents(self) -> int:
+        return self.total_cents - self.amount_paid_cents - self.discount_taken_cents
+
+    @classmethod
+    def balance_expr(cls):
+        return cls.total_cents - cls.amount_paid_cents - cls.discount_taken_cents
+
+    @classmethod
+    def unpaid(cls, query):
+        """Narrow a query to open invoices with something left to pay."""
+        return query.where((cls.status == "open") & (cls.balance_expr() > 0))
+
+    @property
+    def is_paid(self) -> bool:
+        return self.status == "open" and self.balance_cents <= 0
+
+    def is_overdue(self, today) -> bool:
+        return self.status == "open" and self.balance_cents > 0 and self.due_date < today
+
+    def state(self, today) -> str:
+        """open, overdue, partly paid, paid or void, as a customer reads it."""
+        if self.status == "void":
+            return "void"
+        if self.balance_cents <= 0:
+            return "paid"
+        if self.is_overdue(today):
+            return "overdue"
+        if self.amount_paid_cents or self.discount_taken_cents:
+            return "partly paid"
+        return "open"
+
+
+class InvoiceLine(BaseModel):
+    """A line of an invoice; quantities are thousandths so 2.5 hours is exact."""
+
+    invoice = ForeignKeyField(Invoice, backref="lines", on_delete="CASCADE")
+    position = IntegerField(default=0)
+    item_code = CharField(max_length=50, default="")
+    description = CharField(max_length=500)
+    quantity_milli = BigIntegerField(default=1000)
+    unit_price_cents = BigIntegerField(default=0)
+    amount_cents = BigIntegerField(default=0)
+
+
+class PaymentAttempt(BaseModel):
+    """One try at paying, recorded with its idempotency key before any provider is called."""
+
+    key = CharField(max_length=36, unique=True)  # UUID4, sent as the provider idempotency key
+    provider = CharField(max_length=30)
+    # pending -> redirected -> succeeded | failed | cancelled | expired; flagged on mismatch
+    status = CharField(max_length=12, default="pending", index=True)
+    customer = ForeignKeyField(Customer, backref="payment_attempts", on_delete="RESTRICT")
+    portal_user = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+    guest = BooleanField(default=False)
+    payer_name = CharField(max_length=255, default="")
+    payer_email = CharField(max_length=320, default="")
+    amount_cents = BigIntegerField(constraints=[Check("amount_cents > 0")])
+    currency = CharField(max_length=3)
+    provider_session = CharField(max_length=255, null=True, unique=True)
+    failure_reason = CharField(max_length=255, default="")
+    client_ip = CharField(max_length=64, default="")
+    created_at = UtcDateTimeField(default=utcnow)
+    updated_at = UtcDateTimeField(default=utcnow)
+    expires_at = UtcDateTimeField()
+
+
+class PaymentAttemptItem(BaseModel):
+    """How much of an attempt goes to one invoice; at most one open attempt per invoice."""
+
+    attempt = ForeignKeyField(PaymentAttempt, backref="items", on_delete="CASCADE")
+    invoice = ForeignKeyField(Invoice, backref="attempt_items", on_delete="RESTRICT")
+    amount_cents = BigIntegerField(constraints=[Check("amount_cents >= 0")])
+    discount_cents = BigIntegerField(default=0, constraints=[Check("discount_cents >= 0")])
+    # TRUE while the attempt is open, NULL after: the partial unique index below allows one
+    # open item per invoice on both SQLite and PostgreSQL.
+    is_open = BooleanField(null=True, default=True)
+
+
+class Payment(BaseModel):
+    """Money received (or promised offline), applied to invoices; the rest is credit."""
+
+    receipt_number = CharField(max_length=30, unique=True)
+    attempt = ForeignKeyField(PaymentAttempt, null=True, unique=True, on_delete="RESTRICT")
+    provider = CharField(max_length=30)
+    provider_reference = CharField(max_length=255)
+    customer = ForeignKeyField(Customer, backref="payments", on_delete="RESTRICT")
+    amount_cents = BigIntegerField(constraints=[Check("amount_cents > 0")])
+    currency = CharField(max_length=3)
+    unapplied_cents = BigIntegerField(default=0)
+    # pending (offline, awaiting staff), applied, rejected, void
+    status = CharField(max_length=10, default="applied", index=True)
+    flagged = BooleanField(default=False, index=True)
+    flag_reason = CharField(max_length=255, default="")
+    payer_name = CharField(max_length=255, default="")
+    payer_email = CharField(max_length=320, default="")
+    received_at = UtcDateTimeField(default=utcnow, index=True)
+    posted_at = UtcDateTimeField(null=True, index=True)
+    voided_at = UtcDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("provider", "provider_reference"), True),)
+        constraints = [Check("unapplied_cents >= 0 AND unapplied_cents <= amount_cents")]
+
+
+class PaymentApplication(BaseModel):
+    """The part of a payment applied to one invoice, with the discount it earned."""
+
+    payment = ForeignKeyField(Payment, backref="applications", on_delete="CASCADE")
+    invoice = ForeignKeyField(Invoice, backref="applications", on_delete="RESTRICT")
+    amount_cents = BigIntegerField(constraints=[Check("amount_cents >= 0")])
+    discount_cents = BigIntegerField(default=0, constraints=[Check("discount_cents >= 0")])
+    created_at = UtcDateTimeField(default=utcnow)
+
+
+# --- sales ------------------------------------------------------------------------------
+
+
+class Rfq(CustomerOwned, BaseModel):
+    """A customer's request for quote."""
+
+    number = CharField(max_length=30, unique=True)
+    customer = ForeignKeyField(Customer, backref="rfqs", on_delete="RESTRICT")
+    site = ForeignKeyField(Site, null=True, on_delete="SET NULL")
+    portal_user = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+    status = CharField(max_length=12, default="submitted", index=True)
+    needed_by = DateField(null=True)
+    notes = TextField(default="")
+    created_at = UtcDateTimeField(default=utcnow)
+    updated_at = UtcDateTimeField(default=utcnow)
+
+
+class RfqLine(BaseModel):
+    """One item asked for in an RFQ."""
+
+    rfq = ForeignKeyField(Rfq, backref="lines", on_delete="CASCADE")
+    position = IntegerField(default=0)
+    product = ForeignKeyField(Product, null=True, on_delete="SET NULL")
+    description = CharField(max_length=500)
+    quantity_milli = BigIntegerField(default=1000, constraints=[Check("quantity_milli > 0")])
+
+
+class Quote(CustomerOwned, BaseModel):
+    """A quote from the back office; published quotes can be accepted or declined."""
+
+    number = CharField(max_length=30, unique=True)
+    customer = ForeignKeyField(Customer, backref="quotes", on_delete="RESTRICT")
+    site = ForeignKeyField(Site, null=True, on_delete="SET NULL")
+    rfq = ForeignKeyField(Rfq, null=True, backref="quotes", on_delete="SET NULL")
+    # draft, published, accepted, declined, expired
+    status = CharField(max_length=10, default="draft", index=True)
+    valid_until = DateField(null=True)
+    currency = CharField(max_length=3, default="USD")
+    total_cents = BigIntegerField(default=0, constraints=[Check("total_cents >= 0")])
+    notes = TextField(default="")
+    decline_reason = TextField(default="")
+    created_at = UtcDateTimeField(default=utcnow)
+    published_at = UtcDateTimeField(null=True)
+    decided_at = UtcDateTimeField(null=True)
+    decided_by = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+
+
+class QuoteLine(BaseModel):
+    """A priced line of a quote."""
+
+    quote = ForeignKeyField(Quote, backref="lines", on_delete="CASCADE")
+    position = IntegerField(default=0)
+    product = ForeignKeyField(Product, null=True, on_delete="SET NULL")
+    description = CharField(max_length=500)
+    quantity_milli = BigIntegerField(default=1000)
+    unit_price_cents = BigIntegerField(default=0)
+    amount_cents = BigIntegerField(default=0)
+
+
+class SalesOrder(CustomerOwned, BaseModel):
+    """A customer's order as the ERP knows it."""
+
+    number = CharField(max_length=30, unique=True)
+    customer = ForeignKeyField(Customer, backref="orders", on_delete="RESTRICT")
+    site = ForeignKeyField(Site, null=True, on_delete="SET NULL")
+    quote = ForeignKeyField(Quote, null=True, backref="orders", on_delete="SET NULL")
+    # open, partially_shipped, shipped, closed, cancelled
+    status = CharField(max_length=20, default="open", index=True)
+    order_date = DateField()
+    promised_date = DateField(null=True)
+    customer_po = CharField(max_length=50, default="")
+    currency = CharField(max_length=3, default="USD")
+    total_cents = BigIntegerField(default=0, constraints=[Check("total_cents >= 0")])
+
+
+class SalesOrderLine(BaseModel):
+    """A line of an order with how much of it has shipped."""
+
+    order = ForeignKeyField(SalesOrder, backref="lines", on_delete="CASCADE")
+    position = IntegerField(default=0)
+    product = ForeignKeyField(Product, null=True, on_delete="SET NULL")
+    description = CharField(max_length=500)
+    quantity_milli = BigIntegerField(default=1000)
+    shipped_milli = BigIntegerField(default=0)
+    unit_price_cents = BigIntegerField(default=0)
+    amount_cents = BigIntegerField(default=0)
+
+
+class Shipment(BaseModel):
+    """A shipment of (part of) an order, with carrier tracking."""
+
+    order = ForeignKeyField(SalesOrder, backref="shipments", on_delete="CASCADE")
+    number = CharField(max_length=30, unique=True)
+    status = CharField(max_length=12, default="shipped")  # shipped, delivered
+    shipped_at = UtcDateTimeField()
+    delivered_at = UtcDateTimeField(null=True)
+    carrier = CharField(max_length=50, default="")
+    tracking_number = CharField(max_length=100, default="")
+
+
+# --- support ----------------------------------------------------------------------------
+
+
+class Case(CustomerOwned, BaseModel):
+    """A support case opened by a customer (or by staff for one)."""
+
+    number = CharField(max_length=30, unique=True)
+    customer = ForeignKeyField(Customer, backref="cases", on_delete="RESTRICT")
+    site = ForeignKeyField(Site, null=True, on_delete="SET NULL")
+    portal_user = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+    invoice = ForeignKeyField(Invoice, null=True, backref="cases", on_delete="SET NULL")
+    order = ForeignKeyField(SalesOrder, null=True, backref="cases", on_delete="SET NULL")
+    subject = CharField(max_length=255)
+    # new, open, waiting (on the customer), resolved, closed
+    status = CharField(max_length=10, default="new", index=True)
+    priority = CharField(max_length=10, default="normal")
+    assigned_to = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    created_at = UtcDateTimeField(default=utcnow)
+    updated_at = UtcDateTimeField(default=utcnow)
+    resolved_at = UtcDateTimeField(null=True)
+
+
+class CaseMessage(BaseModel):
+    """A message on a case; `internal` notes are for staff only."""
+
+    case = ForeignKeyField(Case, backref="messages", on_delete="CASCADE")
+    portal_user = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+    staff_user = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    body = TextField()
+    internal = BooleanField(default=False)
+    created_at = UtcDateTimeField(default=utcnow)
+
+
+ALL_MODELS = [
+    Setting,
+    Counter,
+    AuditLog,
+    OutboxMessage,
+    AuthThrottle,
+    Customer,
+    Site,
+    Contact,
+    PortalUser,
+    PortalUserSite,
+    TermsAcceptance,
+    AccessRequest,
+    StaffUser,
+    LoginSession,
+    Product,
+    CustomerPrice,
+    Invoice,
+    InvoiceLine,
+    PaymentAttempt,
+    PaymentAttemptItem,
+    Payment,
+    PaymentApplication,
+    Rfq,
+    RfqLine,
+    Quote,
+    QuoteLine,
+    SalesOrder,
+    SalesOrderLine,
+    Shipment,
+    Case,
+    CaseMessage,
+]

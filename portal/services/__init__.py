@@ -1,0 +1,1 @@
+"""Domain rules: views parse input and call these; these own transactions, money and email."""

@@ -1,0 +1,38 @@
+"""The audit log: who did what, when and from where, written inside the caller's transaction."""
+
+import json
+
+from flask import has_request_context, request
+from flask_login import current_user
+
+from ..models import AuditLog
+
+
+def client_ip() -> str:
+    """The client address as the trusted proxy chain reports it (ProxyFix), or ''."""
+    return (request.remote_addr or "") if has_request_context() else ""
+
+
+def _actor():
+    if not has_request_context() or not current_user or not current_user.is_authenticated:
+        return ("guest" if has_request_context() else "system"), None, ""
+    kind = "staff" if current_user.is_staff else "portal"
+    return kind, current_user.id, current_user.email
+
+
+def record(action: str, obj=None, actor=None, **detail) -> AuditLog:
+    """Write one audit entry for `action` on `obj` (a model instance or None)."""
+    kind, actor_id, label = _actor()
+    if actor is not None:
+        kind = "staff" if actor.is_staff else "portal"
+        actor_id, label = actor.id, actor.email
+    return AuditLog.create(
+        actor_kind=kind,
+        actor_id=actor_id,
+        actor_label=label,
+        action=action,
+        object_type=type(obj).__name__ if obj is not None else "",
+        object_id=str(obj._pk) if obj is not None else "",
+        detail=json.dumps(detail, default=str, sort_keys=True) if detail else "",
+        ip=client_ip(),
+    )

@@ -1,0 +1,148 @@
+"""Sign-in, server-side sessions and password changes for portal users and staff."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app, request
+
+from ..db import utcnow, write_txn
+from ..models import Contact, LoginSession, PortalUser, StaffUser
+from ..security import digest, hash_secret, new_stamp, verify_secret
+from . import audit, throttle
+
+
+@dataclass
+class SignInResult:
+    user: PortalUser | StaffUser | None = None
+    locked_until: datetime | None = None
+
+
+def normalize_email(email: str) -> str:
+    """Emails are matched case-insensitively and stored lower-case."""
+    return (email or "").strip().lower()
+
+
+def find_portal_user(email: str) -> PortalUser | None:
+    """The portal user whose contact has this email."""
+    return (
+        PortalUser.select(PortalUser, Contact)
+        .join(Contact)
+        .where(Contact.email == normalize_email(email))
+        .first()
+    )
+
+
+def find_staff_user(email: str) -> StaffUser | None:
+    """The staff user with this email."""
+    return StaffUser.get_or_none(StaffUser.email == normalize_email(email))
+
+
+def authenticate(email: str, password: str, staff: bool = False) -> SignInResult:
+    """Check a sign-in; failures are counted per email and per client address (C2).
+
+    The answer never says which part was wrong, and an unknown email does the same
+    argon2 work as a wrong password.
+    """
+    email = normalize_email(email)
+    ip = audit.client_ip()
+    for scope, key in (("login-email", email), ("login-ip", ip)):
+        until = throttle.locked_until(scope, key)
+        if until:
+            return SignInResult(locked_until=until)
+    user = find_staff_user(email) if staff else find_portal_user(email)
+    ok = verify_secret(user.password_hash if user else None, password)
+    usable = ok and user.is_active and (staff or user.contact.customer.portal_enabled)
+    with write_txn():
+        if usable:
+            throttle.clear("login-email", email)
+            return SignInResult(user=user)
+        until = throttle.fail("login-email", email)
+        until = throttle.fail("login-ip", ip) or until
+        audit.record("auth.sign_in_failed", user, email=email, staff=staff)
+    return SignInResult(locked_until=until)
+
+
+def start_session(user) -> str:
+    """Create a server-side session row for a signed-in user; returns the key for the cookie."""
+    key = secrets.token_urlsafe(32)
+    now = utcnow()
+    with write_txn():
+        LoginSession.create(
+            key_hash=digest(key),
+            portal_user=None if user.is_staff else user,
+            staff_user=user if user.is_staff else None,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + current_app.config["SESSION_LIFETIME"],
+            ip=audit.client_ip(),
+            user_agent=(request.user_agent.string or "")[:255],
+        )
+        type(user).update(last_login_at=now).where(type(user).id == user.id).execute()
+        audit.record("auth.signed_in", user, actor=user)
+    user.session_key = key
+    return key
+
+
+def load_session_user(key: str):
+    """The user behind a session key, if the session is live; touches its last-seen time."""
+    if not key:
+        return None
+    session = LoginSession.get_or_none(
+        (LoginSession.key_hash == digest(key)) & LoginSession.revoked_at.is_null()
+    )
+    now = utcnow()
+    if session is None or session.expires_at <= now:
+        return None
+    if session.last_seen_at <= now - current_app.config["SESSION_IDLE_TIMEOUT"]:
+        return None
+    user = session.staff_user if session.staff_user_id else session.portal_user
+    if not user.is_active:
+        return None
+    if not user.is_staff and not user.contact.customer.portal_enabled:
+        return None
+    # Touch at most once a minute: a write per request would serialise SQLite readers.
+    if (now - session.last_seen_at).total_seconds() > 60:
+        LoginSession.update(last_seen_at=now).where(LoginSession.id == session.id).execute()
+    user.session_key = key
+    return user
+
+
+def end_session(key: str | None) -> None:
+    """Revoke one session server-side (sign-out)."""
+    if not key:
+        return
+    with write_txn():
+        LoginSession.update(revoked_at=utcnow()).where(
+            (LoginSession.key_hash == digest(key)) & LoginSession.revoked_at.is_null()
+        ).execute()
+
+
+def end_all_sessions(user) -> int:
+    """Revoke every session of a user (inside the caller's transaction)."""
+    field = LoginSession.staff_user if user.is_staff else LoginSession.portal_user
+    return (
+        LoginSession.update(revoked_at=utcnow())
+        .where((field == user.id) & LoginSession.revoked_at.is_null())
+        .execute()
+    )
+
+
+def set_password(user, password: str) -> None:
+    """Set a new password (inside the caller's transaction): rotates the stamp, ends sessions."""
+    user.password_hash = hash_secret(password)
+    user.auth_stamp = new_stamp()
+    user.save()
+    end_all_sessions(user)
+
+
+def create_staff(email: str, password: str, name: str = "", admin: bool = False) -> StaffUser:
+    """Create a back-office login (used by `flask create-staff`)."""
+    with write_txn():
+        return StaffUser.create(
+            email=normalize_email(email),
+            name=name,
+            password_hash=hash_secret(password),
+            role="admin" if admin else "agent",
+            auth_stamp=new_stamp(),
+        )

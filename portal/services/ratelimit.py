@@ -1,0 +1,23 @@
+"""Coarse per-address burst limits on guest endpoints (Flask-Limiter).
+
+These sit in front of the database-backed per-target throttles in `throttle.py`; they only
+blunt floods. Storage is `PORTAL_RATELIMIT_STORAGE_URI`: `memory://` counts per process,
+`redis://` shares counts between workers and hosts.
+"""
+
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+
+# One place for the numbers (documented in the README).
+GUEST_FORM = "30 per minute; 300 per hour"
+
+
+def init_app(app) -> None:
+    limiter.init_app(app)
+
+
+def guest_limit():
+    """Decorator for guest POST endpoints: a burst limit per client address."""
+    return limiter.limit(GUEST_FORM, methods=["POST"])

@@ -1,0 +1,174 @@
+"""Page-or-fragment rendering, security headers, htmx assets and the template context."""
+
+from importlib.resources import files
+
+import markdown
+import nh3
+from flask import (
+    current_app,
+    make_response,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from flask_login import current_user
+from jinja2_fragments.flask import render_block
+from markupsafe import Markup
+
+from .services import settings
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+HTMX_FILE = files("js_lib_htmx") / "static" / "htmx" / "htmx.min.js"
+
+
+def wants_fragment() -> bool:
+    """A fragment only for a targeted htmx request: not boosted, not a history restore."""
+    hx = request.htmx
+    return bool(hx) and not hx.boosted and not hx.history_restore_request
+
+
+def render(template: str, block: str | None = None, status: int = 200, **context):
+    """Render the full page, or only `block` of it for an htmx request (STYLE 9, 10)."""
+    if block and wants_fragment():
+        html = render_block(template, block, **context)
+        if session.get("_flashes"):
+            # Notices reach the page out-of-band, into the flash region (STYLE 12).
+            html += render_template("_flashes.html", oob=True)
+    else:
+        html = render_template(template, **context)
+    response = make_response(html, status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def security_headers(response):
+    """Headers on every response (checklist H1-H6); no-store on every page we render."""
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if request.is_secure or current_app.config["PREFERRED_URL_SCHEME"] == "https":
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    if request.endpoint != "static" and request.endpoint != "htmx_js":
+        response.headers["Cache-Control"] = "no-store"
+        response.vary.add("HX-Request")
+    return response
+
+
+def htmx_js():
+    """htmx, served from the pinned `django-js-lib-htmx` package (never a CDN)."""
+    return send_file(HTMX_FILE.open("rb"), mimetype="text/javascript", max_age=86400)
+
+
+# (endpoint, label, role or None, settings module switch or None)
+CUSTOMER_NAV = [
+    ("home.index", "Home", None, None),
+    ("billing.index", "Invoices", "invoices", "invoices"),
+    ("statements.index", "Statements", "statements", "statements"),
+    ("quotes.index", "Quotes", "quotes", "quotes"),
+    ("orders.index", "Orders", "orders", "orders"),
+    ("cases.index", "Support", "cases", "cases"),
+    ("company.index", "Company", "company_admin", None),
+    ("account.index", "My account", None, None),
+]
+STAFF_NAV = [
+    ("staff.index", "Overview", False),
+    ("staff_customers.index", "Customers", False),
+    ("staff_invoices.index", "Invoices", False),
+    ("staff_payments.index", "Payments", False),
+    ("staff_cases.index", "Cases", False),
+    ("staff_quotes.index", "Quotes", False),
+    ("staff_settings.edit", "Settings", True),
+]
+AUTH_LINKS = [
+    ("quickpay.new", "Pay an invoice without signing in", "quick_pay_enabled"),
+    ("register.new", "Register with an invoice", "self_registration"),
+    ("access.new", "Request access", "request_access"),
+    ("password.forgot", "Forgot password?", None),
+]
+
+
+def has_endpoint(endpoint: str) -> bool:
+    """True when a blueprint providing `endpoint` is registered."""
+    return endpoint in current_app.view_functions
+
+
+def nav_items() -> list[dict]:
+    """The navigation the current user's roles allow, for the pages that exist."""
+    if not current_user.is_authenticated:
+        return []
+    values = settings.load()
+    if current_user.is_staff:
+        rows = [(e, label) for e, label, admin in STAFF_NAV if not admin or current_user.is_admin]
+    else:
+        rows = [
+            (e, label)
+            for e, label, role, module in CUSTOMER_NAV
+            if (role is None or current_user.has_role(role))
+            and (module is None or values[f"module_{module}"])
+        ]
+    current_bp = request.blueprint
+    return [
+        {"endpoint": e, "label": label, "url": url_for(e), "current": e.split(".")[0] == current_bp}
+        for e, label in rows
+        if has_endpoint(e)
+    ]
+
+
+def auth_links() -> list[dict]:
+    """Links under the sign-in form, each only when its feature is enabled."""
+    values = settings.load()
+    return [
+        {"url": url_for(e), "label": label}
+        for e, label, switch in AUTH_LINKS
+        if has_endpoint(e) and (switch is None or values[switch])
+    ]
+
+
+def markdown_filter(text: str) -> Markup:
+    """Staff-written Markdown to sanitized HTML (nh3 allow-list; links get rel=noopener)."""
+    html = markdown.markdown(text or "", extensions=["sane_lists"])
+    return Markup(nh3.clean(html, tags=MARKDOWN_TAGS, link_rel="noopener noreferrer"))
+
+
+MARKDOWN_TAGS = {
+    "p",
+    "br",
+    "strong",
+    "em",
+    "ul",
+    "ol",
+    "li",
+    "a",
+    "h2",
+    "h3",
+    "h4",
+    "blockquote",
+    "code",
+    "pre",
+    "hr",
+}
+
+
+def template_context():
+    return {"portal": settings.load()}
+
+
+def init_app(app) -> None:
+    app.after_request(security_headers)
+    app.context_processor(template_context)
+    app.add_url_rule("/static/vendor/htmx.min.js", "htmx_js", htmx_js)
+    app.jinja_env.globals.update(
+        nav_items=nav_items, auth_links=auth_links, has_endpoint=has_endpoint
+    )
+    app.jinja_env.filters["markdown"] = markdown_filter

@@ -1,0 +1,186 @@
+"""Fixtures in the Flask-tutorial shape: `app`, `client`, `runner`, plus a real SMTP server.
+
+Every test gets a fresh database built by the migrations: on SQLite a copy of a file the
+migrations built once per run, on PostgreSQL (`PORTAL_TEST_DATABASE_URL`) the same schema
+with every table truncated.
+"""
+
+import os
+import shutil
+import socket
+import threading
+import time
+from email import message_from_bytes, policy
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from portal import create_app
+from portal.db import db, migrate, open_database
+
+from . import factories
+
+PG_URL = os.environ.get("PORTAL_TEST_DATABASE_URL", "")
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps what arrives, parsed."""
+
+    def __init__(self):
+        self.messages = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        with self.lock:
+            self.messages.append(message)
+        return "250 OK"
+
+    def clear(self):
+        with self.lock:
+            self.messages.clear()
+
+    def wait_for(self, count: int = 1, timeout: float = 5.0):
+        """Wait until `count` messages arrived; return them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.messages) >= count:
+                    return list(self.messages)
+            time.sleep(0.02)
+        with self.lock:
+            raise AssertionError(f"expected {count} message(s), got {len(self.messages)}")
+
+    def to(self, address: str):
+        return [m for m in self.messages if m["To"] == address]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    mailbox = Mailbox()
+    mailbox.port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=mailbox.port)
+    controller.start()
+    yield mailbox
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server):
+    smtp_server.clear()
+    return smtp_server
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory):
+    """Run the migrations once: into a template SQLite file, or into the PostgreSQL test DB."""
+    if PG_URL:
+        database = open_database(PG_URL)
+        db.initialize(database)
+        with db.connection_context():
+            db.execute_sql("DROP SCHEMA public CASCADE")
+            db.execute_sql("CREATE SCHEMA public")
+        migrate()
+        with db.connection_context():
+            tables = [t for t in database.get_tables() if t != "schema_migration"]
+        database.close_all()
+        return {"tables": tables}
+    path = tmp_path_factory.mktemp("template") / "portal.db"
+    db.initialize(open_database(f"sqlite:///{path}"))
+    migrate()
+    return {"path": path}
+
+
+def test_config(tmp_path, template_db, smtp_server) -> dict:
+    config = {
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "WTF_CSRF_ENABLED": False,
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_COST": 8,
+        "MAIL_URL": f"smtp://127.0.0.1:{smtp_server.port}",
+        "MAIL_SEND_ON_COMMIT": "sync",
+        "PAYMENT_PROVIDERS": "offline,test-checkout",
+        "BASE_URL": "http://localhost",
+    }
+    if PG_URL:
+        config["DATABASE_URL"] = PG_URL
+    else:
+        target = tmp_path / "portal.db"
+        shutil.copy(template_db["path"], target)
+        config["DATABASE_URL"] = f"sqlite:///{target}"
+    return config
+
+
+@pytest.fixture
+def make_app(tmp_path, template_db, smtp_server):
+    """Build an app with extra config; the database is fresh for each test."""
+    if PG_URL:
+        database = open_database(PG_URL)
+        with database.connection_context():
+            database.execute_sql(
+                "TRUNCATE "
+                + ", ".join(f'"{t}"' for t in template_db["tables"])
+                + " RESTART IDENTITY CASCADE"
+            )
+        database.close_all()
+    apps = []
+
+    def build(**overrides):
+        config = test_config(tmp_path, template_db, smtp_server)
+        config.update(overrides)
+        app = create_app(config)
+        apps.append(app)
+        return app
+
+    yield build
+    if not db.is_closed():
+        db.close()
+    if PG_URL and hasattr(db.obj, "close_all"):
+        db.obj.close_all()
+
+
+@pytest.fixture
+def app(make_app, mailbox):
+    app = make_app()
+    with app.app_context():
+        db.connect(reuse_if_open=True)
+        yield app
+        if not db.is_closed():
+            db.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def hx():
+    """Headers of a targeted htmx request."""
+    return dict(HX)
+
+
+def login(client, email, password=factories.PASSWORD):
+    """Sign a portal user in through the real form."""
+    return client.post("/login", data={"email": email, "password": password})
+
+
+def staff_login(client, email, password=factories.PASSWORD):
+    """Sign a staff user in through the real form."""
+    return client.post("/staff/login", data={"email": email, "password": password})
