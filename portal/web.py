@@ -7,6 +7,7 @@ import nh3
 from flask import (
     current_app,
     make_response,
+    redirect,
     render_template,
     request,
     send_file,
@@ -46,6 +47,16 @@ def render(template: str, block: str | None = None, status: int = 200, **context
     response = make_response(html, status)
     response.vary.add("HX-Request")
     return response
+
+
+def redirect_to(url: str):
+    """After a successful POST: 303 (post/redirect/get), or `HX-Redirect` for a targeted htmx
+    request, whose swap would otherwise put a whole page inside a fragment (STYLE 12)."""
+    if wants_fragment():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, code=303)
 
 
 def security_headers(response):
