@@ -68,11 +68,11 @@ def import_command(kind, path):
 @click.option("--interval", default=5.0, help="Seconds between polls when idle.")
 @click.option("--once", is_flag=True, help="Deliver what is due and exit.")
 def worker_command(interval, once):
-    """Deliver the email outbox (and other queued work) until stopped."""
-    from .services import outbox
+    """Deliver the email outbox and reconcile payments until stopped."""
+    from .services import jobs
 
     current_app.logger.info("worker started")
-    outbox.run_worker(interval=interval, once=once)
+    jobs.run(interval=interval, once=once)
 
 
 def init_app(app) -> None:

@@ -416,6 +416,8 @@ class PaymentAttempt(BaseModel):
     provider_session = CharField(max_length=255, null=True, unique=True)
     failure_reason = CharField(max_length=255, default="")
     client_ip = CharField(max_length=64, default="")
+    # Who started it (portal user or browser session): a double click reuses the same attempt.
+    owner = CharField(max_length=64, default="")
     created_at = UtcDateTimeField(default=utcnow)
     updated_at = UtcDateTimeField(default=utcnow)
     expires_at = UtcDateTimeField()
@@ -467,6 +469,20 @@ class PaymentApplication(BaseModel):
     amount_cents = BigIntegerField(constraints=[Check("amount_cents >= 0")])
     discount_cents = BigIntegerField(default=0, constraints=[Check("discount_cents >= 0")])
     created_at = UtcDateTimeField(default=utcnow)
+
+
+class TestCheckoutSession(BaseModel):
+    """The test-checkout simulator's own record: what a (simulated) provider would keep."""
+
+    session_id = CharField(max_length=40, unique=True)
+    attempt_key = CharField(max_length=36, unique=True)  # one provider object per attempt
+    amount_cents = BigIntegerField()
+    currency = CharField(max_length=3)
+    merchant = CharField(max_length=255, default="")
+    status = CharField(max_length=10, default="open")  # open, paid, declined, cancelled
+    payment_ref = CharField(max_length=40, null=True, unique=True)
+    created_at = UtcDateTimeField(default=utcnow)
+    completed_at = UtcDateTimeField(null=True)
 
 
 # --- sales ------------------------------------------------------------------------------
@@ -625,6 +641,7 @@ ALL_MODELS = [
     PaymentAttemptItem,
     Payment,
     PaymentApplication,
+    TestCheckoutSession,
     Rfq,
     RfqLine,
     Quote,

@@ -49,6 +49,12 @@ def render(template: str, block: str | None = None, status: int = 200, **context
     return response
 
 
+def absolute_url(endpoint: str, **values) -> str:
+    """An absolute link for emails, built on PORTAL_BASE_URL and never on the request's Host
+    header, which a client controls (host-header poisoning of emailed links)."""
+    return current_app.config["BASE_URL"].rstrip("/") + url_for(endpoint, **values)
+
+
 def redirect_to(url: str):
     """After a successful POST: 303 (post/redirect/get), or `HX-Redirect` for a targeted htmx
     request, whose swap would otherwise put a whole page inside a fragment (STYLE 12)."""

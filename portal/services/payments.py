@@ -1,0 +1,555 @@
+"""The payments core: attempts, provider hand-off, and applying money to invoices exactly once.
+
+Every payment path (guest quick pay, signed-in billing, staff confirming a cheque) ends in
+`apply_event` or `confirm_offline`, which apply money in ONE transaction:
+
+- the Payment row is unique per (provider, provider reference) and per attempt, so a
+  replayed callback, a re-delivered webhook or a double click finds the first one (I4, I5);
+- each invoice balance moves by a conditional UPDATE that only succeeds while the invoice
+  still owes at least that much, so two payers at once can never over-apply (I4);
+- what cannot be applied stays on the payment as unapplied credit, flagged for staff;
+- the receipt email goes to the outbox and the audit entry is written in the same
+  transaction, so a crash leaves all of it or none of it (I6).
+
+An attempt is recorded with its idempotency key before any provider is called (I2), provider
+calls happen outside database transactions, and an invoice has at most one open attempt at a
+time (a partial unique index, I3).
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from flask import has_request_context, session
+from peewee import IntegrityError
+
+from .. import money
+from ..db import locked, utcnow, write_txn
+from ..models import Invoice, Payment, PaymentApplication, PaymentAttempt, PaymentAttemptItem
+from . import audit, counters, outbox, providers
+from .providers import PROVIDER_LABELS, Event, ProviderError
+
+__all__ = ["PROVIDER_LABELS", "Event", "ProviderError"]
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_LIFETIME = timedelta(hours=2)
+OPEN_STATES = ("pending", "redirected")
+# Allowed source states per target state (I9). Money that arrives for an attempt that was
+# cancelled or expired on our side is still real money, so it may still succeed.
+TRANSITIONS = {
+    "redirected": {"pending"},
+    "succeeded": {"pending", "redirected", "cancelled", "expired"},
+    "failed": {"pending", "redirected"},
+    "cancelled": {"pending", "redirected"},
+    "expired": {"pending", "redirected"},
+    "offline": {"pending"},
+    "flagged": {"pending", "redirected", "cancelled", "expired"},
+}
+
+
+class PaymentError(Exception):
+    """Input that cannot be paid; `field` names the form field the message belongs next to."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class Checkout:
+    """Where the browser goes next for a started attempt."""
+
+    attempt: PaymentAttempt
+    redirect_url: str
+
+
+@dataclass
+class Plan:
+    """The validated allocations of one payment and its total."""
+
+    allocations: list = field(default_factory=list)
+
+    @property
+    def amount_cents(self) -> int:
+        return sum(a.amount_cents for a in self.allocations)
+
+    @property
+    def discount_cents(self) -> int:
+        return sum(a.discount_cents for a in self.allocations)
+
+
+def today() -> date:
+    """The business date (UTC)."""
+    return utcnow().date()
+
+
+def plan(lines, settings: dict, on: date | None = None) -> Plan:
+    """Validate what a payer asked to pay per invoice and work out each discount (A10).
+
+    `lines` is a list of (invoice, amount_cents). Raises PaymentError for the first problem.
+    """
+    on = on or today()
+    if not lines:
+        raise PaymentError("invoices", "Choose at least one invoice to pay.")
+    currencies = {inv.currency for inv, _ in lines}
+    if len(currencies) > 1:
+        raise PaymentError("invoices", "Pay invoices in different currencies separately.")
+    result = Plan()
+    for invoice, amount in lines:
+        if invoice.status != "open" or invoice.balance_cents <= 0:
+            raise PaymentError("amount", f"Invoice {invoice.number} has nothing left to pay.")
+        if not isinstance(amount, int) or amount <= 0:
+            raise PaymentError("amount", "Enter an amount greater than zero.")
+        allocation = money.settle(invoice, amount, on)
+        full = allocation.balance_after == 0
+        if amount > invoice.balance_cents or (
+            allocation.discount_cents and amount > allocation.amount_cents
+        ):
+            due = money.format_cents(
+                allocation.amount_cents if full else invoice.balance_cents, invoice.currency
+            )
+            raise PaymentError("amount", f"The most you can pay on {invoice.number} is {due}.")
+        if not full:
+            if not settings["partial_payments"]:
+                raise PaymentError("amount", f"Invoice {invoice.number} must be paid in full.")
+            minimum = settings["minimum_partial_cents"]
+            if amount < minimum:
+                raise PaymentError(
+                    "amount",
+                    "The smallest partial payment is "
+                    + money.format_cents(minimum, invoice.currency)
+                    + ".",
+                )
+        result.allocations.append(allocation)
+    return result
+
+
+def _owner() -> str:
+    """Who is paying, so a double click reuses their attempt but a stranger's never is."""
+    if has_request_context():
+        return session.setdefault("payer", uuid.uuid4().hex)
+    return "system"
+
+
+def _remember(attempt) -> None:
+    if has_request_context():
+        keys = [k for k in session.get("attempts", []) if k != attempt.key]
+        session["attempts"] = (keys + [attempt.key])[-20:]
+
+
+def checkout(
+    customer,
+    lines,
+    provider,
+    payer_name,
+    payer_email,
+    portal_user=None,
+    guest=False,
+    settings: dict | None = None,
+) -> Checkout:
+    """Start paying `lines` [(invoice, cents)] with a provider; returns where to go next."""
+    from . import settings as portal_settings
+
+    try:
+        chosen = providers.get(provider)
+    except KeyError:
+        raise PaymentError("provider", "Choose how you want to pay.") from None
+    result = plan(lines, settings or portal_settings.load())
+    for allocation in result.allocations:
+        if allocation.invoice.customer_id != customer.id:
+            raise PaymentError("invoices", "Those invoices cannot be paid together.")
+    attempt = _open_attempt(
+        customer, result, chosen.name, payer_name, payer_email, portal_user, guest
+    )
+    _remember(attempt)
+    url = chosen.start(attempt)  # outside any transaction: never hold the lock over HTTP
+    if chosen.hosted:
+        _transition(attempt.key, "redirected")
+    else:
+        record_offline(attempt)
+    return Checkout(attempt, url)
+
+
+def _fingerprint(provider: str, owner: str, lines) -> str:
+    """Identity of a payment request: provider, payer and (invoice, amount, discount) lines."""
+    return f"{provider}|{owner}|" + ",".join(sorted(f"{i}:{a}:{d}" for i, a, d in lines))
+
+
+def _open_attempt(customer, result, provider, payer_name, payer_email, portal_user, guest):
+    owner = _owner()
+    wanted = _fingerprint(
+        provider,
+        owner,
+        [(a.invoice.id, a.amount_cents, a.discount_cents) for a in result.allocations],
+    )
+    invoice_ids = [a.invoice.id for a in result.allocations]
+    for _ in range(3):  # a concurrent insert of the same open item retries and then reuses
+        superseded = []
+        try:
+            with write_txn():
+                open_items = list(
+                    locked(
+                        PaymentAttemptItem.select(PaymentAttemptItem, PaymentAttempt)
+                        .join(PaymentAttempt)
+                        .where(
+                            PaymentAttemptItem.invoice.in_(invoice_ids)
+                            & (PaymentAttemptItem.is_open == True)
+                        )  # noqa: E712
+                    )
+                )
+                for attempt in {item.attempt.id: item.attempt for item in open_items}.values():
+                    same = _fingerprint(
+                        attempt.provider,
+                        attempt.owner,
+                        [(i.invoice_id, i.amount_cents, i.discount_cents) for i in attempt.items],
+                    )
+                    live = attempt.status in OPEN_STATES and attempt.expires_at > utcnow()
+                    if same == wanted and live:
+                        return attempt  # a double click: same payer, same payment
+                    _set_status(attempt, "cancelled", reason="superseded by a newer attempt")
+                    superseded.append(attempt)
+                now = utcnow()
+                attempt = PaymentAttempt.create(
+                    key=str(uuid.uuid4()),
+                    provider=provider,
+                    customer=customer,
+                    portal_user=portal_user,
+                    guest=guest,
+                    payer_name=payer_name,
+                    payer_email=payer_email,
+                    amount_cents=result.amount_cents,
+                    currency=result.allocations[0].invoice.currency,
+                    owner=owner,
+                    client_ip=audit.client_ip(),
+                    created_at=now,
+                    updated_at=now,
+                    expires_at=now + ATTEMPT_LIFETIME,
+                )
+                PaymentAttemptItem.insert_many(
+                    [
+                        {
+                            "attempt": attempt.id,
+                            "invoice": a.invoice.id,
+                            "amount_cents": a.amount_cents,
+                            "discount_cents": a.discount_cents,
+                            "is_open": True,
+                        }
+                        for a in result.allocations
+                    ]
+                ).execute()
+                audit.record(
+                    "payment.attempt_started",
+                    attempt,
+                    provider=provider,
+                    amount_cents=result.amount_cents,
+                    invoices=invoice_ids,
+                )
+        except IntegrityError:
+            continue
+        for old in superseded:
+            _provider_cancel(old)
+        return attempt
+    raise PaymentError(
+        "invoices",
+        "A payment for this invoice is already in progress. Please wait a moment and try again.",
+    )
+
+
+def _provider_cancel(attempt) -> None:
+    try:
+        providers.PROVIDERS[attempt.provider].cancel(attempt)
+    except Exception:  # the provider session expires on its own; never block the payer
+        log.exception("could not cancel provider session of attempt %s", attempt.key)
+
+
+def _set_status(attempt, target: str, reason: str = "") -> bool:
+    """Move an attempt along the state machine (inside a transaction); False if refused (I9)."""
+    if attempt.status == target:
+        log.info("attempt %s already %s; nothing to do", attempt.key, target)
+        return False
+    if attempt.status not in TRANSITIONS[target]:
+        log.warning("refused attempt %s transition %s -> %s", attempt.key, attempt.status, target)
+        audit.record("payment.transition_refused", attempt, frm=attempt.status, to=target)
+        return False
+    changed = (
+        PaymentAttempt.update(
+            status=target,
+            updated_at=utcnow(),
+            failure_reason=reason[:255] or attempt.failure_reason,
+        )
+        .where((PaymentAttempt.id == attempt.id) & (PaymentAttempt.status == attempt.status))
+        .execute()
+    )
+    if not changed:
+        return False
+    if target not in OPEN_STATES:
+        PaymentAttemptItem.update(is_open=None).where(
+            PaymentAttemptItem.attempt == attempt.id
+        ).execute()
+    audit.record(f"payment.attempt_{target}", attempt, frm=attempt.status, reason=reason)
+    attempt.status = target
+    return True
+
+
+def _transition(key: str, target: str, reason: str = "") -> bool:
+    with write_txn():
+        attempt = locked(PaymentAttempt.select().where(PaymentAttempt.key == key)).get()
+        return _set_status(attempt, target, reason)
+
+
+def record_offline(attempt) -> Payment:
+    """An offline promise to pay: a pending Payment staff confirm when the money arrives."""
+    with write_txn():
+        attempt = locked(PaymentAttempt.select().where(PaymentAttempt.id == attempt.id)).get()
+        existing = Payment.get_or_none(Payment.attempt == attempt.id)
+        if existing:
+            return existing
+        payment = Payment.create(
+            receipt_number=counters.next_number("receipt", "R"),
+            attempt=attempt,
+            provider="offline",
+            provider_reference=f"offline:{attempt.key}",
+            customer=attempt.customer_id,
+            amount_cents=attempt.amount_cents,
+            currency=attempt.currency,
+            unapplied_cents=0,
+            status="pending",
+            payer_name=attempt.payer_name,
+            payer_email=attempt.payer_email,
+        )
+        _set_status(attempt, "offline")
+        _email(payment, attempt, "payment_pending")
+        audit.record("payment.offline_recorded", payment, amount_cents=payment.amount_cents)
+        return payment
+
+
+def apply_event(event: Event) -> Payment | None:
+    """Apply what a provider reported, exactly once; returns the Payment for a success."""
+    with write_txn():
+        attempt = locked(
+            PaymentAttempt.select().where(PaymentAttempt.key == event.attempt_key)
+        ).get_or_none()
+        if attempt is None or attempt.provider != event.provider:
+            log.warning("security alert: event for unknown attempt %s", event.attempt_key)
+            audit.record(
+                "security.alert",
+                None,
+                reason="event for unknown attempt",
+                provider=event.provider,
+                reference=event.reference,
+            )
+            return None
+        if event.status != "succeeded":
+            _set_status(
+                attempt,
+                "failed" if event.status == "failed" else "cancelled",
+                reason=f"provider said {event.status}",
+            )
+            return None
+        existing = Payment.get_or_none(
+            (Payment.provider == event.provider) & (Payment.provider_reference == event.reference)
+        ) or Payment.get_or_none(Payment.attempt == attempt.id)
+        if existing is not None:
+            log.info("payment %s already recorded; replay ignored", event.reference)
+            return existing
+        if event.amount_cents != attempt.amount_cents or event.currency != attempt.currency:
+            # The provider charged something other than what we asked: never apply it (I8, I10).
+            _set_status(attempt, "flagged", reason="amount or currency mismatch")
+            log.warning(
+                "security alert: attempt %s paid %s %s, expected %s %s",
+                attempt.key,
+                event.amount_cents,
+                event.currency,
+                attempt.amount_cents,
+                attempt.currency,
+            )
+            audit.record(
+                "security.alert",
+                attempt,
+                reason="amount mismatch",
+                paid=event.amount_cents,
+                expected=attempt.amount_cents,
+            )
+            return None
+        payment = Payment.create(
+            receipt_number=counters.next_number("receipt", "R"),
+            attempt=attempt,
+            provider=event.provider,
+            provider_reference=event.reference,
+            customer=attempt.customer_id,
+            amount_cents=event.amount_cents,
+            currency=event.currency,
+            unapplied_cents=0,
+            status="applied",
+            payer_name=attempt.payer_name,
+            payer_email=attempt.payer_email,
+        )
+        _apply_items(payment, list(attempt.items))
+        _set_status(attempt, "succeeded")
+        _email(payment, attempt, "receipt")
+        audit.record(
+            "payment.applied",
+            payment,
+            amount_cents=payment.amount_cents,
+            unapplied_cents=payment.unapplied_cents,
+        )
+        return payment
+
+
+def _apply_items(payment, items) -> None:
+    """Apply each planned amount by a conditional update; the rest becomes flagged credit."""
+    unapplied = payment.amount_cents - sum(i.amount_cents for i in items)
+    for item in items:
+        # The discount planned when the payer started counts even if the provider confirms
+        # after midnight of the last day: the payer acted in time.
+        amount, discount = item.amount_cents, item.discount_cents
+        changed = (
+            Invoice.update(
+                amount_paid_cents=Invoice.amount_paid_cents + amount,
+                discount_taken_cents=Invoice.discount_taken_cents + discount,
+                updated_at=utcnow(),
+            )
+            .where(
+                (Invoice.id == item.invoice_id)
+                & (Invoice.status == "open")
+                & (Invoice.balance_expr() >= amount + discount)
+            )
+            .execute()
+        )
+        if changed == 1:
+            PaymentApplication.create(
+                payment=payment,
+                invoice=item.invoice_id,
+                amount_cents=amount,
+                discount_cents=discount,
+            )
+        else:
+            unapplied += amount
+    if unapplied:
+        payment.unapplied_cents = unapplied
+        payment.flagged = True
+        payment.flag_reason = "More was paid than the invoices owed; refund or apply the credit."
+        payment.save()
+        log.warning("payment %s left %s unapplied", payment.receipt_number, unapplied)
+
+
+def _email(payment, attempt, kind: str) -> None:
+    if not payment.payer_email:
+        return
+    outbox.queue_template(
+        kind,
+        payment.payer_email,
+        payment=payment,
+        attempt=attempt,
+        applications=list(payment.applications),
+        items=list(attempt.items) if attempt else [],
+    )
+
+
+def confirm_offline(payment, staff) -> Payment:
+    """Staff saw the money arrive: apply a pending offline payment to its invoices."""
+    with write_txn():
+        payment = locked(Payment.select().where(Payment.id == payment.id)).get()
+        if payment.status != "pending":
+            raise PaymentError("payment", "Only pending payments can be confirmed.")
+        Payment.update(status="applied", received_at=utcnow()).where(
+            Payment.id == payment.id
+        ).execute()
+        payment.status = "applied"
+        items = list(payment.attempt.items) if payment.attempt_id else []
+        _apply_items(payment, items)
+        _email(payment, payment.attempt, "receipt")
+        audit.record("payment.offline_confirmed", payment, actor=staff)
+        return payment
+
+
+def reject_offline(payment, staff, reason: str) -> Payment:
+    """Staff never received an offline payment: it is rejected, nothing is applied."""
+    with write_txn():
+        changed = (
+            Payment.update(status="rejected", flag_reason=reason[:255])
+            .where((Payment.id == payment.id) & (Payment.status == "pending"))
+            .execute()
+        )
+        if not changed:
+            raise PaymentError("payment", "Only pending payments can be rejected.")
+        audit.record("payment.offline_rejected", payment, actor=staff, reason=reason)
+    return Payment.get_by_id(payment.id)
+
+
+def void_payment(payment, staff, reason: str) -> Payment:
+    """Reverse an applied payment: every application is taken back off its invoice."""
+    with write_txn():
+        payment = locked(Payment.select().where(Payment.id == payment.id)).get()
+        if payment.status != "applied":
+            raise PaymentError("payment", "Only applied payments can be voided.")
+        for application in payment.applications:
+            Invoice.update(
+                amount_paid_cents=Invoice.amount_paid_cents - application.amount_cents,
+                discount_taken_cents=Invoice.discount_taken_cents - application.discount_cents,
+                updated_at=utcnow(),
+            ).where(Invoice.id == application.invoice_id).execute()
+        PaymentApplication.delete().where(PaymentApplication.payment == payment.id).execute()
+        Payment.update(
+            status="void",
+            voided_at=utcnow(),
+            flag_reason=reason[:255],
+            unapplied_cents=0,
+            flagged=False,
+        ).where(Payment.id == payment.id).execute()
+        audit.record("payment.voided", payment, actor=staff, reason=reason)
+    return Payment.get_by_id(payment.id)
+
+
+def resolve_flag(payment, staff, note: str) -> Payment:
+    """Staff dealt with an unapplied credit (refunded it, or applied it in the books)."""
+    with write_txn():
+        Payment.update(flagged=False, flag_reason=note[:255]).where(
+            Payment.id == payment.id
+        ).execute()
+        audit.record("payment.flag_resolved", payment, actor=staff, note=note)
+    return Payment.get_by_id(payment.id)
+
+
+def reconcile(grace: timedelta = timedelta(minutes=2)) -> int:
+    """Ask providers about attempts that never came back (I7); expire the abandoned ones.
+
+    Run by `flask worker`; returns how many attempts changed.
+    """
+    now = utcnow()
+    stale = list(
+        PaymentAttempt.select()
+        .where(PaymentAttempt.status.in_(OPEN_STATES) & (PaymentAttempt.updated_at <= now - grace))
+        .limit(200)
+    )
+    changed = 0
+    for attempt in stale:
+        provider = providers.PROVIDERS.get(attempt.provider)
+        try:
+            event = provider.fetch(attempt) if provider else None
+        except Exception:
+            log.exception("reconcile: provider %s failed for %s", attempt.provider, attempt.key)
+            continue
+        if event is not None:
+            apply_event(event)
+            changed += 1
+        elif attempt.expires_at <= now:
+            _provider_cancel(attempt)
+            changed += _transition(attempt.key, "expired", "nobody finished the checkout")
+    return changed
+
+
+def attempt_for_viewer(key: str, user=None) -> PaymentAttempt | None:
+    """An attempt the current browser started, or one of the signed-in user's company."""
+    attempt = PaymentAttempt.get_or_none(PaymentAttempt.key == key)
+    if attempt is None:
+        return None
+    if has_request_context() and key in session.get("attempts", []):
+        return attempt
+    if user is not None and user.is_authenticated and not user.is_staff:
+        if attempt.customer_id == user.contact.customer_id:
+            return attempt
+    return None

@@ -1,0 +1,191 @@
+"""Guest quick pay: the invoice number + quick-pay code lookup, its throttles and capability.
+
+Invoice number and code together are one credential (checklist A1): every failure gets the
+same answer, an unknown invoice costs the same argon2 work as a wrong code (A2), failures
+are counted per typed invoice number and per client address in the database (A4, A5), and
+a success grants a 15-minute capability for that one invoice, kept in the signed session (A8).
+Throttling answers 429 for any typed number, existing or not, so it reveals nothing either.
+"""
+
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import session
+
+from .. import tokens
+from ..db import utcnow, write_txn
+from ..models import Customer, Invoice
+from ..security import (
+    hash_code,
+    new_quick_pay_code,
+    normalize_code,
+    seal,
+    verify_code,
+)
+from ..web import absolute_url
+from . import audit, outbox, throttle
+
+log = logging.getLogger(__name__)
+
+CAPABILITY_SECONDS = 15 * 60
+
+
+@dataclass
+class Lookup:
+    invoice: Invoice | None = None
+    locked_until: datetime | None = None
+    via_account: bool = False
+
+
+def number_key(number: str) -> str:
+    """The throttle key of a typed invoice number."""
+    return " ".join((number or "").split()).upper()[:60]
+
+
+def _find(number: str) -> Invoice | None:
+    raw = (number or "").strip()
+    if not raw or len(raw) > 50:
+        return None
+    return (
+        Invoice.select(Invoice, Customer)
+        .join(Customer)
+        .where(Invoice.number.in_({raw, raw.upper()}))
+        .first()
+    )
+
+
+def _scopes(number: str, ip: str, account_path: bool) -> list[tuple[str, str]]:
+    scopes = [("quickpay-invoice", number_key(number)), ("guest-ip", ip)]
+    if account_path:
+        scopes.append(("quickpay-account", number_key(number)))
+    return scopes
+
+
+def lookup(number: str, secret: str, account_path: bool) -> Lookup:
+    """Check an invoice number with its quick-pay code (or account number, when enabled)."""
+    ip = audit.client_ip()
+    scopes = _scopes(number, ip, account_path)
+    for scope, key in scopes:
+        until = throttle.locked_until(scope, key)
+        if until:
+            return Lookup(locked_until=until)
+    invoice = _find(number)
+    ok = verify_code(invoice.quick_pay_hash if invoice else None, normalize_code(secret))
+    via_account = False
+    if not ok and account_path and invoice is not None:
+        typed = (secret or "").strip().upper().encode()
+        via_account = ok = hmac.compare_digest(
+            typed, invoice.customer.account_number.upper().encode()
+        )
+    if ok and not invoice.customer.portal_enabled:
+        ok = False
+    with write_txn():
+        if ok:
+            throttle.clear("quickpay-invoice", number_key(number))
+            throttle.clear("quickpay-account", number_key(number))
+            audit.record("quickpay.lookup_ok", invoice, via_account=via_account)
+            return Lookup(invoice=invoice, via_account=via_account)
+        until = None
+        for scope, key in scopes:
+            until = throttle.fail(scope, key) or until
+        if throttle.locked_until("guest-ip", ip):
+            log.warning("security alert: quick-pay lookups from %s locked after failures", ip)
+            audit.record("security.alert", None, reason="quick-pay failures from one address")
+        audit.record("quickpay.lookup_failed", None, number=number_key(number))
+    return Lookup(locked_until=until)
+
+
+def grant(invoice: Invoice) -> None:
+    """Let this browser see and pay one invoice for 15 minutes (A8)."""
+    session["qp"] = {
+        "i": invoice.id,
+        "v": invoice.quick_pay_version,
+        "exp": int(time.time()) + CAPABILITY_SECONDS,
+    }
+
+
+def granted_invoice() -> Invoice | None:
+    """The invoice this browser may pay now, or None when the capability is missing or stale."""
+    capability = session.get("qp")
+    if not isinstance(capability, dict) or capability.get("exp", 0) < time.time():
+        session.pop("qp", None)
+        return None
+    invoice = (
+        Invoice.select(Invoice, Customer)
+        .join(Customer)
+        .where(Invoice.id == capability.get("i"))
+        .first()
+    )
+    if invoice is None or invoice.quick_pay_version != capability.get("v"):
+        session.pop("qp", None)
+        return None
+    return invoice
+
+
+def forget() -> None:
+    """End the guest's access to the invoice."""
+    session.pop("qp", None)
+
+
+def pay_link(invoice: Invoice) -> str:
+    """The signed pay link of an invoice (for emails and the QR code on the printed invoice)."""
+    token = tokens.make("pay-link", {"i": invoice.id, "v": invoice.quick_pay_version})
+    return absolute_url("quickpay.link", token=token)
+
+
+def open_link(token: str) -> Invoice | None:
+    """Check a pay link; it works while the typed lookup is throttled (A6), not after the code changed."""
+    payload = tokens.read("pay-link", token)
+    if not isinstance(payload, dict):
+        return None
+    invoice = Invoice.get_or_none(Invoice.id == payload.get("i"))
+    if invoice is None or invoice.quick_pay_version != payload.get("v"):
+        return None
+    if not invoice.customer.portal_enabled:
+        return None
+    return invoice
+
+
+def send_pay_link(number: str) -> None:
+    """Email the pay link to the billing address on file; the guest never chooses the address."""
+    key = number_key(number)
+    with write_txn():
+        if throttle.locked_until("email-target", key) or throttle.locked_until(
+            "guest-ip", audit.client_ip()
+        ):
+            return
+        throttle.fail("email-target", key)
+        invoice = _find(number)
+        if invoice is None or invoice.status != "open" or invoice.balance_cents <= 0:
+            audit.record("quickpay.link_request_unmatched", None, number=key)
+            return
+        customer = invoice.customer
+        if not customer.email or not customer.portal_enabled:
+            audit.record("quickpay.link_request_no_address", invoice)
+            return
+        outbox.queue_template(
+            "pay_link", customer.email, invoice=invoice, customer=customer, link=pay_link(invoice)
+        )
+        audit.record("quickpay.link_sent", invoice)
+
+
+def regenerate_code(invoice: Invoice, staff) -> str:
+    """Give an invoice a new quick-pay code; old codes and pay links stop working at once."""
+    code = new_quick_pay_code()
+    with write_txn():
+        Invoice.update(
+            quick_pay_hash=hash_code(normalize_code(code)),
+            quick_pay_sealed=seal(code),
+            quick_pay_version=Invoice.quick_pay_version + 1,
+            updated_at=utcnow(),
+        ).where(Invoice.id == invoice.id).execute()
+        audit.record("invoice.quick_pay_regenerated", invoice, actor=staff)
+    return code
+
+
+def masked(name: str) -> str:
+    """`Acme Manufacturing` -> `Ac** Ma***********`: enough to recognise, not to harvest (A9)."""
+    return " ".join(w[:2] + "*" * max(len(w) - 2, 0) for w in (name or "").split())

@@ -1,0 +1,67 @@
+"""Where a payment attempt lands: status and receipt pages, provider returns and webhooks."""
+
+import logging
+
+from flask import Blueprint, abort, jsonify, redirect, request, url_for
+from flask_login import current_user
+
+from .. import csrf
+from ..models import Payment
+from ..services import payments, providers
+from ..web import render
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("payments", __name__, url_prefix="/payments")
+
+
+def _attempt_or_404(key: str):
+    attempt = payments.attempt_for_viewer(key, current_user)
+    if attempt is None:
+        abort(404)
+    return attempt
+
+
+@bp.get("/<key>")
+def status(key):
+    """The attempt's status read from our database (never from the redirect's word, I7)."""
+    attempt = _attempt_or_404(key)
+    payment = Payment.get_or_none(Payment.attempt == attempt.id)
+    items = list(attempt.items)
+    return render(
+        "payments/status.html",
+        block="status",
+        attempt=attempt,
+        payment=payment,
+        items=items,
+        applications={a.invoice_id: a for a in payment.applications} if payment else {},
+        provider_label=providers.PROVIDER_LABELS.get(attempt.provider, attempt.provider),
+    )
+
+
+@bp.get("/return/<provider>/<key>")
+def provider_return(provider, key):
+    """The browser comes back from a hosted checkout with a signed result."""
+    try:
+        chosen = providers.get(provider)
+        event = chosen.parse_return(request.args)
+    except (KeyError, providers.ProviderError) as exc:
+        log.warning("security alert: rejected checkout return for %s: %s", key, exc)
+        abort(400, "This payment result could not be verified. Your invoice has not changed.")
+    if event.attempt_key != key:
+        abort(400, "This payment result could not be verified. Your invoice has not changed.")
+    payments.apply_event(event)
+    return redirect(url_for("payments.status", key=key), code=303)
+
+
+@bp.post("/webhook/<provider>")
+@csrf.exempt
+def webhook(provider):
+    """Provider-to-server notification, verified on the raw body (I8); idempotent."""
+    try:
+        event = providers.get(provider).parse_webhook(request.headers, request.get_data())
+    except (KeyError, providers.ProviderError) as exc:
+        log.warning("security alert: rejected %s webhook: %s", provider, exc)
+        return jsonify(error="invalid webhook"), 400
+    payment = payments.apply_event(event)
+    return jsonify(ok=True, receipt=payment.receipt_number if payment else None)

@@ -1,0 +1,162 @@
+"""Quick pay: a guest finds an invoice by number and quick-pay code, and pays it."""
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
+
+from .. import money
+from ..filters import datetimefmt
+from ..forms.quickpay import LookupForm, PayForm, PayLinkForm
+from ..services import payments, providers, quickpay, settings
+from ..services.ratelimit import guest_limit
+from ..web import redirect_to, render
+
+bp = Blueprint("quickpay", __name__, url_prefix="/pay")
+
+GENERIC_FAILURE = (
+    "We could not find an open invoice with that number and code. "
+    "Check both against your invoice and try again."
+)
+
+
+@bp.before_request
+def _enabled():
+    if not settings.get("quick_pay_enabled"):
+        abort(404)
+
+
+def _lookup_form() -> LookupForm:
+    form = LookupForm()
+    if settings.get("quick_pay_account_number"):
+        form.secret.label.text = "Quick-pay code or account number"
+    return form
+
+
+@bp.get("/")
+def new():
+    """The lookup form: invoice number and quick-pay code."""
+    return render("quickpay/new.html", form=_lookup_form())
+
+
+@bp.post("/")
+@guest_limit()
+def lookup():
+    """Check the invoice number and code; one generic answer for every failure (A1)."""
+    form = _lookup_form()
+    if not form.validate():
+        return render("quickpay/new.html", block="form", status=422, form=form)
+    result = quickpay.lookup(
+        form.number.data, form.secret.data, settings.get("quick_pay_account_number")
+    )
+    if result.invoice is not None:
+        quickpay.grant(result.invoice)
+        return redirect_to(url_for("quickpay.show"))
+    form.secret.data = ""  # never echo a code back
+    if result.locked_until:
+        form.form_errors.append(
+            "Too many attempts for this invoice number. For your security, try again after "
+            f"{datetimefmt(result.locked_until)}, or ask for a pay link by email."
+        )
+        return render("quickpay/new.html", block="form", status=429, form=form)
+    form.form_errors.append(GENERIC_FAILURE)
+    return render("quickpay/new.html", block="form", status=422, form=form)
+
+
+def _pay_context(invoice, form):
+    today = payments.today()
+    discount = money.discount_available(invoice, today)
+    return {
+        "invoice": invoice,
+        "form": form,
+        "state": invoice.state(today),
+        "discount": discount,
+        "discounted_due": invoice.balance_cents - discount,
+        "deadline": money.discount_deadline(invoice),
+        "customer_name": quickpay.masked(invoice.customer.name),
+        "partial": settings.get("partial_payments"),
+    }
+
+
+def _pay_form(invoice) -> PayForm:
+    form = PayForm()
+    form.provider.choices = [(p.name, p.label) for p in providers.enabled()]
+    if request.method == "GET":
+        discount = money.discount_available(invoice, payments.today())
+        form.amount.data = str(money.to_decimal(invoice.balance_cents - discount))
+        if len(form.provider.choices) == 1:
+            form.provider.data = form.provider.choices[0][0]
+    return form
+
+
+def _granted_or_restart():
+    invoice = quickpay.granted_invoice()
+    if invoice is None:
+        flash("For your security, enter the invoice number and code again.", "info")
+    return invoice
+
+
+@bp.get("/invoice")
+def show():
+    """What is due on the invoice this browser may pay, with the pay form (A9: the minimum)."""
+    invoice = _granted_or_restart()
+    if invoice is None:
+        return redirect(url_for("quickpay.new"))
+    return render("quickpay/show.html", **_pay_context(invoice, _pay_form(invoice)))
+
+
+@bp.post("/invoice")
+@guest_limit()
+def pay():
+    """Start the payment: the amount is checked on the server (A10) and bound to the attempt."""
+    invoice = _granted_or_restart()
+    if invoice is None:
+        return redirect_to(url_for("quickpay.new"))
+    form = _pay_form(invoice)
+    terms = settings.get("payment_terms")
+    if form.validate():
+        if terms and not form.accept_terms.data:
+            form.accept_terms.errors.append("Accept the payment terms to continue.")
+        else:
+            try:
+                checkout = payments.checkout(
+                    invoice.customer,
+                    [(invoice, form.amount.cents)],
+                    form.provider.data,
+                    form.payer_name.data.strip(),
+                    form.payer_email.data.strip().lower(),
+                    guest=True,
+                )
+            except payments.PaymentError as exc:
+                getattr(form, exc.field, form.amount).errors.append(exc.message)
+            else:
+                return redirect_to(checkout.redirect_url)
+    return render("quickpay/show.html", block="pay_form", status=422, **_pay_context(invoice, form))
+
+
+@bp.route("/link", methods=["GET", "POST"])
+@guest_limit()
+def link_request():
+    """ "Email me a pay link": sent only to the billing address on file, one answer for all."""
+    form = PayLinkForm()
+    if request.method == "POST":
+        if form.validate():
+            quickpay.send_pay_link(form.number.data)
+            return render("quickpay/link_sent.html")
+        return render("quickpay/link_request.html", status=422, form=form)
+    return render("quickpay/link_request.html", form=form)
+
+
+@bp.get("/link/<token>")
+def link(token):
+    """A signed pay link from an email or a printed invoice's QR code."""
+    invoice = quickpay.open_link(token)
+    if invoice is None:
+        return render("quickpay/link_invalid.html", status=404)
+    quickpay.grant(invoice)
+    return redirect(url_for("quickpay.show"))
+
+
+@bp.post("/done")
+def done():
+    """Forget the invoice in this browser (a shared computer)."""
+    quickpay.forget()
+    flash("Done. The invoice is no longer open in this browser.", "success")
+    return redirect_to(url_for("home.index"))
