@@ -3,7 +3,10 @@
 import logging
 import secrets
 
+from flask import make_response
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .web import render
@@ -21,22 +24,39 @@ TITLES = {
     500: "Something went wrong on our side",
 }
 
+# Served when the error page itself cannot be rendered (the database is down, say).
+BARE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+<body><main><h1>{title}</h1><p>Please try again in a moment.</p>{reference}</main></body></html>
+"""
+
 
 def _render_error(status: int, message: str = "", reference: str = ""):
-    return render(
-        "errors/error.html",
-        block="content",
-        status=status,
-        title=TITLES.get(status, "Error"),
-        message=message,
-        status_code=status,
-        reference=reference,
-    )
+    title = TITLES.get(status, "Error")
+    try:
+        return render(
+            "errors/error.html",
+            block="content",
+            status=status,
+            title=title,
+            message=message,
+            status_code=status,
+            reference=reference,
+        )
+    except Exception:
+        log.exception("the error page for %s could not be rendered", status)
+        ref = f"<p>Reference: <code>{escape(reference)}</code></p>" if reference else ""
+        response = make_response(BARE_PAGE.format(title=escape(title), reference=ref), status)
+        response.vary.add("HX-Request")
+        return response
 
 
 def handle_http(error: HTTPException):
+    """4xx and other HTTP errors: the generic page, or the message given to `abort`."""
     # abort(403, "text") passes a message meant for the person; default texts stay generic.
     description = error.description if error.description != type(error).description else ""
+    if isinstance(error, RateLimitExceeded):
+        description = ""  # "30 per 1 minute" is the limiter's wording, not ours
     response = _render_error(error.code or 500, description)
     if error.code == 405 and error.valid_methods:
         response.headers["Allow"] = ", ".join(error.valid_methods)
@@ -47,12 +67,14 @@ def handle_http(error: HTTPException):
 
 
 def handle_csrf(error: CSRFError):
+    """A missing or stale CSRF token: a 400 page that says what to do."""
     return _render_error(
         400, "Your form expired or was sent from another page. Reload the page and try again."
     )
 
 
 def handle_unexpected(error: Exception):
+    """Anything unhandled: a generic 500 with a reference id; the details go to the log only."""
     reference = secrets.token_hex(4)
     log.exception("unhandled error, reference %s", reference)
     return _render_error(500, "", reference)

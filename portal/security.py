@@ -39,6 +39,14 @@ def verify_secret(stored_hash: str | None, secret: str) -> bool:
     return _verify(_password_hasher(), stored_hash, secret)
 
 
+def needs_rehash(stored_hash: str) -> bool:
+    """True when a password hash was made with other (older or lighter) argon2 parameters."""
+    try:
+        return _password_hasher().check_needs_rehash(stored_hash)
+    except (InvalidHashError, ValueError):
+        return True
+
+
 def hash_code(code: str) -> str:
     """Hash a normalized quick-pay code with argon2id and a random salt (checklist A3)."""
     return CODE_HASHER.hash(code)

@@ -14,6 +14,8 @@ from email import message_from_bytes, policy
 
 import pytest
 from aiosmtpd.controller import Controller
+from flask.globals import _cv_app
+from flask.testing import FlaskClient
 
 from portal import create_app
 from portal.db import db, migrate, open_database
@@ -119,6 +121,23 @@ def test_config(tmp_path, template_db, smtp_server) -> dict:
     return config
 
 
+class RequestClient(FlaskClient):
+    """A test client whose every request gets its own app context, `g` and connection.
+
+    Fixtures keep an app context pushed so tests can use the models; without this, Flask
+    would reuse that context for requests and `g` (Flask-Login's cached user, the settings,
+    the outbox ids) would leak from one request into the next, which never happens in
+    production.
+    """
+
+    def open(self, *args, **kwargs):
+        token = _cv_app.set(None)
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            _cv_app.reset(token)
+
+
 @pytest.fixture
 def make_app(tmp_path, template_db, smtp_server):
     """Build an app with extra config; the database is fresh for each test."""
@@ -137,6 +156,7 @@ def make_app(tmp_path, template_db, smtp_server):
         config = test_config(tmp_path, template_db, smtp_server)
         config.update(overrides)
         app = create_app(config)
+        app.test_client_class = RequestClient
         apps.append(app)
         return app
 

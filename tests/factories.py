@@ -4,7 +4,7 @@ import itertools
 from datetime import date, timedelta
 
 from portal.models import Contact, Customer, Invoice, PortalUser, PortalUserSite, Site
-from portal.security import hash_code, hash_secret, new_quick_pay_code, new_stamp, seal
+from portal.security import hash_secret, new_quick_pay_code, new_stamp, seal
 from portal.services import auth as auth_service
 
 PASSWORD = "correct horse battery"

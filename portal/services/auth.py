@@ -8,7 +8,7 @@ from flask import current_app, request
 
 from ..db import utcnow, write_txn
 from ..models import Contact, LoginSession, PortalUser, StaffUser
-from ..security import digest, hash_secret, new_stamp, verify_secret
+from ..security import digest, hash_secret, needs_rehash, new_stamp, verify_secret
 from . import audit, throttle
 
 
@@ -53,9 +53,16 @@ def authenticate(email: str, password: str, staff: bool = False) -> SignInResult
     user = find_staff_user(email) if staff else find_portal_user(email)
     ok = verify_secret(user.password_hash if user else None, password)
     usable = ok and user.is_active and (staff or user.contact.customer.portal_enabled)
+    # Raised argon2 parameters reach old hashes at the next sign-in (C4); hashed before the
+    # transaction so the write lock is not held for the argon2 work.
+    rehashed = hash_secret(password) if usable and needs_rehash(user.password_hash) else None
     with write_txn():
         if usable:
             throttle.clear("login-email", email)
+            if rehashed:
+                model = type(user)
+                model.update(password_hash=rehashed).where(model.id == user.id).execute()
+                user.password_hash = rehashed
             return SignInResult(user=user)
         until = throttle.fail("login-email", email)
         until = throttle.fail("login-ip", ip) or until
@@ -113,9 +120,13 @@ def end_session(key: str | None) -> None:
     if not key:
         return
     with write_txn():
-        LoginSession.update(revoked_at=utcnow()).where(
-            (LoginSession.key_hash == digest(key)) & LoginSession.revoked_at.is_null()
-        ).execute()
+        revoked = (
+            LoginSession.update(revoked_at=utcnow())
+            .where((LoginSession.key_hash == digest(key)) & LoginSession.revoked_at.is_null())
+            .execute()
+        )
+        if revoked:
+            audit.record("auth.signed_out")
 
 
 def end_all_sessions(user) -> int:

@@ -196,8 +196,8 @@ def _open_attempt(customer, result, provider, payer_name, payer_email, portal_us
                         .join(PaymentAttempt)
                         .where(
                             PaymentAttemptItem.invoice.in_(invoice_ids)
-                            & (PaymentAttemptItem.is_open == True)
-                        )  # noqa: E712
+                            & PaymentAttemptItem.is_open.is_null(False)
+                        )
                     )
                 )
                 for attempt in {item.attempt.id: item.attempt for item in open_items}.values():

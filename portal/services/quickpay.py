@@ -137,7 +137,7 @@ def pay_link(invoice: Invoice) -> str:
 
 
 def open_link(token: str) -> Invoice | None:
-    """Check a pay link; it works while the typed lookup is throttled (A6), not after the code changed."""
+    """Check a pay link: it works while typed lookups are throttled (A6), not after a new code."""
     payload = tokens.read("pay-link", token)
     if not isinstance(payload, dict):
         return None

@@ -15,6 +15,9 @@ GUEST_FORM = "30 per minute; 300 per hour"
 
 
 def init_app(app) -> None:
+    # The limiter is one module-level object: without an explicit value, an app built with
+    # RATELIMIT_ENABLED=False would leave it switched off for every later app in the process.
+    app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
 
 

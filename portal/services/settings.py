@@ -1,11 +1,17 @@
-"""Portal settings: typed defaults, stored overrides, read once per request."""
+"""Portal settings: typed defaults, stored overrides, read once per request.
+
+Every value has the type of its default; `save_in_txn` refuses anything else, so a typo in
+a caller cannot store a string where a switch is read. Staff changes go through `update`,
+which also versions the login terms and audits each change old -> new.
+"""
 
 import json
 
 from flask import g, has_request_context
 
 from ..db import write_txn
-from ..models import Setting
+from ..models import PORTAL_ROLES, Setting
+from . import audit
 
 DEFAULTS = {
     "portal_name": "Doorstep",
@@ -57,9 +63,23 @@ def get(key: str):
 
 
 def save(changes: dict) -> dict:
-    """Store changed settings in their own transaction; returns {key: (old, new)} of real changes."""
+    """Store changed settings in their own transaction; returns {key: (old, new)} of changes."""
     with write_txn():
         return save_in_txn(changes)
+
+
+def check(key: str, value) -> None:
+    """Raise KeyError for an unknown key, ValueError for a value of the wrong type or range."""
+    if key not in DEFAULTS:
+        raise KeyError(key)
+    default = DEFAULTS[key]
+    # bool is an int subclass: compare exact types so True never lands in a cents field.
+    if type(value) is not type(default):
+        raise ValueError(f"{key} must be {type(default).__name__}, not {type(value).__name__}")
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        raise ValueError(f"{key} cannot be negative")
+    if key == "default_roles" and not set(value) <= set(PORTAL_ROLES):
+        raise ValueError(f"unknown role in {value!r}")
 
 
 def save_in_txn(changes: dict) -> dict:
@@ -67,8 +87,7 @@ def save_in_txn(changes: dict) -> dict:
     current = load()
     changed = {}
     for key, value in changes.items():
-        if key not in DEFAULTS:
-            raise KeyError(key)
+        check(key, value)
         if current.get(key) != value:
             changed[key] = (current.get(key), value)
             Setting.insert(key=key, value=json.dumps(value)).on_conflict(
@@ -77,3 +96,17 @@ def save_in_txn(changes: dict) -> dict:
     if has_request_context():
         g.pop("portal_settings", None)
     return changed
+
+
+def update(changes: dict) -> dict:
+    """Apply a staff edit: new terms text gets a new version; each change is audited old -> new."""
+    with write_txn():
+        current = load()
+        changes = dict(changes)
+        if "login_terms" in changes and changes["login_terms"] != current["login_terms"]:
+            # Everyone is asked again: sign-in compares this with the version a user accepted.
+            changes["login_terms_version"] = current["login_terms_version"] + 1
+        changed = save_in_txn(changes)
+        for key, (old, new) in changed.items():
+            audit.record("settings.changed", Setting(key=key), key=key, old=old, new=new)
+        return changed

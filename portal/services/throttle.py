@@ -33,6 +33,13 @@ RULES = {
     "login-ip": Rule(30, timedelta(minutes=15), timedelta(minutes=15), 200),
     # Registration, forgot password and pay-link emails per target (B3).
     "email-target": Rule(3, timedelta(hours=1), timedelta(hours=1), 10),
+    # Self-registration tries per invoice number; the account-number path is weaker (A11).
+    "register-invoice": Rule(5, timedelta(hours=1), timedelta(hours=1), 10),
+    "register-account": Rule(3, timedelta(hours=1), timedelta(hours=2), 5),
+    # Guest access forms per client address: registration, forgot password, request access.
+    "register-ip": Rule(10, timedelta(hours=1), timedelta(hours=1), 30),
+    "reset-ip": Rule(10, timedelta(hours=1), timedelta(hours=1), 50),
+    "request-ip": Rule(5, timedelta(hours=1), timedelta(hours=1), 20),
 }
 
 

@@ -9,7 +9,7 @@ from ..forms import ActionForm
 from ..forms.auth import SignInForm
 from ..services import auth as auth_service
 from ..services.ratelimit import guest_limit
-from ..web import render
+from ..web import redirect_to, render
 
 bp = Blueprint("auth", __name__)
 
@@ -19,10 +19,14 @@ GENERIC_FAILURE = "That email and password do not match an active login."
 def sign_in(user, default: str):
     """Rotate the session, start a server-side session row and log the user in."""
     next_url = safe_next(request.args.get("next"), default)
-    session.clear()  # a fresh session at sign-in: no fixation (checklist D1)
+    if current_user.is_authenticated:
+        # Switching logins in one browser: the old session must not stay live server-side.
+        auth_service.end_session(current_user.session_key)
+    session.clear()  # a fresh session at sign-in: no fixation (checklist D3)
     auth_service.start_session(user)
     login_user(user)
-    return redirect(next_url, code=303)
+    # A targeted htmx post gets HX-Redirect: a whole page must not land inside the form.
+    return redirect_to(next_url)
 
 
 def sign_in_view(form, template: str, staff: bool, default: str):
@@ -45,7 +49,8 @@ def sign_in_view(form, template: str, staff: bool, default: str):
 @guest_limit()
 def login():
     """The customer sign-in page."""
-    if current_user.is_authenticated and not current_user.is_staff:
+    # A POST still signs in: switching logins in one browser ends the first session.
+    if request.method == "GET" and current_user.is_authenticated and not current_user.is_staff:
         return redirect(url_for("home.index"))
     return sign_in_view(SignInForm(), "auth/login.html", False, url_for("home.index"))
 
@@ -57,7 +62,7 @@ def sign_out(login_endpoint: str):
         logout_user()
         session.clear()
         flash("You are signed out.", "success")
-    return redirect(url_for(login_endpoint), code=303)
+    return redirect_to(url_for(login_endpoint))
 
 
 @bp.post("/logout")

@@ -14,29 +14,42 @@
     button.setAttribute("aria-pressed", show ? "true" : "false");
   });
 
-  // htmx does not swap 4xx/5xx answers: tell the person instead of failing silently.
-  document.addEventListener("htmx:responseError", function (event) {
+  function showError(message) {
     var flashes = document.getElementById("flashes");
     if (!flashes) return;
-    var status = event.detail.xhr.status;
-    var message = status === 403 ? "You do not have access to that." :
-      status === 404 ? "That could not be found. Reload the page and try again." :
-      status === 400 ? "Your form expired. Reload the page and try again." :
-      "Something went wrong on our side. Please try again in a moment.";
     var div = document.createElement("div");
     div.className = "flash flash-error";
     div.setAttribute("role", "alert");
     div.textContent = message;
     flashes.replaceChildren(div);
+  }
+
+  // A boosted link or form that ends on an error page shows that page, as it would without
+  // JavaScript; htmx's own setting (responseHandling) would silently keep the old page.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail;
+    var type = detail.xhr.getResponseHeader("Content-Type") || "";
+    if (detail.boosted && detail.xhr.status >= 400 && type.indexOf("text/html") === 0) {
+      detail.shouldSwap = true;
+      detail.isError = false;
+    }
+  });
+
+  // Other htmx requests do not swap 4xx/5xx answers: tell the person instead of failing silently.
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr.status;
+    showError(
+      status === 400 ? "Your form expired. Reload the page and try again." :
+      status === 403 ? "You do not have access to that." :
+      status === 404 ? "That could not be found. Reload the page and try again." :
+      status === 405 ? "That action is not allowed here. Reload the page and try again." :
+      status === 413 ? "That upload is too large." :
+      status === 429 ? "Too many attempts. Please wait a few minutes and try again." :
+      "Something went wrong on our side. Please try again in a moment."
+    );
   });
   document.addEventListener("htmx:sendError", function () {
-    var flashes = document.getElementById("flashes");
-    if (!flashes) return;
-    var div = document.createElement("div");
-    div.className = "flash flash-error";
-    div.setAttribute("role", "alert");
-    div.textContent = "The portal could not be reached. Check your connection and try again.";
-    flashes.replaceChildren(div);
+    showError("The portal could not be reached. Check your connection and try again.");
   });
 
   // Confirm destructive actions marked with data-confirm (a real <button> in a form).

@@ -1,11 +1,12 @@
 """The back office: staff sign-in and the staff home."""
 
-from flask import Blueprint, redirect, url_for
+from flask import Blueprint, redirect, request, url_for
 from flask_login import current_user
 
 from ...auth import staff_required
 from ...forms.auth import SignInForm
 from ...models import AccessRequest, Case, OutboxMessage, Payment, PortalUser
+from ...services.ratelimit import guest_limit
 from ...web import render
 from ..auth import sign_in_view, sign_out
 
@@ -13,9 +14,10 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@guest_limit()
 def login():
     """The back-office sign-in page."""
-    if current_user.is_authenticated and current_user.is_staff:
+    if request.method == "GET" and current_user.is_authenticated and current_user.is_staff:
         return redirect(url_for("staff.index"))
     return sign_in_view(SignInForm(), "staff/login.html", True, url_for("staff.index"))
 
