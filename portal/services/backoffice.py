@@ -1,0 +1,755 @@
+"""Back-office work: customers, sites, contacts and invoices with audit, the payments export,
+outbox retries and staff logins.
+
+Each function is one unit of work in one `write_txn`; a `Problem` names the form field a
+person has to fix, so views can show it next to that field with a 422.
+"""
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from flask import g, has_request_context
+from peewee import JOIN, fn
+
+from ..db import locked, utcnow, write_txn
+from ..models import (
+    AuditLog,
+    Contact,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    OutboxMessage,
+    Payment,
+    PaymentApplication,
+    PaymentAttemptItem,
+    PortalUser,
+    Site,
+    StaffUser,
+)
+from ..money import to_decimal
+from ..security import hash_code, hash_secret, new_quick_pay_code, new_stamp, normalize_code, seal
+from . import audit, outbox
+from .auth import end_all_sessions, normalize_email, set_password
+
+PAGE_SIZE = 25
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+class Problem(ValueError):
+    """Something a person must fix; `field` is the form field it belongs to (or None)."""
+
+    def __init__(self, field: str | None, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class Page:
+    """One page of a list: the rows, and enough to draw 'previous / next'."""
+
+    rows: list
+    number: int
+    total: int
+    size: int = PAGE_SIZE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+    @property
+    def first_index(self) -> int:
+        return 0 if not self.total else (self.number - 1) * self.size + 1
+
+    @property
+    def last_index(self) -> int:
+        return min(self.total, self.number * self.size)
+
+
+def paginate(query, number: int, size: int = PAGE_SIZE) -> Page:
+    """Cut a query into a page (the count runs without the ORDER BY)."""
+    total = query.order_by().count()
+    number = max(1, min(number, max(1, -(-total // size))))
+    return Page(list(query.paginate(number, size)), number, total, size)
+
+
+def _like(text: str) -> str:
+    return f"%{text.strip()}%"
+
+
+def _changes(obj, values: dict) -> dict:
+    """{field: [old, new]} for the values that differ from obj; sets the new ones on obj."""
+    changed = {}
+    for key, new in values.items():
+        old = getattr(obj, key)
+        if old != new:
+            changed[key] = [old, new]
+            setattr(obj, key, new)
+    return changed
+
+
+# --- customers --------------------------------------------------------------------------
+
+
+def search_customers(q: str = ""):
+    """Customers matching `q` (account, name, email or a contact's name or email), with their
+    site, contact and login counts and open balance computed in the same query."""
+    n_sites = Site.select(fn.COUNT(Site.id)).where(Site.customer == Customer.id)
+    n_contacts = Contact.select(fn.COUNT(Contact.id)).where(Contact.customer == Customer.id)
+    n_logins = (
+        PortalUser.select(fn.COUNT(PortalUser.id))
+        .join(Contact)
+        .where((Contact.customer == Customer.id) & (PortalUser.status == "active"))
+    )
+    balance = Invoice.select(fn.COALESCE(fn.SUM(Invoice.balance_expr()), 0)).where(
+        (Invoice.customer == Customer.id) & (Invoice.status == "open")
+    )
+    query = Customer.select(
+        Customer,
+        n_sites.alias("n_sites"),
+        n_contacts.alias("n_contacts"),
+        n_logins.alias("n_logins"),
+        balance.alias("open_balance"),
+    ).order_by(Customer.name, Customer.id)
+    if q and q.strip():
+        pattern = _like(q)
+        people = Contact.select(Contact.customer).where(
+            (Contact.email**pattern) | (Contact.first_name**pattern) | (Contact.last_name**pattern)
+        )
+        query = query.where(
+            (Customer.account_number**pattern)
+            | (Customer.name**pattern)
+            | (Customer.email**pattern)
+            | Customer.id.in_(people)
+        )
+    return query
+
+
+def _check_account_number(number: str, exclude_id=None) -> None:
+    query = Customer.select().where(Customer.account_number == number)
+    if exclude_id:
+        query = query.where(Customer.id != exclude_id)
+    if query.exists():
+        raise Problem("account_number", "Another customer already has this account number.")
+
+
+def create_customer(values: dict, by) -> Customer:
+    """Create a customer account; audited."""
+    with write_txn():
+        _check_account_number(values["account_number"])
+        customer = Customer.create(**values)
+        audit.record("customer.created", customer, actor=by, **values)
+    return customer
+
+
+def update_customer(customer: Customer, values: dict, by) -> dict:
+    """Change a customer's details or account-class options; audited old -> new."""
+    with write_txn():
+        _check_account_number(values["account_number"], exclude_id=customer.id)
+        changed = _changes(customer, values)
+        if changed:
+            customer.updated_at = utcnow()
+            customer.save()
+            audit.record("customer.updated", customer, actor=by, changes=changed)
+    return changed
+
+
+# --- sites ------------------------------------------------------------------------------
+
+
+def _check_site_code(customer_id: int, code: str, exclude_id=None) -> None:
+    query = Site.select().where((Site.customer == customer_id) & (Site.site_code == code))
+    if exclude_id:
+        query = query.where(Site.id != exclude_id)
+    if query.exists():
+        raise Problem("site_code", "This customer already has a site with this code.")
+
+
+def create_site(customer: Customer, values: dict, by) -> Site:
+    """Add a site to a customer; audited."""
+    with write_txn():
+        _check_site_code(customer.id, values["site_code"])
+        site = Site.create(customer=customer, **values)
+        audit.record("site.created", site, actor=by, customer=customer.account_number, **values)
+    return site
+
+
+def update_site(site: Site, values: dict, by) -> dict:
+    """Change a site; audited old -> new."""
+    with write_txn():
+        _check_site_code(site.customer_id, values["site_code"], exclude_id=site.id)
+        changed = _changes(site, values)
+        if changed:
+            site.save()
+            audit.record("site.updated", site, actor=by, changes=changed)
+    return changed
+
+
+# --- contacts ---------------------------------------------------------------------------
+
+
+def _contact_values(customer_id: int, values: dict) -> dict:
+    values = dict(values)
+    values["email"] = normalize_email(values.get("email")) or None
+    site_id = values.pop("site_id", None) or None
+    if site_id and not Site.select().where((Site.id == site_id) & (Site.customer == customer_id)):
+        raise Problem("site_id", "Choose one of this customer's sites.")
+    values["site"] = site_id
+    return values
+
+
+def _check_email(email: str | None, exclude_id=None) -> None:
+    if not email:
+        return
+    query = Contact.select().where(Contact.email == email)
+    if exclude_id:
+        query = query.where(Contact.id != exclude_id)
+    if query.exists():
+        raise Problem("email", "Another contact already uses this email.")
+
+
+def create_contact(customer: Customer, values: dict, by) -> Contact:
+    """Add a contact to a customer; audited (the caller then calls `access.contact_created`)."""
+    with write_txn():
+        values = _contact_values(customer.id, values)
+        _check_email(values["email"])
+        contact = Contact.create(customer=customer, **values)
+        audit.record(
+            "contact.created",
+            contact,
+            actor=by,
+            customer=customer.account_number,
+            email=contact.email,
+            name=contact.full_name,
+        )
+    return contact
+
+
+def update_contact(contact: Contact, values: dict, by) -> dict:
+    """Change a contact (its email is also its portal login); audited old -> new."""
+    with write_txn():
+        values = _contact_values(contact.customer_id, values)
+        _check_email(values["email"], exclude_id=contact.id)
+        values["site_id"] = values.pop("site")
+        changed = _changes(contact, values)
+        if changed:
+            contact.save()
+            audit.record("contact.updated", contact, actor=by, changes=changed)
+    return changed
+
+
+def portal_user_of(contact: Contact) -> PortalUser | None:
+    """The contact's portal login, if it has one."""
+    return PortalUser.get_or_none(PortalUser.contact == contact.id)
+
+
+# --- invoices ---------------------------------------------------------------------------
+
+INVOICE_STATES = ("open", "overdue", "paid", "void")
+
+
+def search_invoices(q: str = "", state: str = "", today=None):
+    """Invoices matching `q` (number, customer name or account) in `state`, newest first."""
+    query = (
+        Invoice.select(Invoice, Customer)
+        .join(Customer)
+        .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
+    )
+    if q and q.strip():
+        pattern = _like(q)
+        query = query.where(
+            (Invoice.number**pattern)
+            | (Customer.name**pattern)
+            | (Customer.account_number**pattern)
+        )
+    balance = Invoice.balance_expr()
+    if state == "open":
+        query = query.where((Invoice.status == "open") & (balance > 0))
+    elif state == "overdue":
+        query = query.where((Invoice.status == "open") & (balance > 0) & (Invoice.due_date < today))
+    elif state == "paid":
+        query = query.where((Invoice.status == "open") & (balance <= 0))
+    elif state == "void":
+        query = query.where(Invoice.status == "void")
+    return query
+
+
+def _line_rows(lines: list[dict]) -> list[dict]:
+    rows = []
+    for position, line in enumerate(lines, start=1):
+        # Thousandths times cents, rounded half up to the cent (all positive here).
+        amount = (line["quantity_milli"] * line["unit_price_cents"] + 500) // 1000
+        rows.append(dict(line, position=position, amount_cents=amount))
+    return rows
+
+
+def _check_invoice(values: dict, exclude_id=None) -> None:
+    query = Invoice.select().where(Invoice.number == values["number"])
+    if exclude_id:
+        query = query.where(Invoice.id != exclude_id)
+    if query.exists():
+        raise Problem("number", "Another invoice already has this number.")
+    if not Customer.select().where(Customer.id == values["customer_id"]).exists():
+        raise Problem("customer_id", "Choose a customer.")
+    site_id = values.get("site_id")
+    if site_id and not Site.select().where(
+        (Site.id == site_id) & (Site.customer == values["customer_id"])
+    ):
+        raise Problem("site_id", "Choose one of this customer's sites.")
+
+
+def _new_code_fields() -> tuple[str, dict]:
+    code = new_quick_pay_code()
+    return code, {"quick_pay_hash": hash_code(normalize_code(code)), "quick_pay_sealed": seal(code)}
+
+
+def create_invoice(values: dict, lines: list[dict], by) -> tuple[Invoice, str]:
+    """Create an invoice (with lines) and its quick-pay code; returns both. Audited."""
+    rows = _line_rows(lines)
+    values = dict(values)
+    if rows:
+        values["total_cents"] = sum(r["amount_cents"] for r in rows)
+    code, code_fields = _new_code_fields()
+    with write_txn():
+        _check_invoice(values)
+        invoice = Invoice.create(
+            number=values["number"],
+            customer=values["customer_id"],
+            site=values.get("site_id"),
+            issue_date=values["issue_date"],
+            due_date=values["due_date"],
+            currency=values["currency"],
+            total_cents=values["total_cents"],
+            discount_bp=values["discount_bp"],
+            discount_days=values["discount_days"],
+            description=values["description"],
+            **code_fields,
+        )
+        for row in rows:
+            InvoiceLine.create(invoice=invoice, **row)
+        audit.record(
+            "invoice.created",
+            invoice,
+            actor=by,
+            number=invoice.number,
+            total_cents=invoice.total_cents,
+            lines=len(rows),
+        )
+    return invoice, code
+
+
+def _in_payment(invoice_id: int) -> bool:
+    live = (
+        PaymentApplication.select()
+        .join(Payment)
+        .where(
+            (PaymentApplication.invoice == invoice_id)
+            & (Payment.status.in_(("pending", "applied")))
+        )
+    )
+    attempts = PaymentAttemptItem.select().where(
+        (PaymentAttemptItem.invoice == invoice_id) & (PaymentAttemptItem.is_open == True)  # noqa: E712
+    )
+    return live.exists() or attempts.exists()
+
+
+def update_invoice(invoice: Invoice, values: dict, lines: list[dict], by) -> dict:
+    """Edit an open invoice and replace its lines; the total never drops below what is paid."""
+    rows = _line_rows(lines)
+    values = dict(values)
+    if rows:
+        values["total_cents"] = sum(r["amount_cents"] for r in rows)
+    with write_txn():
+        current = locked(Invoice.select().where(Invoice.id == invoice.id)).get()
+        if current.status != "open":
+            raise Problem(None, "A void invoice cannot be changed.")
+        _check_invoice(values, exclude_id=current.id)
+        settled = current.amount_paid_cents + current.discount_taken_cents
+        if values["total_cents"] < settled:
+            raise Problem(
+                "total",
+                f"The total cannot be less than what has been paid and discounted "
+                f"({to_decimal(settled)}).",
+            )
+        if values["customer_id"] != current.customer_id and (settled or _in_payment(current.id)):
+            raise Problem("customer_id", "Payments were made on this invoice: keep its customer.")
+        if values["currency"] != current.currency and settled:
+            raise Problem("currency", "Payments were made on this invoice: keep its currency.")
+        fields = {
+            "number": values["number"],
+            "customer_id": values["customer_id"],
+            "site_id": values.get("site_id"),
+            "issue_date": values["issue_date"],
+            "due_date": values["due_date"],
+            "currency": values["currency"],
+            "total_cents": values["total_cents"],
+            "discount_bp": values["discount_bp"],
+            "discount_days": values["discount_days"],
+            "description": values["description"],
+        }
+        changed = _changes(current, fields)
+        old_lines = [
+            (line.description, line.quantity_milli, line.unit_price_cents)
+            for line in current.lines.order_by(InvoiceLine.position)
+        ]
+        new_lines = [(r["description"], r["quantity_milli"], r["unit_price_cents"]) for r in rows]
+        if old_lines != new_lines or any(r["item_code"] for r in rows):
+            InvoiceLine.delete().where(InvoiceLine.invoice == current.id).execute()
+            for row in rows:
+                InvoiceLine.create(invoice=current, **row)
+            if old_lines != new_lines:
+                changed["lines"] = [len(old_lines), len(new_lines)]
+        if changed:
+            current.updated_at = utcnow()
+            current.save()
+            audit.record("invoice.updated", current, actor=by, changes=changed)
+    return changed
+
+
+def void_invoice(invoice: Invoice, reason: str, by) -> None:
+    """Void an open invoice nobody is paying; its pay links die with the quick-pay version."""
+    with write_txn():
+        current = locked(Invoice.select().where(Invoice.id == invoice.id)).get()
+        if current.status == "void":
+            raise Problem(None, "This invoice is already void.")
+        if _in_payment(current.id):
+            raise Problem(
+                None, "Payments are applied to or in progress on this invoice: void those first."
+            )
+        Invoice.update(
+            status="void",
+            voided_at=utcnow(),
+            updated_at=utcnow(),
+            quick_pay_version=Invoice.quick_pay_version + 1,
+        ).where(Invoice.id == current.id).execute()
+        audit.record("invoice.voided", current, actor=by, number=current.number, reason=reason)
+
+
+def regenerate_code(invoice: Invoice, by) -> str:
+    """Give an invoice a new quick-pay code; the old code and every pay link stop working."""
+    code, code_fields = _new_code_fields()
+    with write_txn():
+        Invoice.update(
+            quick_pay_version=Invoice.quick_pay_version + 1, updated_at=utcnow(), **code_fields
+        ).where(Invoice.id == invoice.id).execute()
+        # Never the code itself: the audit log is read by every admin.
+        audit.record("invoice.code_regenerated", invoice, actor=by, number=invoice.number)
+    return code
+
+
+# --- payments ---------------------------------------------------------------------------
+
+
+def search_payments(q="", status="", flagged=False, posted="", start=None, end=None):
+    """Payments matching the filters, newest first, with their customer."""
+    query = (
+        Payment.select(Payment, Customer)
+        .join(Customer)
+        .order_by(Payment.received_at.desc(), Payment.id.desc())
+    )
+    if q and q.strip():
+        pattern = _like(q)
+        query = query.where(
+            (Payment.receipt_number**pattern)
+            | (Payment.provider_reference**pattern)
+            | (Payment.payer_email**pattern)
+            | (Payment.payer_name**pattern)
+            | (Customer.name**pattern)
+            | (Customer.account_number**pattern)
+        )
+    if status:
+        query = query.where(Payment.status == status)
+    if flagged:
+        query = query.where(Payment.flagged == True)  # noqa: E712
+    if posted == "yes":
+        query = query.where(Payment.posted_at.is_null(False))
+    elif posted == "no":
+        query = query.where(Payment.posted_at.is_null())
+    if start:
+        query = query.where(Payment.received_at >= _day_start(start))
+    if end:
+        query = query.where(Payment.received_at < _day_start(end) + timedelta(days=1))
+    return query
+
+
+EXPORT_COLUMNS = [
+    "receipt_number",
+    "received_date",
+    "account_number",
+    "customer",
+    "method",
+    "reference",
+    "currency",
+    "payment_total",
+    "line_type",
+    "invoice_number",
+    "amount",
+    "discount",
+    "payer_name",
+    "payer_email",
+]
+
+
+def _cell(value) -> str:
+    # A cell starting with = + - @ is a formula to a spreadsheet (CSV injection): quote it.
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def _export_rows(payments: list[Payment]) -> list[list[str]]:
+    ids = [p.id for p in payments]
+    applications = {}
+    for app in (
+        PaymentApplication.select(PaymentApplication, Invoice)
+        .join(Invoice)
+        .where(PaymentApplication.payment.in_(ids))
+        .order_by(PaymentApplication.id)
+    ):
+        applications.setdefault(app.payment_id, []).append(app)
+    rows = []
+    for p in payments:
+        head = [
+            p.receipt_number,
+            p.received_at.date().isoformat(),
+            p.customer.account_number,
+            p.customer.name,
+            p.provider,
+            p.provider_reference,
+            p.currency,
+            to_decimal(p.amount_cents),
+        ]
+        tail = [p.payer_name, p.payer_email]
+        for app in applications.get(p.id, []):
+            rows.append(
+                head
+                + [
+                    "invoice",
+                    app.invoice.number,
+                    to_decimal(app.amount_cents),
+                    to_decimal(app.discount_cents),
+                ]
+                + tail
+            )
+        if p.unapplied_cents:
+            rows.append(head + ["credit", "", to_decimal(p.unapplied_cents), "0.00"] + tail)
+    return [[_cell(v) for v in row] for row in rows]
+
+
+def _csv(rows: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _exportable():
+    return (
+        Payment.select(Payment, Customer)
+        .join(Customer)
+        .where((Payment.status == "applied") & Payment.posted_at.is_null())
+        .order_by(Payment.received_at, Payment.id)
+    )
+
+
+def unposted_count() -> int:
+    """How many applied payments the next export would hold."""
+    return _exportable().count()
+
+
+def export_payments(by) -> tuple[datetime, str] | None:
+    """Export applied payments not yet posted as CSV and mark them posted, in one transaction.
+
+    Returns (the export's timestamp, the CSV text), or None when there is nothing new.
+    """
+    with write_txn():
+        payments = list(locked(_exportable()))
+        if not payments:
+            return None
+        # Whole seconds, so the timestamp in a re-download link matches exactly.
+        stamp = utcnow().replace(microsecond=0)
+        Payment.update(posted_at=stamp).where(
+            Payment.id.in_([p.id for p in payments]) & Payment.posted_at.is_null()
+        ).execute()
+        text = _csv(_export_rows(payments))
+        audit.record(
+            "payments.exported",
+            None,
+            actor=by,
+            count=len(payments),
+            posted_at=stamp.isoformat(),
+            total_cents=sum(p.amount_cents for p in payments),
+        )
+    return stamp, text
+
+
+def past_exports(limit: int = 12) -> list[dict]:
+    """The most recent exports: when, how many payments, how much."""
+    rows = (
+        Payment.select(
+            Payment.posted_at,
+            fn.COUNT(Payment.id).alias("n"),
+            fn.SUM(Payment.amount_cents).alias("total"),
+        )
+        .where(Payment.posted_at.is_null(False))
+        .group_by(Payment.posted_at)
+        .order_by(Payment.posted_at.desc())
+        .limit(limit)
+        .dicts()
+    )
+    return [{"posted_at": r["posted_at"], "n": r["n"], "total": int(r["total"] or 0)} for r in rows]
+
+
+def export_again(stamp: datetime) -> str | None:
+    """The CSV of a past export, rebuilt from the payments it marked posted."""
+    payments = list(
+        Payment.select(Payment, Customer)
+        .join(Customer)
+        .where(Payment.posted_at == stamp)
+        .order_by(Payment.received_at, Payment.id)
+    )
+    return _csv(_export_rows(payments)) if payments else None
+
+
+# --- outbox and audit -------------------------------------------------------------------
+
+
+def retry_message(message_id: int, by) -> bool:
+    """Put a failed email back in the queue and send it after this request commits."""
+    with write_txn():
+        message = locked(
+            OutboxMessage.select().where(
+                (OutboxMessage.id == message_id) & (OutboxMessage.status == "failed")
+            )
+        ).first()
+        if message is None:
+            return False
+        outbox.retry(message.id)
+        audit.record("outbox.retried", message, actor=by, to=message.to_addr, kind=message.kind)
+    if has_request_context():
+        # The outbox delivers what a request queued once its transaction has committed.
+        g.setdefault("outbox_ids", []).append(message.id)
+    return True
+
+
+def search_audit(action="", actor="", object_type="", object_id="", start=None, end=None):
+    """Audit entries matching the filters, newest first."""
+    query = AuditLog.select().order_by(AuditLog.at.desc(), AuditLog.id.desc())
+    if action:
+        query = query.where(AuditLog.action.startswith(action.strip()))
+    if actor:
+        query = query.where(AuditLog.actor_label ** _like(actor))
+    if object_type:
+        query = query.where(fn.LOWER(AuditLog.object_type) == object_type.strip().lower())
+    if object_id:
+        query = query.where(AuditLog.object_id == object_id.strip())
+    if start:
+        query = query.where(AuditLog.at >= _day_start(start))
+    if end:
+        query = query.where(AuditLog.at < _day_start(end) + timedelta(days=1))
+    return query
+
+
+def audit_actions() -> list[str]:
+    """The distinct actions in the log, for the filter's suggestions."""
+    rows = AuditLog.select(AuditLog.action).distinct().order_by(AuditLog.action)
+    return [r.action for r in rows]
+
+
+# --- staff ------------------------------------------------------------------------------
+
+
+def _active_admins(exclude_id=None) -> int:
+    query = StaffUser.select().where((StaffUser.role == "admin") & StaffUser.active)
+    if exclude_id:
+        query = query.where(StaffUser.id != exclude_id)
+    return query.count()
+
+
+def create_staff_user(email: str, name: str, role: str, password: str, by) -> StaffUser:
+    """Create a back-office login with a first password; audited."""
+    email = normalize_email(email)
+    password_hash = hash_secret(password)  # argon2 work outside the write lock
+    with write_txn():
+        if StaffUser.select().where(StaffUser.email == email).exists():
+            raise Problem("email", "This email already has a back-office login.")
+        staff = StaffUser.create(
+            email=email,
+            name=name.strip(),
+            role=role,
+            password_hash=password_hash,
+            auth_stamp=new_stamp(),
+        )
+        audit.record("staff.created", staff, actor=by, email=email, role=role)
+    return staff
+
+
+def update_staff_user(staff: StaffUser, name: str, role: str, by) -> dict:
+    """Change a staff member's name or role; the last active admin stays an admin."""
+    with write_txn():
+        if (
+            staff.role == "admin"
+            and role != "admin"
+            and staff.active
+            and not _active_admins(exclude_id=staff.id)
+        ):
+            raise Problem("role", "Keep at least one active admin.")
+        changed = _changes(staff, {"name": name.strip(), "role": role})
+        if changed:
+            staff.save()
+            audit.record("staff.updated", staff, actor=by, changes=changed)
+    return changed
+
+
+def set_staff_active(staff: StaffUser, active: bool, by) -> None:
+    """Deactivate (ending every session) or reactivate a staff login."""
+    with write_txn():
+        if not active:
+            if staff.id == by.id:
+                raise Problem(None, "You cannot deactivate your own login.")
+            if staff.role == "admin" and not _active_admins(exclude_id=staff.id):
+                raise Problem(None, "Keep at least one active admin.")
+        StaffUser.update(active=active).where(StaffUser.id == staff.id).execute()
+        staff.active = active
+        if not active:
+            end_all_sessions(staff)
+        audit.record("staff.activated" if active else "staff.deactivated", staff, actor=by)
+
+
+def reset_staff_password(staff: StaffUser, password: str, by) -> None:
+    """Set a new password for a staff member; their sessions end."""
+    with write_txn():
+        set_password(staff, password)
+        audit.record("staff.password_set", staff, actor=by)
+
+
+def staff_list():
+    """Every staff login, admins first."""
+    return StaffUser.select().order_by(StaffUser.active.desc(), StaffUser.role, StaffUser.email)
+
+
+def contacts_of(customer: Customer):
+    """A customer's contacts with their site and portal login, in one query."""
+    return (
+        Contact.select(Contact, Site, PortalUser)
+        .join(Site, JOIN.LEFT_OUTER, on=(Contact.site == Site.id))
+        .switch(Contact)
+        .join(PortalUser, JOIN.LEFT_OUTER, on=(PortalUser.contact == Contact.id), attr="login")
+        .where(Contact.customer == customer.id)
+        .order_by(Contact.last_name, Contact.first_name, Contact.id)
+    )
