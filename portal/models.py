@@ -352,7 +352,10 @@ class Invoice(CustomerOwned, BaseModel):
             Check("discount_taken_cents >= 0"),
             Check("amount_paid_cents + discount_taken_cents <= total_cents"),
         ]
-        indexes = ((("customer", "status", "due_date"), False),)
+        indexes = (
+            (("customer", "status", "due_date"), False),
+            (("customer", "issue_date"), False),  # 0004: the invoice list
+        )
 
     @property
     def balance_cents(self) -> int:
@@ -457,7 +460,10 @@ class Payment(BaseModel):
     voided_at = UtcDateTimeField(null=True)
 
     class Meta:
-        indexes = ((("provider", "provider_reference"), True),)
+        indexes = (
+            (("provider", "provider_reference"), True),
+            (("customer", "received_at"), False),  # 0004: payment history
+        )
         constraints = [Check("unapplied_cents >= 0 AND unapplied_cents <= amount_cents")]
 
 
