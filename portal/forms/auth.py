@@ -1,7 +1,7 @@
 """Sign-in forms for customers and staff."""
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
+from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, Length
 
 
@@ -20,3 +20,9 @@ class SignInForm(FlaskForm):
         validators=[DataRequired("Enter your password."), Length(max=200)],
         render_kw={"autocomplete": "current-password"},
     )
+
+
+class CustomerSignInForm(SignInForm):
+    """The customer sign-in: the terms box is read only when staff require acceptance."""
+
+    accept_terms = BooleanField("I have read and accept the terms of use")
