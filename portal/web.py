@@ -105,6 +105,10 @@ STAFF_NAV = [
     ("staff_payments.index", "Payments", False),
     ("staff_cases.index", "Cases", False),
     ("staff_quotes.index", "Quotes", False),
+    ("staff_queue.index", "Requests", False),
+    ("staff_outbox.index", "Email", False),
+    ("staff_audit.index", "Audit log", True),
+    ("staff_users.index", "Staff", True),
     ("staff_settings.edit", "Settings", True),
 ]
 AUTH_LINKS = [

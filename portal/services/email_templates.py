@@ -161,6 +161,10 @@ class MailSandbox(SandboxedEnvironment):
             return False
         return super().is_safe_attribute(obj, attr, value)
 
+    def unsafe_undefined(self, obj, attribute):
+        # Jinja would render an empty string; staff should hear why their text is refused.
+        raise SecurityError(f"{attribute!r} cannot be read in an email template")
+
     def call_binop(self, context, operator, left, right):
         raise SecurityError("calculations are not available in email templates")
 

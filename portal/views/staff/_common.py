@@ -1,0 +1,47 @@
+"""Helpers every back-office blueprint shares: deny-by-default guard, paging, form errors."""
+
+from flask import abort, request
+from flask_login import current_user
+
+from ...auth import staff_required
+
+
+def guard(bp, admin: bool = False) -> None:
+    """Deny by default (checklist E5): every route of `bp`, htmx partials included, needs a
+    signed-in staff user (and an admin when `admin`), whatever decorators its views carry."""
+
+    @staff_required(admin=admin)
+    def check():
+        return None
+
+    bp.before_request(check)
+
+
+def page_number() -> int:
+    """The `page` query argument as a positive integer (1 when absent or junk)."""
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+def attach(form, problem) -> None:
+    """Show a service `Problem` next to its field, or above the form when it names none."""
+    field = getattr(form, problem.field, None) if problem.field else None
+    if field is not None:
+        field.errors = list(field.errors or []) + [problem.message]
+    else:
+        form.form_errors.append(problem.message)
+
+
+def get_or_404(model, object_id):
+    """One row by primary key, or 404."""
+    row = model.get_or_none(model.id == object_id)
+    if row is None:
+        abort(404)
+    return row
+
+
+def me():
+    """The signed-in staff user as a model instance."""
+    return current_user._get_current_object()
