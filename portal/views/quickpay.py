@@ -52,7 +52,8 @@ def lookup():
     form.secret.data = ""  # never echo a code back
     if result.locked_until:
         form.form_errors.append(
-            "Too many attempts for this invoice number. For your security, try again after "
+            # The same words for a locked invoice number and a locked address (A1, A5).
+            "Too many attempts. For your security, try again after "
             f"{datetimefmt(result.locked_until)}, or ask for a pay link by email."
         )
         return render("quickpay/new.html", block="form", status=429, form=form)
