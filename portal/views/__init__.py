@@ -5,10 +5,24 @@ from .home import bp as home_bp
 from .payments import bp as payments_bp
 from .quickpay import bp as quickpay_bp
 from .staff import bp as staff_bp
+from .staff.staff_customers import bp as staff_customers_bp
 from .staff.staff_settings import bp as staff_settings_bp
 from .test_checkout import bp as test_checkout_bp
 
 BLUEPRINTS = [home_bp, auth_bp, staff_bp, quickpay_bp, payments_bp, test_checkout_bp]
 
 # The back office (issue 6), one blueprint per page family.
-BLUEPRINTS += [staff_settings_bp]
+BLUEPRINTS += [staff_settings_bp, staff_customers_bp]
+
+# The customer billing area (issue 5).
+from .billing import bp as billing_bp  # noqa: E402
+from .statements import bp as statements_bp  # noqa: E402
+
+BLUEPRINTS += [billing_bp, statements_bp]
+
+# Portal access (issue 4): registration, request access, passwords.
+from .access import bp as access_bp  # noqa: E402
+from .password import bp as password_bp  # noqa: E402
+from .register import bp as register_bp  # noqa: E402
+
+BLUEPRINTS += [register_bp, access_bp, password_bp]

@@ -2,9 +2,8 @@
 
 from flask import Blueprint, redirect, url_for
 from flask_login import current_user
-from peewee import fn
 
-from ..models import Case, Invoice, Quote
+from ..services import billing, settings
 from ..web import render
 
 bp = Blueprint("home", __name__)
@@ -12,26 +11,25 @@ bp = Blueprint("home", __name__)
 
 @bp.get("/")
 def index():
-    """Guests see how to pay or sign in; customers see their home."""
+    """Guests see how to pay or sign in; customers see their financial home."""
     if not current_user.is_authenticated:
         return render("home/landing.html")
     if current_user.is_staff:
         return redirect(url_for("staff.index"))
     user = current_user
-    summary = {}
-    if user.has_role("invoices") or user.has_role("statements"):
-        unpaid = Invoice.unpaid(
-            Invoice.for_user(
-                user, fn.COUNT(Invoice.id).alias("n"), fn.SUM(Invoice.balance_expr()).alias("due")
-            )
+    values = settings.load()
+    context = {"customer": user.customer, "summary": None, "counts": billing.open_counts(user)}
+    sees_invoices = user.has_role("invoices") and values["module_invoices"]
+    sees_statements = user.has_role("statements") and values["module_statements"]
+    if sees_invoices or sees_statements:
+        summary = billing.summary(user)
+        context.update(
+            summary=summary,
+            chart=billing.aging_chart(summary["buckets"]),
+            recent_invoices=billing.recent_invoices(user) if sees_invoices else [],
+            recent_payments=billing.recent_payments(user),
+            today=billing.today(),
+            sees_invoices=sees_invoices,
+            sees_statements=sees_statements,
         )
-        row = unpaid.dicts().get()
-        summary["open_invoices"] = row["n"]
-        summary["balance"] = int(row["due"] or 0)
-    if user.has_role("quotes"):
-        summary["open_quotes"] = Quote.for_user(user).where(Quote.status == "published").count()
-    if user.has_role("cases"):
-        summary["open_cases"] = (
-            Case.for_user(user).where(Case.status.not_in(("resolved", "closed"))).count()
-        )
-    return render("home/index.html", summary=summary, customer=user.customer)
+    return render("home/index.html", **context)

@@ -1,0 +1,52 @@
+"""Billing forms: paying from the invoice list, confirming a payment, questioning an invoice.
+
+The list's ticked invoices and per-invoice amounts are dynamic inputs (`invoice`,
+`amount-<id>`) read beside these forms; the service re-validates every value.
+"""
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, RadioField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+
+class SelectionForm(FlaskForm):
+    """The pay form around the invoice table: which invoices, how much, or one amount."""
+
+    pay_amount = StringField(
+        "Pay what you can",
+        validators=[Optional(), Length(max=30)],
+        render_kw={"inputmode": "decimal", "autocomplete": "off", "placeholder": "0.00"},
+    )
+
+
+class CheckoutForm(FlaskForm):
+    """Who pays and how, on the review page; the lines come back as hidden `line` inputs."""
+
+    payer_name = StringField(
+        "Your name",
+        validators=[DataRequired("Enter your name for the receipt."), Length(max=255)],
+        render_kw={"autocomplete": "name"},
+    )
+    payer_email = EmailField(
+        "Email for the receipt",
+        validators=[
+            DataRequired("Enter an email address for the receipt."),
+            Email("Enter a valid email address."),
+            Length(max=320),
+        ],
+        render_kw={"autocomplete": "email"},
+    )
+    provider = RadioField("Payment method", validators=[DataRequired("Choose how to pay.")])
+
+
+class QuestionForm(FlaskForm):
+    """ "Question this invoice": opens a support case linked to it."""
+
+    subject = StringField(
+        "Subject",
+        validators=[DataRequired("Say in a few words what the question is."), Length(max=200)],
+    )
+    message = TextAreaField(
+        "Your question",
+        validators=[DataRequired("Tell us what looks wrong."), Length(max=5000)],
+    )

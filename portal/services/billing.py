@@ -1,0 +1,576 @@
+"""The signed-in customer's invoices: summaries, aging, the filtered list, detail and paying.
+
+Every query starts from `Invoice.for_user(user)` (company and site scope), so another
+company's invoice is simply not found. Aggregates are single SQL queries whatever the
+number of invoices, which keeps each page at a fixed number of queries (checked by tests).
+"""
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from peewee import Case, fn
+
+from .. import money
+from ..models import Case as SupportCase
+from ..models import Invoice, InvoiceLine, Payment, PaymentApplication, Quote
+from . import payments
+
+PER_PAGE = 25
+STATUSES = ("open", "overdue", "paid", "all")
+# Sort keys a request may ask for, mapped to columns; anything else falls back to the default.
+SORTS = {
+    "due": Invoice.due_date,
+    "issued": Invoice.issue_date,
+    "number": Invoice.number,
+    "total": Invoice.total_cents,
+    "balance": Invoice.balance_expr(),
+}
+DEFAULT_SORT = {"open": "due", "overdue": "due", "paid": "-issued", "all": "-issued"}
+BUCKETS = (
+    ("current", "Current"),
+    ("d1_30", "1–30 days"),
+    ("d31_60", "31–60 days"),
+    ("d61_90", "61–90 days"),
+    ("d90", "Over 90 days"),
+)
+
+
+def today() -> date:
+    """The business date (UTC), the same one payments use for discounts."""
+    return payments.today()
+
+
+def summary(user, on: date | None = None) -> dict:
+    """Open balance, overdue amount, counts and the aging buckets in ONE aggregate query."""
+    on = on or today()
+    balance = Invoice.balance_expr()
+    d30, d60, d90 = (on - timedelta(days=n) for n in (30, 60, 90))
+
+    def bucket(condition):
+        return fn.COALESCE(fn.SUM(Case(None, [(condition, balance)], 0)), 0)
+
+    due = Invoice.due_date
+    row = (
+        Invoice.unpaid(
+            Invoice.for_user(
+                user,
+                fn.COUNT(Invoice.id).alias("open_count"),
+                fn.COALESCE(fn.SUM(balance), 0).alias("balance"),
+                fn.COALESCE(fn.SUM(Case(None, [(due < on, 1)], 0)), 0).alias("overdue_count"),
+                bucket(due >= on).alias("current"),
+                bucket((due < on) & (due >= d30)).alias("d1_30"),
+                bucket((due < d30) & (due >= d60)).alias("d31_60"),
+                bucket((due < d60) & (due >= d90)).alias("d61_90"),
+                bucket(due < d90).alias("d90"),
+            )
+        )
+        .dicts()
+        .get()
+    )
+    values = {k: int(v or 0) for k, v in row.items()}
+    values["overdue"] = values["balance"] - values["current"]
+    values["buckets"] = [(key, label, values[key]) for key, label in BUCKETS]
+    return values
+
+
+def aging_chart(buckets, currency: str = "USD") -> dict:
+    """Bar geometry for the server-side SVG aging chart (no JavaScript, values as text)."""
+    width, height, top, bottom = 560, 220, 28, 36
+    peak = max([amount for _, _, amount in buckets] + [1])
+    slot = width / len(buckets)
+    bar = slot * 0.56
+    bars = []
+    for index, (key, label, amount) in enumerate(buckets):
+        h = 0 if not amount else max(2.0, (height - top - bottom) * amount / peak)
+        x = index * slot + (slot - bar) / 2
+        bars.append(
+            {
+                "key": key,
+                "label": label,
+                "amount": amount,
+                "text": money.format_cents(amount, currency),
+                "x": round(x, 1),
+                "y": round(height - bottom - h, 1),
+                "w": round(bar, 1),
+                "h": round(h, 1),
+                "cx": round(x + bar / 2, 1),
+            }
+        )
+    return {"width": width, "height": height, "base": height - bottom, "bars": bars}
+
+
+def recent_invoices(user, limit: int = 5) -> list:
+    """The newest invoices (one query)."""
+    return list(
+        Invoice.for_user(user)
+        .where(Invoice.status == "open")
+        .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
+        .limit(limit)
+    )
+
+
+def payments_for(user):
+    """Payments the user may see: the company's, or for a site-scoped user only payments
+    applied to an invoice of their sites."""
+    query = Payment.select().where(
+        (Payment.customer == user.contact.customer_id) & (Payment.status != "rejected")
+    )
+    site_ids = user.site_ids
+    if site_ids is not None:
+        applied_here = (
+            PaymentApplication.select(PaymentApplication.payment)
+            .join(Invoice)
+            .where(Invoice.site.in_(site_ids))
+        )
+        query = query.where(Payment.id.in_(applied_here))
+    return query
+
+
+def recent_payments(user, limit: int = 5) -> list:
+    """The newest payments (one query)."""
+    return list(
+        payments_for(user).order_by(Payment.received_at.desc(), Payment.id.desc()).limit(limit)
+    )
+
+
+def open_counts(user) -> dict:
+    """Open quotes and cases for the roles the user has (one query per role)."""
+    from . import settings
+
+    values = settings.load()
+    counts = {}
+    if user.has_role("quotes") and values["module_quotes"]:
+        counts["quotes"] = Quote.for_user(user).where(Quote.status == "published").count()
+    if user.has_role("cases") and values["module_cases"]:
+        counts["cases"] = (
+            SupportCase.for_user(user)
+            .where(SupportCase.status.not_in(("resolved", "closed")))
+            .count()
+        )
+    return counts
+
+
+# --- the list -----------------------------------------------------------------------------
+
+
+@dataclass
+class ListParams:
+    """The list's query string, validated: unknown values fall back to defaults."""
+
+    status: str = "open"
+    q: str = ""
+    sort: str = ""
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args) -> "ListParams":
+        status = args.get("status", "open")
+        status = status if status in STATUSES else "open"
+        sort = args.get("sort", "")
+        if sort.lstrip("-") not in SORTS:
+            sort = DEFAULT_SORT[status]
+        try:
+            page = max(1, min(int(args.get("page", 1)), 100_000))
+        except (TypeError, ValueError):
+            page = 1
+        q = " ".join((args.get("q") or "").split())[:50]
+        return cls(status=status, q=q, sort=sort, page=page)
+
+    def args(self, **changes) -> dict:
+        """Query-string values for a link (defaults left out, so URLs stay short)."""
+        values = {"status": self.status, "q": self.q, "sort": self.sort, "page": self.page}
+        values.update(changes)
+        if values["sort"] == DEFAULT_SORT[values["status"]]:
+            values.pop("sort")
+        if values["page"] == 1:
+            values.pop("page")
+        if not values["q"]:
+            values.pop("q")
+        return values
+
+    def sort_link(self, key: str) -> dict:
+        """Args to sort by `key`, flipping the direction when it is already the sort."""
+        current = self.sort.lstrip("-")
+        if current == key:
+            new = key if self.sort.startswith("-") else f"-{key}"
+        else:
+            new = f"-{key}" if key in ("issued", "total", "balance") else key
+        return self.args(sort=new, page=1)
+
+    def sorted_by(self, key: str) -> str | None:
+        """`ascending`/`descending` for the column sorted on (aria-sort), else None."""
+        if self.sort.lstrip("-") != key:
+            return None
+        return "descending" if self.sort.startswith("-") else "ascending"
+
+
+def filtered(user, params: ListParams, on: date | None = None, *fields):
+    """The scoped, filtered query of the list (not yet sorted or paged)."""
+    on = on or today()
+    query = Invoice.for_user(user, *fields)
+    balance = Invoice.balance_expr()
+    if params.status == "open":
+        query = Invoice.unpaid(query)
+    elif params.status == "overdue":
+        query = Invoice.unpaid(query).where(Invoice.due_date < on)
+    elif params.status == "paid":
+        query = query.where((Invoice.status == "open") & (balance <= 0))
+    if params.q:
+        # Numbers are stored as issued; match case-insensitively anywhere in the number.
+        query = query.where(fn.LOWER(Invoice.number).contains(params.q.lower()))
+    return query
+
+
+def ordered(query, params: ListParams):
+    """Apply the sort, with the id as a tiebreak so pages never overlap."""
+    column = SORTS[params.sort.lstrip("-")]
+    if params.sort.startswith("-"):
+        return query.order_by(column.desc(), Invoice.id.desc())
+    return query.order_by(column.asc(), Invoice.id.asc())
+
+
+@dataclass
+class Page:
+    items: list
+    total: int
+    page: int
+    pages: int
+    per_page: int
+    sums: dict = field(default_factory=dict)
+
+    @property
+    def first_index(self) -> int:
+        return (self.page - 1) * self.per_page + 1 if self.total else 0
+
+    @property
+    def last_index(self) -> int:
+        return min(self.total, self.page * self.per_page)
+
+    def window(self, size: int = 2) -> list:
+        """Page numbers to link, with None for a gap: 1 … 4 5 [6] 7 8 … 40."""
+        pages = {1, self.pages, *range(self.page - size, self.page + size + 1)}
+        result, last = [], 0
+        for n in sorted(p for p in pages if 1 <= p <= self.pages):
+            if n - last > 1:
+                result.append(None)
+            result.append(n)
+            last = n
+        return result
+
+
+def invoice_page(user, params: ListParams, per_page: int = PER_PAGE, on=None) -> Page:
+    """One page of the list plus its count and balance sum: two queries, any data size."""
+    row = (
+        filtered(
+            user,
+            params,
+            on,
+            fn.COUNT(Invoice.id).alias("n"),
+            fn.COALESCE(fn.SUM(Invoice.balance_expr()), 0).alias("balance"),
+        )
+        .dicts()
+        .get()
+    )
+    total = int(row["n"] or 0)
+    pages = max(1, math.ceil(total / per_page))
+    page = min(params.page, pages)
+    items = list(ordered(filtered(user, params, on), params).paginate(page, per_page))
+    return Page(items, total, page, pages, per_page, {"balance": int(row["balance"] or 0)})
+
+
+CSV_HEADER = [
+    "number",
+    "issue_date",
+    "due_date",
+    "status",
+    "currency",
+    "total",
+    "paid",
+    "discount",
+    "balance",
+    "description",
+]
+
+
+def _csv_safe(text: str) -> str:
+    """Neutralise spreadsheet formulas in free text (CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_rows(user, params: ListParams, on=None):
+    """The filtered list as CSV text, streamed in chunks (header first)."""
+    on = on or today()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_HEADER)
+    query = ordered(filtered(user, params, on), params).iterator()
+    for count, invoice in enumerate(query, start=1):
+        writer.writerow(
+            [
+                invoice.number,
+                invoice.issue_date.isoformat(),
+                invoice.due_date.isoformat(),
+                invoice.state(on),
+                invoice.currency,
+                money.to_decimal(invoice.total_cents),
+                money.to_decimal(invoice.amount_paid_cents),
+                money.to_decimal(invoice.discount_taken_cents),
+                money.to_decimal(invoice.balance_cents),
+                _csv_safe(invoice.description),
+            ]
+        )
+        if count % 500 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+# --- one invoice --------------------------------------------------------------------------
+
+
+def invoice_for(user, invoice_id) -> Invoice | None:
+    """One invoice the user may see, or None (the view answers 404)."""
+    try:
+        invoice_id = int(invoice_id)
+    except (TypeError, ValueError):
+        return None
+    return Invoice.for_user(user).where(Invoice.id == invoice_id).first()
+
+
+def lines_of(invoice) -> list:
+    return list(
+        InvoiceLine.select()
+        .where(InvoiceLine.invoice == invoice.id)
+        .order_by(InvoiceLine.position, InvoiceLine.id)
+    )
+
+
+def applications_of(invoice) -> list:
+    """Payments applied to the invoice, with their payment (one query)."""
+    return list(
+        PaymentApplication.select(PaymentApplication, Payment)
+        .join(Payment)
+        .where((PaymentApplication.invoice == invoice.id) & (Payment.status == "applied"))
+        .order_by(Payment.received_at, PaymentApplication.id)
+    )
+
+
+def cases_of(user, invoice) -> list:
+    """Support cases about the invoice, newest first."""
+    return list(
+        SupportCase.for_user(user)
+        .where(SupportCase.invoice == invoice.id)
+        .order_by(SupportCase.created_at.desc())
+    )
+
+
+def qr_svg(link: str) -> str:
+    """An inline SVG QR code of a link (segno; no image files, no external service)."""
+    import segno
+
+    qr = segno.make(link, error="m")
+    return qr.svg_inline(scale=3, border=2, dark="#172033", omitsize=False)
+
+
+# --- paying from the list -----------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One invoice in a payment preview."""
+
+    invoice: Invoice
+    amount: int = 0
+    discount: int = 0
+    error: str = ""
+
+    @property
+    def balance_after(self) -> int:
+        return self.invoice.balance_cents - self.amount - self.discount
+
+
+@dataclass
+class Preview:
+    """What a payment would do, recomputed on the server from the submitted form."""
+
+    rows: list = field(default_factory=list)
+    unallocated: int = 0
+    mode: str = "selected"
+    errors: list = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(r.amount for r in self.rows if not r.error)
+
+    @property
+    def discount(self) -> int:
+        return sum(r.discount for r in self.rows if not r.error)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and not self.errors and not any(r.error for r in self.rows)
+
+    @property
+    def currency(self) -> str:
+        return self.rows[0].invoice.currency if self.rows else "USD"
+
+    def lines(self) -> list:
+        return [(r.invoice, r.amount) for r in self.rows if r.amount > 0]
+
+
+MAX_SELECTED = 500
+
+
+def payable(user, ids=None):
+    """Open invoices of the user with something left to pay, oldest due first."""
+    query = Invoice.unpaid(Invoice.for_user(user))
+    if ids is not None:
+        query = query.where(Invoice.id.in_(ids))
+    return list(
+        query.order_by(Invoice.due_date, Invoice.issue_date, Invoice.id).limit(MAX_SELECTED)
+    )
+
+
+def suggested(invoice, on: date | None = None) -> int:
+    """The amount that clears an invoice today (its discounted balance while the offer lasts)."""
+    return invoice.balance_cents - money.discount_available(invoice, on or today())
+
+
+def parse_ids(values) -> list[int]:
+    ids = []
+    for value in values:
+        try:
+            ids.append(int(value))
+        except (TypeError, ValueError):
+            continue
+    return list(dict.fromkeys(ids))[:MAX_SELECTED]
+
+
+def preview_selected(user, ids, typed: dict, settings: dict, on=None) -> Preview:
+    """Each ticked invoice with the amount typed for it (default: what clears it today).
+
+    `typed` maps invoice id to the raw text of its amount field; each line is validated by
+    the payments core's own rules, so the preview can never promise what checkout refuses.
+    """
+    on = on or today()
+    preview = Preview(mode="selected")
+    for invoice in payable(user, ids):
+        raw = typed.get(invoice.id)
+        row = Row(invoice)
+        if raw is None or not raw.strip() or not settings["partial_payments"]:
+            amount = suggested(invoice, on)
+        else:
+            try:
+                amount = money.parse_amount(raw)
+            except money.AmountError as exc:
+                row.error = str(exc)
+                preview.rows.append(row)
+                continue
+        try:
+            allocation = payments.plan([(invoice, amount)], settings, on).allocations[0]
+        except payments.PaymentError as exc:
+            row.amount = amount
+            row.error = exc.message
+        else:
+            row.amount, row.discount = allocation.amount_cents, allocation.discount_cents
+        preview.rows.append(row)
+    if not preview.rows:
+        preview.errors.append("Tick at least one open invoice to pay.")
+    return preview
+
+
+def preview_amount(user, amount_text: str, ids, settings: dict, on=None) -> Preview:
+    """ "Pay what you can": one amount spread oldest due first (over the ticked invoices when
+    any are ticked), with the discounts it earns and the balance left on each."""
+    on = on or today()
+    preview = Preview(mode="amount")
+    try:
+        amount = money.parse_amount(amount_text)
+    except money.AmountError as exc:
+        preview.errors.append(str(exc))
+        return preview
+    if amount <= 0:
+        preview.errors.append("Enter an amount greater than zero.")
+        return preview
+    invoices = payable(user, ids or None)
+    allocations, left = money.allocate(invoices, amount, on)
+    preview.rows = [Row(a.invoice, a.amount_cents, a.discount_cents) for a in allocations]
+    preview.unallocated = left
+    if left:
+        preview.errors.append(
+            f"That is {money.format_cents(left, preview.currency)} more than "
+            + ("the ticked invoices owe." if ids else "you owe.")
+            + " Lower the amount."
+        )
+    elif not settings["partial_payments"] and any(r.balance_after > 0 for r in preview.rows):
+        preview.errors.append(
+            "Invoices must be paid in full. Raise the amount to clear the last invoice."
+        )
+    else:
+        minimum = settings["minimum_partial_cents"]
+        last = preview.rows[-1] if preview.rows else None
+        if last and last.balance_after > 0 and last.amount < minimum:
+            last.error = "The smallest partial payment is " + money.format_cents(minimum) + "."
+    if not preview.rows and not preview.errors:
+        preview.errors.append("You have no open invoices to pay.")
+    return preview
+
+
+def preview_all(user, on=None) -> Preview:
+    """Every open invoice, each cleared in full (with any discount still open)."""
+    on = on or today()
+    preview = Preview(mode="all")
+    for invoice in payable(user):
+        allocation = money.settle(invoice, invoice.balance_cents, on)
+        preview.rows.append(Row(invoice, allocation.amount_cents, allocation.discount_cents))
+    if not preview.rows:
+        preview.errors.append("You have no open invoices to pay.")
+    return preview
+
+
+def lines_for(user, pairs) -> list:
+    """Confirmed (invoice id, cents) pairs from the review form, re-fetched through the scope;
+    an id the user cannot see is dropped, so checkout only ever sees their own invoices."""
+    wanted = dict(pairs)
+    invoices = {i.id: i for i in payable(user, list(wanted))}
+    return [(invoices[i], cents) for i, cents in pairs if i in invoices]
+
+
+def pay(user, lines, provider, payer_name, payer_email):
+    """Start one payment for several invoices through the payments core."""
+    return payments.checkout(
+        user.customer,
+        lines,
+        provider,
+        payer_name,
+        payer_email,
+        portal_user=user,
+    )
+
+
+def status_counts(user, on=None) -> dict:
+    """How many invoices each status tab holds (one query)."""
+    on = on or today()
+    balance = Invoice.balance_expr()
+    unpaid = (Invoice.status == "open") & (balance > 0)
+
+    def count(condition):
+        return fn.COALESCE(fn.SUM(Case(None, [(condition, 1)], 0)), 0)
+
+    row = (
+        Invoice.for_user(
+            user,
+            fn.COUNT(Invoice.id).alias("all"),
+            count(unpaid).alias("open"),
+            count(unpaid & (Invoice.due_date < on)).alias("overdue"),
+            count((Invoice.status == "open") & (balance <= 0)).alias("paid"),
+            fn.COALESCE(fn.SUM(Case(None, [(unpaid, balance)], 0)), 0).alias("open_balance"),
+        )
+        .dicts()
+        .get()
+    )
+    return {k: int(v or 0) for k, v in row.items()}

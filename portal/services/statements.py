@@ -1,0 +1,321 @@
+"""Accounts-receivable statements, the aging report and payment history of one customer.
+
+A statement lists, for a date range, the invoices issued (debits) and the payments and
+discounts received (credits) between an opening and a closing balance. Amounts an
+invoice shows as paid without a portal payment behind them (paid in the books before the
+invoice reached the portal) count as a credit on the invoice's issue date, so the closing
+balance as of today always equals what the invoices still owe.
+"""
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from peewee import fn
+
+from .. import money
+from ..models import Invoice, Payment, PaymentApplication
+from . import billing
+
+MAX_RANGE_DAYS = 366 * 5
+
+
+class RangeError(ValueError):
+    """A date range that cannot be used; `field` is the input it belongs next to."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def default_range(on: date | None = None) -> tuple[date, date]:
+    """From the first day of the month two months back, to today."""
+    on = on or billing.today()
+    month = on.month - 2
+    year = on.year + (month - 1) // 12
+    month = (month - 1) % 12 + 1
+    return date(year, month, 1), on
+
+
+def parse_range(args, on: date | None = None) -> tuple[date, date, dict]:
+    """Read `start` and `end` from a query string; returns the range and errors per field."""
+    start, end = default_range(on)
+    errors = {}
+    for name in ("start", "end"):
+        raw = (args.get(name) or "").strip()
+        if not raw:
+            continue
+        try:
+            value = date.fromisoformat(raw)
+        except ValueError:
+            errors[name] = "Enter a date like 2026-01-31."
+            continue
+        if name == "start":
+            start = value
+        else:
+            end = value
+    if not errors and end < start:
+        errors["end"] = "The end date must be on or after the start date."
+    elif not errors and (end - start).days > MAX_RANGE_DAYS:
+        errors["start"] = "Choose a range of at most five years."
+    return start, end, errors
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min).replace(tzinfo=UTC)
+
+
+@dataclass
+class Line:
+    day: date
+    kind: str  # invoice, payment, credit
+    reference: str
+    description: str
+    debit: int = 0
+    credit: int = 0
+    balance: int = 0
+    invoice_id: int | None = None
+    payment_id: int | None = None
+
+
+@dataclass
+class Statement:
+    start: date
+    end: date
+    opening: int
+    lines: list = field(default_factory=list)
+    currency: str = "USD"
+
+    @property
+    def invoiced(self) -> int:
+        return sum(line.debit for line in self.lines)
+
+    @property
+    def received(self) -> int:
+        return sum(line.credit for line in self.lines)
+
+    @property
+    def closing(self) -> int:
+        return self.opening + self.invoiced - self.received
+
+
+def _scoped(user, *fields):
+    return Invoice.for_user(user, *fields).where(Invoice.status != "void")
+
+
+def _applied_total():
+    return fn.COALESCE(
+        fn.SUM(PaymentApplication.amount_cents + PaymentApplication.discount_cents), 0
+    )
+
+
+def _applied_to(invoices):
+    """Applications of applied payments to the invoices of a subquery."""
+    return (
+        PaymentApplication.select(_applied_total())
+        .join(Payment)
+        .where((Payment.status == "applied") & PaymentApplication.invoice.in_(invoices))
+    )
+
+
+def statement(user, start: date, end: date) -> Statement:
+    """The A/R statement for [start, end]: five queries whatever the number of invoices."""
+    before = _scoped(user, Invoice.id).where(Invoice.issue_date < start)
+    owed_before = int(
+        _scoped(user, fn.COALESCE(fn.SUM(Invoice.balance_expr()), 0))
+        .where(Invoice.issue_date < start)
+        .scalar()
+        or 0
+    )
+    applied_to_before = int(_applied_to(before).scalar() or 0)
+    received_before = int(
+        _applied_to(_scoped(user, Invoice.id))
+        .where(Payment.received_at < _midnight(start))
+        .scalar()
+        or 0
+    )
+    result = Statement(start, end, owed_before + applied_to_before - received_before)
+
+    applied = (
+        PaymentApplication.select(_applied_total())
+        .join(Payment)
+        .where((Payment.status == "applied") & (PaymentApplication.invoice == Invoice.id))
+    )
+    issued = _scoped(user, Invoice, applied.alias("applied")).where(
+        (Invoice.issue_date >= start) & (Invoice.issue_date <= end)
+    )
+    lines = []
+    for invoice in issued.order_by(Invoice.issue_date, Invoice.id):
+        result.currency = invoice.currency
+        lines.append(
+            Line(
+                invoice.issue_date,
+                "invoice",
+                invoice.number,
+                invoice.description or "Invoice",
+                debit=invoice.total_cents,
+                invoice_id=invoice.id,
+            )
+        )
+        outside = invoice.amount_paid_cents + invoice.discount_taken_cents - int(invoice.applied)
+        if outside > 0:
+            lines.append(
+                Line(
+                    invoice.issue_date,
+                    "credit",
+                    invoice.number,
+                    "Paid before this portal (from our books)",
+                    credit=outside,
+                    invoice_id=invoice.id,
+                )
+            )
+    received = (
+        Payment.select(
+            Payment.id,
+            Payment.receipt_number,
+            Payment.received_at,
+            fn.SUM(PaymentApplication.amount_cents).alias("cash"),
+            fn.SUM(PaymentApplication.discount_cents).alias("discount"),
+        )
+        .join(PaymentApplication)
+        .where(
+            (Payment.status == "applied")
+            & (Payment.received_at >= _midnight(start))
+            & (Payment.received_at < _midnight(end + timedelta(days=1)))
+            & PaymentApplication.invoice.in_(_scoped(user, Invoice.id))
+        )
+        .group_by(Payment.id, Payment.receipt_number, Payment.received_at)
+    )
+    for payment in received:
+        day = payment.received_at.astimezone(UTC).date()
+        cash, discount = int(payment.cash or 0), int(payment.discount or 0)
+        lines.append(
+            Line(
+                day,
+                "payment",
+                payment.receipt_number,
+                "Payment — thank you",
+                credit=cash,
+                payment_id=payment.id,
+            )
+        )
+        if discount:
+            lines.append(
+                Line(
+                    day,
+                    "credit",
+                    payment.receipt_number,
+                    "Early-payment discount",
+                    credit=discount,
+                    payment_id=payment.id,
+                )
+            )
+    order = {"invoice": 0, "credit": 1, "payment": 2}
+    lines.sort(key=lambda line: (line.day, order[line.kind], line.reference))
+    running = result.opening
+    for line in lines:
+        running += line.debit - line.credit
+        line.balance = running
+    result.lines = lines
+    return result
+
+
+def statement_csv(result: Statement) -> str:
+    """The statement as CSV: opening row, one row per line, closing row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["date", "type", "reference", "description", "debit", "credit", "balance"])
+    writer.writerow(
+        [
+            result.start.isoformat(),
+            "opening",
+            "",
+            "Opening balance",
+            "",
+            "",
+            money.to_decimal(result.opening),
+        ]
+    )
+    for line in result.lines:
+        writer.writerow(
+            [
+                line.day.isoformat(),
+                line.kind,
+                line.reference,
+                billing._csv_safe(line.description),
+                money.to_decimal(line.debit) if line.debit else "",
+                money.to_decimal(line.credit) if line.credit else "",
+                money.to_decimal(line.balance),
+            ]
+        )
+    writer.writerow(
+        [
+            result.end.isoformat(),
+            "closing",
+            "",
+            "Closing balance",
+            money.to_decimal(result.invoiced),
+            money.to_decimal(result.received),
+            money.to_decimal(result.closing),
+        ]
+    )
+    return buffer.getvalue()
+
+
+def aging(user, on: date | None = None) -> dict:
+    """Open invoices grouped by days past due, with the totals of each group."""
+    on = on or billing.today()
+    summary = billing.summary(user, on)
+    groups = {key: [] for key, _ in billing.BUCKETS}
+    invoices = Invoice.unpaid(Invoice.for_user(user)).order_by(Invoice.due_date, Invoice.id)
+    for invoice in invoices:
+        late = (on - invoice.due_date).days
+        key = (
+            "current"
+            if late <= 0
+            else "d1_30"
+            if late <= 30
+            else "d31_60"
+            if late <= 60
+            else "d61_90"
+            if late <= 90
+            else "d90"
+        )
+        groups[key].append((invoice, max(late, 0)))
+    return {"summary": summary, "groups": groups, "on": on}
+
+
+def payment_page(user, page: int, per_page: int = 25) -> billing.Page:
+    """One page of the payment history, newest first (two queries)."""
+    query = billing.payments_for(user)
+    total = query.count()
+    pages = max(1, -(-total // per_page))
+    page = max(1, min(page, pages))
+    items = list(
+        query.order_by(Payment.received_at.desc(), Payment.id.desc()).paginate(page, per_page)
+    )
+    return billing.Page(items, total, page, pages, per_page)
+
+
+def payment_for(user, payment_id) -> Payment | None:
+    """One payment the user may see, or None (404)."""
+    try:
+        payment_id = int(payment_id)
+    except (TypeError, ValueError):
+        return None
+    return billing.payments_for(user).where(Payment.id == payment_id).first()
+
+
+def applications_for(user, payment) -> list:
+    """What the payment paid, limited to the invoices the user may see."""
+    return list(
+        PaymentApplication.select(PaymentApplication, Invoice)
+        .join(Invoice)
+        .where(
+            (PaymentApplication.payment == payment.id)
+            & Invoice.id.in_(Invoice.for_user(user, Invoice.id))
+        )
+        .order_by(Invoice.due_date, Invoice.id)
+    )

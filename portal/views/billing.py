@@ -1,0 +1,246 @@
+"""Invoices of the signed-in customer: list, CSV, detail, print, pay from the list, question."""
+
+from flask import Blueprint, Response, abort, flash, request, url_for
+from flask_login import current_user
+from werkzeug.routing import BuildError
+
+from .. import money
+from ..auth import customer_required
+from ..forms.billing import CheckoutForm, QuestionForm, SelectionForm
+from ..security import unseal
+from ..services import billing, cases, payments, providers, quickpay, settings
+from ..web import absolute_url, redirect_to, render
+
+bp = Blueprint("billing", __name__, url_prefix="/invoices")
+invoices_required = customer_required("invoices", "invoices")
+
+
+def _typed_amounts(ids) -> dict:
+    return {i: request.form.get(f"amount-{i}") for i in ids}
+
+
+def _list_context(params, form=None, preview=None):
+    page = billing.invoice_page(current_user, params)
+    counts = billing.status_counts(current_user)
+    ticked = billing.parse_ids(request.form.getlist("invoice")) if request.method == "POST" else []
+    return {
+        "counts": counts,
+        "summary_balance": counts["open_balance"],
+        "ticked": set(ticked),
+        "typed": {i: v for i, v in _typed_amounts(ticked).items() if v},
+        "params": params,
+        "page": page,
+        "today": billing.today(),
+        "form": form or SelectionForm(),
+        "preview": preview,
+        "partial": settings.get("partial_payments"),
+        "suggested": {i.id: billing.suggested(i) for i in page.items},
+        "discounts": {i.id: i.balance_cents - billing.suggested(i) for i in page.items},
+    }
+
+
+@bp.get("/")
+@invoices_required
+def index():
+    """The filtered, sorted, paged invoice list; htmx swaps only the results (same URL)."""
+    params = billing.ListParams.from_args(request.args)
+    return render("billing/index.html", block="results", **_list_context(params))
+
+
+@bp.get("/export.csv")
+@invoices_required
+def export():
+    """The filtered list (every page) as CSV."""
+    params = billing.ListParams.from_args(request.args)
+    name = f"invoices-{params.status}-{billing.today().isoformat()}.csv"
+    return Response(
+        "".join(billing.csv_rows(current_user, params)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _preview(form, default="selected"):
+    """Recompute the selection (or the one amount) from the submitted pay form."""
+    values = settings.load()
+    ids = billing.parse_ids(request.form.getlist("invoice"))
+    action = request.form.get("action", default)
+    if action == "all":
+        return billing.preview_all(current_user)
+    if action == "amount" or (action == "total" and (form.pay_amount.data or "").strip()):
+        return billing.preview_amount(current_user, form.pay_amount.data or "", ids, values)
+    return billing.preview_selected(current_user, ids, _typed_amounts(ids), values)
+
+
+@bp.post("/total")
+@invoices_required
+def total():
+    """The running total as invoices are ticked and amounts typed (recomputed on the server)."""
+    form = SelectionForm()
+    form.validate()
+    preview = _preview(form, default="total")
+    return render("billing/_total.html", preview=preview, quiet=not request.form.get("invoice"))
+
+
+def _checkout_form(preview=None):
+    form = CheckoutForm()
+    form.provider.choices = [(p.name, p.label) for p in providers.enabled()]
+    if request.method == "POST" and "payer_email" not in request.form:
+        form.payer_name.data = current_user.display_name
+        form.payer_email.data = current_user.email
+        if len(form.provider.choices) == 1:
+            form.provider.data = form.provider.choices[0][0]
+    return form
+
+
+@bp.post("/review")
+@invoices_required
+def review():
+    """Before paying: each invoice, the amount, discounts earned and the balance left."""
+    form = SelectionForm()
+    form.validate()
+    preview = _preview(form)
+    if not preview.ok:
+        params = billing.ListParams.from_args(request.args)
+        return render(
+            "billing/index.html",
+            block="results",
+            status=422,
+            **_list_context(params, form=form, preview=preview),
+        )
+    return render("billing/review.html", preview=preview, form=_checkout_form())
+
+
+def _confirmed_pairs():
+    pairs = []
+    for raw in request.form.getlist("line")[: billing.MAX_SELECTED]:
+        invoice_id, _, cents = raw.partition(":")
+        try:
+            pairs.append((int(invoice_id), int(cents)))
+        except ValueError:
+            abort(400)
+    return pairs
+
+
+@bp.post("/pay")
+@invoices_required
+def pay():
+    """Start one payment for the reviewed invoices; the payments core checks every amount."""
+    form = _checkout_form()
+    lines = billing.lines_for(current_user, _confirmed_pairs())
+    preview = _rebuild(lines)
+    if form.validate() and preview.ok:
+        try:
+            checkout = billing.pay(
+                current_user,
+                lines,
+                form.provider.data,
+                form.payer_name.data.strip(),
+                form.payer_email.data.strip().lower(),
+            )
+        except payments.PaymentError as exc:
+            field = getattr(form, exc.field, None)
+            if field is not None and exc.field == "provider":
+                field.errors.append(exc.message)
+            else:
+                preview.errors.append(exc.message)
+        else:
+            return redirect_to(checkout.redirect_url)
+    return render("billing/review.html", block="checkout", status=422, preview=preview, form=form)
+
+
+def _rebuild(lines):
+    """The review's preview again from the confirmed lines (amounts re-validated)."""
+    values = settings.load()
+    preview = billing.Preview(mode="confirm")
+    for invoice, cents in lines:
+        row = billing.Row(invoice, cents)
+        try:
+            allocation = payments.plan([(invoice, cents)], values).allocations[0]
+        except payments.PaymentError as exc:
+            row.error = exc.message
+        else:
+            row.amount, row.discount = allocation.amount_cents, allocation.discount_cents
+        preview.rows.append(row)
+    if not preview.rows:
+        preview.errors.append("These invoices have been paid in the meantime. Nothing is due.")
+    return preview
+
+
+def _case_url(case) -> str | None:
+    """The case's page in the support area, when that area is installed."""
+    for values in ({"case_id": case.id}, {"number": case.number}, {"id": case.id}):
+        try:
+            return url_for("cases.show", **values)
+        except BuildError:
+            continue
+    return None
+
+
+def _invoice_or_404(invoice_id):
+    invoice = billing.invoice_for(current_user, invoice_id)
+    if invoice is None:
+        abort(404)
+    return invoice
+
+
+def _show_context(invoice, question_form=None):
+    today = billing.today()
+    can_question = current_user.has_role("cases") and settings.get("module_cases")
+    found = billing.cases_of(current_user, invoice) if can_question else []
+    return {
+        "invoice": invoice,
+        "deadline": money.discount_deadline(invoice),
+        "case_links": {case.id: _case_url(case) for case in found},
+        "state": invoice.state(today),
+        "today": today,
+        "lines": billing.lines_of(invoice),
+        "applications": billing.applications_of(invoice),
+        "cases": found,
+        "can_question": can_question,
+        "question_form": question_form or QuestionForm(formdata=None),
+        "suggested": billing.suggested(invoice, today),
+        "form": SelectionForm(formdata=None),
+    }
+
+
+@bp.get("/<int:invoice_id>")
+@invoices_required
+def show(invoice_id):
+    """One invoice: lines, payments applied, remaining balance, pay and question actions."""
+    invoice = _invoice_or_404(invoice_id)
+    return render("billing/show.html", **_show_context(invoice))
+
+
+@bp.get("/<int:invoice_id>/print")
+@invoices_required
+def printable(invoice_id):
+    """The invoice as a document to print, with its quick-pay code and a QR pay link."""
+    invoice = _invoice_or_404(invoice_id)
+    context = _show_context(invoice)
+    code = unseal(invoice.quick_pay_sealed) if invoice.quick_pay_sealed else None
+    link = quickpay.pay_link(invoice) if settings.get("quick_pay_enabled") else None
+    context.update(
+        code=code,
+        pay_link=link,
+        qr=billing.qr_svg(link) if link and context["state"] not in ("paid", "void") else None,
+        customer=current_user.customer,
+        quickpay_url=absolute_url("quickpay.new"),
+    )
+    return render("billing/print.html", **context)
+
+
+@bp.post("/<int:invoice_id>/question")
+@customer_required("cases", "cases")
+def question(invoice_id):
+    """Open a support case about this invoice; it shows on the invoice and on the case."""
+    if not current_user.has_role("invoices") or not settings.get("module_invoices"):
+        abort(404)
+    invoice = _invoice_or_404(invoice_id)
+    form = QuestionForm()
+    if not form.validate():
+        context = _show_context(invoice, question_form=form)
+        return render("billing/show.html", block="question", status=422, **context)
+    case = cases.create_case(current_user, form.subject.data, form.message.data, invoice=invoice)
+    flash(f"Thank you. Your question is case {case.number}; we will answer by email.", "success")
+    return redirect_to(url_for("billing.show", invoice_id=invoice.id) + "#cases")

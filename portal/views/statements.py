@@ -1,0 +1,86 @@
+"""Statements: the A/R statement for a date range (page, print, CSV), aging, payment history."""
+
+from flask import Blueprint, Response, abort, request
+from flask_login import current_user
+
+from ..auth import customer_required
+from ..services import billing, providers, statements
+from ..web import render
+
+bp = Blueprint("statements", __name__, url_prefix="/statements")
+statements_required = customer_required("statements", "statements")
+
+
+@bp.get("/")
+@statements_required
+def index():
+    """The statement for a date range (a GET form, so the URL is shareable and printable)."""
+    start, end, errors = statements.parse_range(request.args)
+    result = None if errors else statements.statement(current_user, start, end)
+    return render(
+        "statements/index.html",
+        block="statement",
+        status=422 if errors else 200,
+        start=start,
+        end=end,
+        errors=errors,
+        result=result,
+        customer=current_user.customer,
+        raw={k: request.args.get(k, "") for k in ("start", "end")},
+    )
+
+
+@bp.get("/statement.csv")
+@statements_required
+def export():
+    """The same statement as CSV."""
+    start, end, errors = statements.parse_range(request.args)
+    if errors:
+        abort(400, next(iter(errors.values())))
+    result = statements.statement(current_user, start, end)
+    name = f"statement-{start.isoformat()}-to-{end.isoformat()}.csv"
+    return Response(
+        statements.statement_csv(result),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@bp.get("/aging")
+@statements_required
+def aging():
+    """Open invoices by days past due."""
+    report = statements.aging(current_user)
+    return render(
+        "statements/aging.html",
+        report=report,
+        buckets=billing.BUCKETS,
+        chart=billing.aging_chart(report["summary"]["buckets"]),
+    )
+
+
+@bp.get("/payments")
+@statements_required
+def payments():
+    """Every payment, newest first, each with its receipt."""
+    try:
+        page_number = int(request.args.get("page", 1))
+    except ValueError:
+        page_number = 1
+    page = statements.payment_page(current_user, page_number)
+    return render("statements/payments.html", block="history", page=page)
+
+
+@bp.get("/payments/<int:payment_id>")
+@statements_required
+def receipt(payment_id):
+    """The receipt of one payment (also for payments made outside the portal)."""
+    payment = statements.payment_for(current_user, payment_id)
+    if payment is None:
+        abort(404)
+    return render(
+        "statements/receipt.html",
+        payment=payment,
+        applications=statements.applications_for(current_user, payment),
+        provider_label=providers.PROVIDER_LABELS.get(payment.provider, payment.provider),
+    )
