@@ -213,12 +213,16 @@ class ContactForm(FlaskForm):
         "Email", validators=[Optional(), Email("Enter a valid email address."), Length(max=320)]
     )
     phone = StringField("Phone", validators=[Optional(), Length(max=50)])
-    site_id = SelectField("Site", coerce=int, choices=[(0, "No particular site")])
+    site_id = SelectField("Site", coerce=int, choices=[(0, "No particular site")], default=0)
 
-    def validate_first_name(self, field):
-        if not (field.data or "").strip() and not (self.last_name.data or "").strip():
-            if not (self.email.data or "").strip():
-                raise ValidationError("Enter a name or an email.")
+    def validate(self, extra_validators=None):
+        # Not an inline validator: Optional() on the name fields would skip it when empty.
+        ok = super().validate(extra_validators)
+        named = any((f.data or "").strip() for f in (self.first_name, self.last_name, self.email))
+        if not named:
+            self.first_name.errors = list(self.first_name.errors) + ["Enter a name or an email."]
+            return False
+        return ok
 
 
 class AccessForm(FlaskForm):
@@ -297,7 +301,7 @@ class InvoiceForm(FlaskForm):
         validators=[DataRequired("Enter the invoice number."), Length(max=50), CODE],
     )
     customer_id = SelectField("Customer", coerce=int, validators=[InputRequired()], choices=[])
-    site_id = SelectField("Site", coerce=int, choices=[(0, "No particular site")])
+    site_id = SelectField("Site", coerce=int, choices=[(0, "No particular site")], default=0)
     issue_date = DateField("Issue date", validators=[InputRequired("Enter the issue date.")])
     due_date = DateField("Due date", validators=[InputRequired("Enter the due date.")])
     currency = SelectField(

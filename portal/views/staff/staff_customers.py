@@ -1,0 +1,326 @@
+"""Customers, their sites and contacts, and each contact's portal access (back office)."""
+
+from flask import Blueprint, abort, flash, request, url_for
+
+from ...forms import ActionForm
+from ...forms.staff import AccessForm, ContactForm, CustomerForm, SiteForm
+from ...models import Contact, Customer, Invoice, Site
+from ...services import access, backoffice, settings
+from ...services.backoffice import Problem
+from ...web import redirect_to, render
+from ._common import attach, get_or_404, guard, me, page_number
+
+bp = Blueprint("staff_customers", __name__, url_prefix="/staff/customers")
+guard(bp)
+
+CUSTOMER_FIELDS = (
+    "account_number",
+    "name",
+    "email",
+    "phone",
+    "address",
+    "portal_enabled",
+    "allow_self_registration",
+    "auto_invite",
+)
+
+
+@bp.get("/")
+def index():
+    """Customers with active search (a plain GET form; htmx swaps only the results)."""
+    q = request.args.get("q", "").strip()
+    page = backoffice.paginate(backoffice.search_customers(q), page_number())
+    return render("staff/customers/index.html", block="results", q=q, page=page)
+
+
+# --- customers --------------------------------------------------------------------------
+
+
+def _customer_values(form) -> dict:
+    values = {name: getattr(form, name).data for name in CUSTOMER_FIELDS}
+    for name in ("account_number", "name", "email", "phone", "address"):
+        values[name] = (values[name] or "").strip()
+    values["account_number"] = values["account_number"].upper()
+    values["email"] = values["email"].lower()
+    return values
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    """Create a customer account."""
+    form = CustomerForm() if request.method == "POST" else CustomerForm(portal_enabled=True)
+    if request.method == "POST" and form.validate():
+        try:
+            customer = backoffice.create_customer(_customer_values(form), me())
+        except Problem as problem:
+            attach(form, problem)
+        else:
+            flash(f"Customer {customer.name} created.", "success")
+            return redirect_to(url_for("staff_customers.show", customer_id=customer.id))
+    status = 422 if request.method == "POST" else 200
+    return render(
+        "staff/customers/form.html", block="form", status=status, form=form, customer=None
+    )
+
+
+@bp.get("/<int:customer_id>")
+def show(customer_id):
+    """A customer: details, account options, sites and contacts with their portal access."""
+    customer = get_or_404(Customer, customer_id)
+    open_invoices = Invoice.unpaid(Invoice.select().where(Invoice.customer == customer.id))
+    balance = sum(i.balance_cents for i in open_invoices)
+    return render(
+        "staff/customers/show.html",
+        customer=customer,
+        sites=list(customer.sites.order_by(Site.site_code)),
+        contacts=list(backoffice.contacts_of(customer)),
+        open_count=open_invoices.count(),
+        balance=balance,
+        action_form=ActionForm(),
+    )
+
+
+@bp.route("/<int:customer_id>/edit", methods=["GET", "POST"])
+def edit(customer_id):
+    """Change a customer's details and account-class options (audited)."""
+    customer = get_or_404(Customer, customer_id)
+    form = CustomerForm(obj=customer)
+    if request.method == "POST" and form.validate():
+        try:
+            changed = backoffice.update_customer(customer, _customer_values(form), me())
+        except Problem as problem:
+            attach(form, problem)
+        else:
+            flash("Customer saved." if changed else "Nothing changed.", "success")
+            return redirect_to(url_for("staff_customers.show", customer_id=customer.id))
+    status = 422 if request.method == "POST" else 200
+    return render(
+        "staff/customers/form.html", block="form", status=status, form=form, customer=customer
+    )
+
+
+# --- sites ------------------------------------------------------------------------------
+
+
+def _site_values(form) -> dict:
+    return {
+        "site_code": form.site_code.data.strip().upper(),
+        "name": form.name.data.strip(),
+        "address": (form.address.data or "").strip(),
+    }
+
+
+@bp.route("/<int:customer_id>/sites/new", methods=["GET", "POST"])
+def new_site(customer_id):
+    """Add a site to a customer."""
+    customer = get_or_404(Customer, customer_id)
+    form = SiteForm()
+    if request.method == "POST" and form.validate():
+        try:
+            site = backoffice.create_site(customer, _site_values(form), me())
+        except Problem as problem:
+            attach(form, problem)
+        else:
+            flash(f"Site {site.name} added.", "success")
+            return redirect_to(url_for("staff_customers.show", customer_id=customer.id) + "#sites")
+    status = 422 if request.method == "POST" else 200
+    return render(
+        "staff/customers/site_form.html",
+        block="form",
+        status=status,
+        form=form,
+        customer=customer,
+        site=None,
+    )
+
+
+@bp.route("/sites/<int:site_id>/edit", methods=["GET", "POST"])
+def edit_site(site_id):
+    """Change a site (audited)."""
+    site = get_or_404(Site, site_id)
+    form = SiteForm(obj=site)
+    if request.method == "POST" and form.validate():
+        try:
+            backoffice.update_site(site, _site_values(form), me())
+        except Problem as problem:
+            attach(form, problem)
+        else:
+            flash("Site saved.", "success")
+            return redirect_to(url_for("staff_customers.show", customer_id=site.customer_id))
+    status = 422 if request.method == "POST" else 200
+    return render(
+        "staff/customers/site_form.html",
+        block="form",
+        status=status,
+        form=form,
+        customer=site.customer,
+        site=site,
+    )
+
+
+# --- contacts ---------------------------------------------------------------------------
+
+
+def _contact_form(customer, contact=None):
+    form = ContactForm(obj=contact) if contact else ContactForm()
+    form.site_id.choices = [(0, "No particular site")] + [
+        (s.id, f"{s.site_code} · {s.name}") for s in customer.sites.order_by(Site.site_code)
+    ]
+    if request.method == "GET" and contact is not None:
+        form.site_id.data = contact.site_id or 0
+    return form
+
+
+def _contact_values(form) -> dict:
+    return {
+        "first_name": (form.first_name.data or "").strip(),
+        "last_name": (form.last_name.data or "").strip(),
+        "email": (form.email.data or "").strip(),
+        "phone": (form.phone.data or "").strip(),
+        "site_id": form.site_id.data or None,
+    }
+
+
+@bp.route("/<int:customer_id>/contacts/new", methods=["GET", "POST"])
+def new_contact(customer_id):
+    """Add a contact; the account class may invite them to the portal at once."""
+    customer = get_or_404(Customer, customer_id)
+    form = _contact_form(customer)
+    if request.method == "POST" and form.validate():
+        try:
+            contact = backoffice.create_contact(customer, _contact_values(form), me())
+        except Problem as problem:
+            attach(form, problem)
+        else:
+            invited = _auto_invite(contact)
+            flash(
+                f"{contact.full_name} added" + (" and invited to the portal." if invited else "."),
+                "success",
+            )
+            return redirect_to(url_for("staff_customers.show", customer_id=customer.id))
+    status = 422 if request.method == "POST" else 200
+    return render(
+        "staff/customers/contact_form.html",
+        block="form",
+        status=status,
+        form=form,
+        customer=customer,
+        contact=None,
+    )
+
+
+def _auto_invite(contact) -> bool:
+    try:
+        return access.on_contact_created(contact, me()) is not None
+    except Problem as problem:
+        flash(f"The contact was added, but not invited: {problem.message}", "warning")
+        return False
+
+
+@bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
+def edit_contact(contact_id):
+    """Change a contact (their email is also their portal login)."""
+    contact = get_or_404(Contact, contact_id)
+    form = _contact_form(contact.customer, contact)
+    if request.method == "POST" and form.validate():
+        try:
+            backoffice.update_contact(contact, _contact_values(form), me())
+        except Problem as problem:
+            attach(form, problem)
+        else:
+            flash("Contact saved.", "success")
+            return redirect_to(url_for("staff_customers.show", customer_id=contact.customer_id))
+    status = 422 if request.method == "POST" else 200
+    return render(
+        "staff/customers/contact_form.html",
+        block="form",
+        status=status,
+        form=form,
+        customer=contact.customer,
+        contact=contact,
+    )
+
+
+# --- portal access ----------------------------------------------------------------------
+
+
+def _access_form(contact, user):
+    customer_sites = list(contact.customer.sites.order_by(Site.site_code))
+    if request.method == "POST":
+        form = AccessForm()
+    elif user is not None:
+        form = AccessForm(
+            data={
+                "roles": sorted(user.role_set),
+                "scope": "all" if user.all_sites else "sites",
+                "site_ids": list(user.site_ids or []),
+            }
+        )
+    else:
+        form = AccessForm(data={"roles": list(settings.get("default_roles")), "scope": "all"})
+    form.site_ids.choices = [(s.id, f"{s.site_code} · {s.name}") for s in customer_sites]
+    return form
+
+
+def _access_page(contact, user, form, status=200):
+    return render(
+        "staff/customers/access.html",
+        block="form",
+        status=status,
+        contact=contact,
+        customer=contact.customer,
+        user=user,
+        form=form,
+        action_form=ActionForm(),
+        status_labels=access.STATUS_LABELS,
+    )
+
+
+@bp.route("/contacts/<int:contact_id>/access", methods=["GET", "POST"])
+def portal_access(contact_id):
+    """A contact's portal login: invite, or change roles and site scope."""
+    contact = get_or_404(Contact, contact_id)
+    user = backoffice.portal_user_of(contact)
+    form = _access_form(contact, user)
+    if request.method == "POST" and form.validate():
+        site_ids = form.site_ids.data if form.scope.data == "sites" else None
+        try:
+            if user is None:
+                access.invite(contact, form.roles.data, site_ids, me())
+                flash(f"Invitation sent to {contact.email}.", "success")
+            else:
+                access.set_access(user, form.roles.data, site_ids, me())
+                flash("Portal access saved.", "success")
+        except Problem as problem:
+            if problem.field == "sites":
+                problem.field = "site_ids"
+            attach(form, problem)
+        else:
+            return redirect_to(url_for("staff_customers.portal_access", contact_id=contact.id))
+    status = 422 if request.method == "POST" else 200
+    return _access_page(contact, user, form, status)
+
+
+ACTIONS = {
+    "resend": (access.resend_invitation, "A new invitation is on its way."),
+    "deactivate": (access.deactivate, "The login is deactivated; its sessions have ended."),
+    "reactivate": (access.reactivate, "The login is active again."),
+}
+
+
+@bp.post("/contacts/<int:contact_id>/access/<action>")
+def access_action(contact_id, action):
+    """Resend an invitation, deactivate or reactivate a contact's login."""
+    contact = get_or_404(Contact, contact_id)
+    user = backoffice.portal_user_of(contact)
+    if action not in ACTIONS or user is None:
+        abort(404)
+    ActionForm().validate()
+    function, message = ACTIONS[action]
+    try:
+        function(user, me())
+    except Problem as problem:
+        flash(problem.message, "error")
+    else:
+        flash(message, "success")
+    return redirect_to(url_for("staff_customers.portal_access", contact_id=contact.id))
