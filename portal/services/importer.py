@@ -25,6 +25,7 @@ import io
 import multiprocessing
 import os
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,15 +34,14 @@ from datetime import date
 from decimal import Decimal
 
 from email_validator import EmailNotValidError, validate_email
-from peewee import chunked
+from peewee import SQL, chunked
 
-from ..db import locked, utcnow, write_txn
+from ..db import db, locked, utcnow, write_txn
 from ..models import Contact, Customer, CustomerPrice, Invoice, Product, Site
 from ..money import AmountError, parse_amount, to_decimal
 from ..security import (
     CODE_ALPHABET,
     hash_code,
-    new_quick_pay_code,
     normalize_code,
     seal,
     unseal,
@@ -53,6 +53,8 @@ KINDS = ("customers", "sites", "contacts", "invoices", "products", "prices")
 
 # Rows per INSERT and values per IN (...): far below SQLite's bound-parameter limit.
 BATCH = 500
+# Keys per IN (...) lookup.
+LOOKUP_BATCH = 2000
 # Above this many quick-pay codes to hash, hash them in worker processes (~0.6 ms each).
 PARALLEL_HASH_THRESHOLD = 2000
 MIN_CODE_LENGTH = 10
@@ -238,14 +240,26 @@ def parse_quick_pay_code(text: str) -> str:
     return code
 
 
+def new_code() -> str:
+    """A quick-pay code like `security.new_quick_pay_code` (12 characters of CODE_ALPHABET,
+    60 bits from `secrets`), drawn in one call: 100,000 codes take 0.1 s, not 3 s."""
+    bits = secrets.randbits(60)
+    return "".join(CODE_ALPHABET[(bits >> shift) & 31] for shift in range(55, -5, -5))
+
+
 # --- lookups: one query per referenced table and chunk of keys, never one per row ---------
 
 
 def _in_chunks(field_, keys: Iterable, select) -> list:
-    """Rows of `select` whose `field_` is in `keys`, fetched BATCH keys per query."""
+    """Rows of `select` whose `field_` is in `keys`, fetched LOOKUP_BATCH keys per query.
+
+    The IN list is one SQL fragment with plain parameters: peewee's own `in_(list)` builds
+    a node per value, which costs more than the query itself for 100,000 keys.
+    """
     rows = []
-    for chunk in chunked(sorted(set(keys)), BATCH):
-        rows.extend(select.where(field_.in_(chunk)))
+    for chunk in chunked(sorted(set(keys)), LOOKUP_BATCH):
+        placeholders = SQL("(" + ", ".join([db.param] * len(chunk)) + ")", chunk)
+        rows.extend(select.where(field_.in_(placeholders)))
     return rows
 
 
@@ -274,14 +288,34 @@ def _changes(obj, values: dict) -> dict:
 
 
 def _insert(model, rows: list[dict]) -> None:
-    """Insert many rows of one shape, BATCH per statement."""
+    """Insert many rows of one shape, BATCH per multi-row INSERT statement.
+
+    The statement is written here, with each value converted by its field's `db_value`,
+    because peewee's `insert_many` spends far longer building SQL for 100,000 rows than
+    the database spends storing them.
+    """
     if not rows:
         return
-    fields = list(rows[0])
+    names = list(rows[0])
+    # Fields the rows leave out get their model default, as `insert_many` would give them.
+    defaults = {
+        f.name: f.default() if callable(f.default) else f.default
+        for f in model._meta.sorted_fields
+        if f.name not in names and f.default is not None and not f.primary_key
+    }
+    if defaults:
+        rows = [{**row, **defaults} for row in rows]
+        names += list(defaults)
+    fields = [model._meta.fields[name] for name in names]
+    pairs = [(name, f.db_value) for name, f in zip(names, fields, strict=True)]
+    left, right = db.quote  # the engine's identifier quotes, '""' on both
+    quote = lambda name: f"{left}{name}{right}"  # noqa: E731
+    columns = ", ".join(quote(f.column_name) for f in fields)
+    row_sql = "(" + ", ".join([db.param] * len(fields)) + ")"
+    head = f"INSERT INTO {quote(model._meta.table_name)} ({columns}) VALUES "
     for batch in chunked(rows, BATCH):
-        model.insert_many(
-            [tuple(r[f] for f in fields) for r in batch], fields=fields
-        ).as_rowcount().execute()
+        params = [convert(row[name]) for row in batch for name, convert in pairs]
+        db.execute_sql(head + ", ".join([row_sql] * len(batch)), params)
 
 
 def _update(model, obj, changes: dict) -> None:
@@ -441,7 +475,8 @@ class Contacts(Kind):
 
     def fetch(self, rows, lock=False):
         customers = _customers(r.refs["account"] for r in rows)
-        query = Contact.select(Contact, Customer.account_number).join(Customer)
+        # Select the whole customer: a partial one would blank the contact's customer_id.
+        query = Contact.select(Contact, Customer).join(Customer)
         contacts = _in_chunks(Contact.email, (r.key for r in rows), query)
         return {
             "customers": customers,
@@ -703,7 +738,7 @@ class Invoices(Kind):
             if code:
                 return code
             ready = prepared.get(row.key)
-            return ready[0] if ready else new_quick_pay_code()
+            return ready[0] if ready else new_code()
         if code and not self._has_code(invoice, code):
             return code
         return None

@@ -1,0 +1,394 @@
+"""CSV import (DESIGN.md "CSV columns"): every kind, all-or-nothing, upsert, idempotence."""
+
+import io
+import json
+from datetime import date, timedelta
+
+import pytest
+
+from portal.models import (
+    AuditLog,
+    Contact,
+    Customer,
+    CustomerPrice,
+    Invoice,
+    Product,
+    Site,
+)
+from portal.security import normalize_code, unseal, verify_code
+from portal.services import importer
+
+from . import factories
+
+CUSTOMERS = """account_number,name,email,phone,address,allow_self_registration,portal_enabled
+ACME01,Acme Manufacturing,AP@Acme.example,555-0100,"1 Main St
+Springfield",yes,yes
+BIRCH01,Birchwood Dental,office@birchwood.example,,,no,no
+"""
+
+
+def run(kind: str, text: str) -> importer.ImportResult:
+    return importer.import_csv(kind, io.StringIO(text))
+
+
+def counts() -> dict:
+    models = (Customer, Site, Contact, Invoice, Product, CustomerPrice)
+    return {m.__name__: m.select().count() for m in models}
+
+
+def import_ok(kind: str, text: str) -> importer.ImportResult:
+    result = run(kind, text)
+    assert result.ok, result.errors
+    return result
+
+
+@pytest.fixture
+def accounts(app):
+    """Two customers with sites, imported the way a real installation starts."""
+    import_ok("customers", CUSTOMERS)
+    import_ok(
+        "sites",
+        "account_number,site_code,name,address\n"
+        "ACME01,P1,Plant 1,1 Main St\nACME01,P2,Plant 2,2 Side St\nBIRCH01,MAIN,Main office,\n",
+    )
+    return {c.account_number: c for c in Customer.select()}
+
+
+def test_customers_are_created_with_every_column(app):
+    result = import_ok("customers", CUSTOMERS)
+    assert (result.created, result.updated, result.unchanged) == (2, 0, 0)
+    acme = Customer.get(Customer.account_number == "ACME01")
+    assert acme.name == "Acme Manufacturing"
+    assert acme.email == "ap@acme.example"  # lower-cased
+    assert acme.phone == "555-0100"
+    assert acme.address == "1 Main St\nSpringfield"  # quoted multi-line cell
+    assert acme.allow_self_registration is True and acme.portal_enabled is True
+    birch = Customer.get(Customer.account_number == "BIRCH01")
+    assert birch.allow_self_registration is False and birch.portal_enabled is False
+
+
+def test_customers_upsert_by_account_number(app):
+    import_ok("customers", CUSTOMERS)
+    before = Customer.get(Customer.account_number == "BIRCH01")
+    # Only two columns: the others stay as they are.
+    result = import_ok(
+        "customers", "account_number,name\nACME01,Acme Manufacturing\nBIRCH01,Birchwood Dental Co\n"
+    )
+    assert (result.created, result.updated, result.unchanged) == (0, 1, 1)
+    after = Customer.get(Customer.account_number == "BIRCH01")
+    assert after.name == "Birchwood Dental Co"
+    assert after.email == "office@birchwood.example"
+    assert after.portal_enabled is False
+    assert after.updated_at >= before.updated_at
+    assert Customer.select().count() == 2
+
+
+def test_sites_resolve_their_account(accounts):
+    sites = {(s.customer.account_number, s.site_code): s.name for s in Site.select()}
+    assert sites == {
+        ("ACME01", "P1"): "Plant 1",
+        ("ACME01", "P2"): "Plant 2",
+        ("BIRCH01", "MAIN"): "Main office",
+    }
+    # The same site code under another account is another site; a rename updates.
+    result = import_ok(
+        "sites", "account_number,site_code,name\nBIRCH01,P1,Annex\nACME01,P1,Plant One\n"
+    )
+    assert (result.created, result.updated) == (1, 1)
+    assert Site.get(Site.customer == accounts["ACME01"], Site.site_code == "P1").name == "Plant One"
+
+
+def test_contacts_upsert_by_lower_cased_email(accounts):
+    result = import_ok(
+        "contacts",
+        "account_number,email,first_name,last_name,phone,site_code\n"
+        "ACME01,Jo.Smith@Acme.example,Jo,Smith,555-1,P2\n"
+        "BIRCH01,office@birchwood.example,Olive,Office,,\n",
+    )
+    assert result.created == 2
+    jo = Contact.get(Contact.email == "jo.smith@acme.example")
+    assert (jo.first_name, jo.last_name, jo.site.site_code) == ("Jo", "Smith", "P2")
+    assert Contact.get(Contact.email == "office@birchwood.example").site is None
+    again = import_ok(
+        "contacts",
+        "account_number,email,last_name,site_code\nACME01,JO.SMITH@acme.example,Smyth,\n",
+    )
+    assert (again.created, again.updated) == (0, 1)
+    jo = Contact.get_by_id(jo.id)
+    assert (jo.first_name, jo.last_name, jo.site) == ("Jo", "Smyth", None)
+
+
+def test_a_contact_cannot_move_to_another_account(accounts):
+    """E-rows: moving a contact would hand its portal login another company's data."""
+    import_ok("contacts", "account_number,email\nACME01,jo@acme.example\n")
+    result = run("contacts", "account_number,email\nBIRCH01,jo@acme.example\n")
+    assert result.errors == ["line 2: jo@acme.example is a contact of account ACME01, not BIRCH01"]
+    assert Contact.get(Contact.email == "jo@acme.example").customer.account_number == "ACME01"
+
+
+INVOICE_HEADER = (
+    "number,account_number,site_code,issue_date,due_date,total,amount_paid,currency,"
+    "quick_pay_code,discount_percent,discount_days,description\n"
+)
+
+
+def test_invoices_are_created_with_hashed_codes(accounts):
+    """A3: a given quick-pay code is stored as an argon2id hash (and sealed), never in clear."""
+    result = import_ok(
+        "invoices",
+        INVOICE_HEADER + "INV-1,ACME01,P2,2026-01-05,2026-02-04,1250.00,250.00,usd,"
+        "abcd-efgh-jkmn,2,10,Widgets\n"
+        "INV-2,BIRCH01,,2026-01-06,2026-02-05,99.99,,,,,,\n",
+    )
+    assert result.created == 2
+    inv = Invoice.get(Invoice.number == "INV-1")
+    assert inv.customer.account_number == "ACME01" and inv.site.site_code == "P2"
+    assert (inv.issue_date, inv.due_date) == (date(2026, 1, 5), date(2026, 2, 4))
+    assert (inv.total_cents, inv.amount_paid_cents, inv.balance_cents) == (125000, 25000, 100000)
+    assert (inv.currency, inv.discount_bp, inv.discount_days) == ("USD", 200, 10)
+    assert inv.description == "Widgets"
+    assert inv.quick_pay_hash.startswith("$argon2id$")
+    assert verify_code(inv.quick_pay_hash, "ABCDEFGHJKMN")
+    assert unseal(inv.quick_pay_sealed) == "ABCDEFGHJKMN"
+    row = Invoice.select().where(Invoice.number == "INV-1").dicts().get()
+    assert not any("ABCDEFGHJKMN" in str(value).upper() for value in row.values())
+    # A blank code means "generate one": 12 characters of the code alphabet.
+    other = Invoice.get(Invoice.number == "INV-2")
+    generated = unseal(other.quick_pay_sealed)
+    assert len(generated) == 12 and normalize_code(generated) == generated
+    assert verify_code(other.quick_pay_hash, generated)
+    assert (other.site, other.currency, other.amount_paid_cents) == (None, "USD", 0)
+
+
+def test_reimporting_invoices_keeps_codes_and_never_lowers_paid(accounts):
+    text = INVOICE_HEADER + "INV-1,ACME01,,2026-01-05,2026-02-04,100.00,40.00,USD,,,,\n"
+    import_ok("invoices", text)
+    first = Invoice.get(Invoice.number == "INV-1")
+    # The portal took a payment the ERP has not posted yet.
+    Invoice.update(amount_paid_cents=6000).where(Invoice.id == first.id).execute()
+    result = import_ok("invoices", text.replace("100.00", "120.00"))
+    assert result.updated == 1
+    after = Invoice.get_by_id(first.id)
+    assert after.total_cents == 12000
+    assert after.amount_paid_cents == 6000  # not lowered to 40.00
+    assert after.quick_pay_hash == first.quick_pay_hash  # blank code keeps the code
+    assert after.quick_pay_version == first.quick_pay_version
+
+
+def test_a_new_code_replaces_the_old_one_and_its_links(accounts):
+    text = INVOICE_HEADER + "INV-1,ACME01,,2026-01-05,2026-02-04,100.00,,USD,{code},,,\n"
+    import_ok("invoices", text.format(code="ABCD-EFGH-JKMN"))
+    import_ok("invoices", text.format(code="ABCD-EFGH-JKMN"))  # same code: nothing changes
+    assert Invoice.get(Invoice.number == "INV-1").quick_pay_version == 1
+    import_ok("invoices", text.format(code="ZYXW-VTSR-QPNM"))
+    inv = Invoice.get(Invoice.number == "INV-1")
+    assert inv.quick_pay_version == 2
+    assert verify_code(inv.quick_pay_hash, "ZYXWVTSRQPNM")
+    assert not verify_code(inv.quick_pay_hash, "ABCDEFGHJKMN")
+
+
+def test_invoice_checks_against_the_database(accounts):
+    factories.invoice(accounts["BIRCH01"], number="INV-9", total_cents=10000, paid_cents=5000)
+    result = run(
+        "invoices",
+        INVOICE_HEADER + "INV-7,NOPE,,2026-01-05,2026-02-04,1.00,,,,,,\n"
+        "INV-8,ACME01,XX,2026-01-05,2026-02-04,1.00,,,,,,\n"
+        "INV-9,ACME01,,2026-01-05,2026-02-04,100.00,,,,,,\n"
+        "INV-9,BIRCH01,,2026-01-05,2026-02-04,1.00,,,,,,\n",
+    )
+    assert result.errors == [
+        "line 2: unknown account_number NOPE",
+        "line 3: unknown site_code XX for account ACME01",
+        "line 4: invoice INV-9 belongs to account BIRCH01, not ACME01",
+        "line 5: invoice number INV-9 appears again (first on line 4)",
+    ]
+    result = run("invoices", INVOICE_HEADER + "INV-9,BIRCH01,,2026-01-05,2026-02-04,40.00,,,,,,\n")
+    assert result.errors == [
+        "line 2: total 40.00 is less than the 50.00 already paid or discounted on this invoice"
+    ]
+
+
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        (",ACME01,,2026-01-05,2026-02-04,1.00,,,,,,", "number is required"),
+        ("X1,ACME01,,2026-02-30,2026-03-04,1.00,,,,,,", 'issue_date "2026-02-30" is not a real'),
+        ("X1,ACME01,,05/01/2026,2026-03-04,1.00,,,,,,", "is not a date like"),
+        ("X1,ACME01,,2026-03-05,2026-03-04,1.00,,,,,,", "due_date is before issue_date"),
+        ("X1,ACME01,,2026-01-05,2026-02-04,-1.00,,,,,,", 'total "-1.00" is not an amount'),
+        ("X1,ACME01,,2026-01-05,2026-02-04,1.001,,,,,,", "is not an amount"),
+        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,2.00,,,,,", "amount_paid 2.00 is more than"),
+        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,US,,,,", "three-letter currency"),
+        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,1234,,,", "quick_pay_code is too weak"),
+        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,AAAAAAAAAAAA,,,", "too few different"),
+        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,,2,,", "discount_days is required"),
+        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,,100,10,", "percentage below 100"),
+        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,,2,400,", "more than 365 days"),
+        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,", "expected 12 fields, found 9"),
+    ],
+)
+def test_bad_invoice_rows_name_the_line_and_the_reason(accounts, row, reason):
+    good = "G1,ACME01,,2026-01-05,2026-02-04,1.00,,,,,,\n"
+    result = run("invoices", INVOICE_HEADER + good + row + "\n" + good.replace("G1", "G2"))
+    assert len(result.errors) == 1, result.errors
+    assert result.errors[0].startswith("line 3: ") and reason in result.errors[0]
+    assert Invoice.select().count() == 0
+
+
+def test_a_bad_code_is_not_echoed_back(accounts):
+    """A3: the message about a weak code does not repeat the code (it may reach a log)."""
+    row = "X1,ACME01,,2026-01-05,2026-02-04,1.00,,,SECRET-1,,,\n"
+    result = run("invoices", INVOICE_HEADER + row)
+    assert result.errors and "SECRET" not in result.errors[0]
+
+
+def test_one_bad_row_writes_nothing_and_every_bad_row_is_reported(accounts):
+    before = counts()
+    audits = AuditLog.select().count()
+    result = run(
+        "contacts",
+        "account_number,email,first_name\n"
+        "ACME01,a@acme.example,Al\n"
+        "ACME01,not-an-email,Bo\n"
+        "\n"  # blank lines are skipped but still counted
+        "ACME01,c@acme.example,Cy\n"
+        "GHOST,d@acme.example,Di\n",
+    )
+    assert result.errors == [
+        'line 3: email "not-an-email" is not a valid email address',
+        "line 6: unknown account_number GHOST",
+    ]
+    assert (result.created, result.updated) == (0, 0)
+    assert counts() == before
+    assert AuditLog.select().count() == audits
+
+
+@pytest.mark.parametrize(
+    "header, reason",
+    [
+        ("", "line 1: a header row is required"),
+        ("account_number,name,colour", "line 1: unknown column(s) colour"),
+        ("account_number,name,name", "line 1: column(s) name appear more than once"),
+        ("account_number,email", "line 1: missing required column(s) name"),
+    ],
+)
+def test_header_problems(app, header, reason):
+    result = run("customers", header + "\nACME01,Acme,x\n" if header else "")
+    assert len(result.errors) == 1 and result.errors[0].startswith(reason), result.errors
+    assert Customer.select().count() == 0
+
+
+def test_header_case_bom_and_bytes(app):
+    data = "\ufeffAccount_Number, NAME\r\nACME01,Acme\r\n".encode()
+    result = importer.import_csv("customers", io.BytesIO(data))
+    assert result.ok, result.errors
+    assert Customer.get().account_number == "ACME01"
+
+
+def test_unknown_kind_is_refused(app):
+    with pytest.raises(ValueError):
+        run("widgets", "a\n1\n")
+
+
+def test_products_and_customer_prices(accounts):
+    result = import_ok(
+        "products",
+        "item_code,description,unit,price,available_quantity\n"
+        "BOLT-10,Hex bolt M10,box,12.50,400\nNUT-10,Hex nut M10,,3.00,\n",
+    )
+    assert result.created == 2
+    bolt = Product.get(Product.item_code == "BOLT-10")
+    assert (bolt.unit, bolt.price_cents, bolt.available_quantity) == ("box", 1250, 400)
+    assert Product.get(Product.item_code == "NUT-10").unit == "ea"
+    result = import_ok("prices", "account_number,item_code,price\nACME01,BOLT-10,11.00\n")
+    assert result.created == 1
+    price = CustomerPrice.get()
+    assert (price.customer.account_number, price.product.item_code) == ("ACME01", "BOLT-10")
+    assert price.price_cents == 1100
+    again = import_ok("prices", "account_number,item_code,price\nACME01,BOLT-10,10.00\n")
+    assert (again.created, again.updated) == (0, 1)
+    assert CustomerPrice.get().price_cents == 1000
+    bad = run("prices", "account_number,item_code,price\nACME01,GHOST,1.00\nNOPE,BOLT-10,1\n")
+    assert bad.errors == [
+        "line 2: unknown item_code GHOST",
+        "line 3: unknown account_number NOPE",
+    ]
+
+
+def test_importing_twice_is_a_no_op(accounts):
+    files = {
+        "customers": CUSTOMERS,
+        "sites": "account_number,site_code,name\nACME01,P1,Plant 1\n",
+        "contacts": "account_number,email,first_name,site_code\nACME01,x@acme.example,X,P1\n",
+        "invoices": INVOICE_HEADER
+        + "INV-1,ACME01,P1,2026-01-05,2026-02-04,10.00,1.00,USD,ABCD-EFGH-JKMN,2,10,x\n"
+        + "INV-2,ACME01,,2026-01-05,2026-02-04,10.00,,,,,,\n",
+        "products": "item_code,description,price\nB1,Bolt,1.00\n",
+        "prices": "account_number,item_code,price\nACME01,B1,0.90\n",
+    }
+    for kind, text in files.items():
+        import_ok(kind, text)
+    snapshot = {
+        m.__name__: list(m.select().order_by(m.id).dicts())
+        for m in (Customer, Site, Contact, Invoice, Product, CustomerPrice)
+    }
+    audits = AuditLog.select().count()
+    for kind, text in files.items():
+        result = import_ok(kind, text)
+        assert (result.created, result.updated) == (0, 0), kind
+        assert result.unchanged > 0
+    assert snapshot == {
+        m.__name__: list(m.select().order_by(m.id).dicts())
+        for m in (Customer, Site, Contact, Invoice, Product, CustomerPrice)
+    }
+    assert AuditLog.select().count() == audits
+
+
+def test_a_good_import_is_audited_once(accounts):
+    import_ok("products", "item_code,description,price\nB1,Bolt,1.00\nB2,Nut,2.00\n")
+    entry = AuditLog.select().where(AuditLog.action == "import.products").get()
+    assert json.loads(entry.detail) == {"created": 2, "updated": 0}
+    assert entry.actor_kind == "system"
+
+
+def test_two_thousand_invoices_import_in_one_go(accounts):
+    """Bulk path: batched inserts, a code generated and hashed for every row."""
+    issue = date.today() - timedelta(days=20)
+    lines = [
+        f"B{n:05d},{'ACME01' if n % 2 else 'BIRCH01'},,{issue},{issue + timedelta(days=30)},"
+        f"{n}.25,,,,,,Line {n}"
+        for n in range(1, 2001)
+    ]
+    result = import_ok("invoices", INVOICE_HEADER + "\n".join(lines) + "\n")
+    assert result.created == 2000
+    assert Invoice.select().count() == 2000
+    assert Invoice.get(Invoice.number == "B01999").total_cents == 199925
+    hashes = {i.quick_pay_hash for i in Invoice.select(Invoice.quick_pay_hash)}
+    assert len(hashes) == 2000 and all(h.startswith("$argon2id$") for h in hashes)
+    again = import_ok("invoices", INVOICE_HEADER + "\n".join(lines) + "\n")
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2000)
+
+
+def test_cli_import_reports_bad_lines_and_fails(accounts, runner, tmp_path):
+    bad = tmp_path / "contacts.csv"
+    bad.write_text("account_number,email\nACME01,a@acme.example\nACME01,nope\nXX,b@x.example\n")
+    result = runner.invoke(args=["import", "contacts", str(bad)])
+    assert result.exit_code != 0
+    assert "line 3: email" in result.output and "line 4: unknown account_number XX" in result.output
+    assert "nothing was imported" in result.output
+    assert Contact.select().count() == 0
+
+    good = tmp_path / "good.csv"
+    good.write_text("account_number,email\nACME01,a@acme.example\n")
+    result = runner.invoke(args=["import", "contacts", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "contacts: 1 created, 0 updated" in result.output
+    result = runner.invoke(args=["import", "contacts", str(good)])
+    assert "contacts: 0 created, 0 updated" in result.output
+
+
+def test_cli_import_refuses_an_unknown_kind(runner, tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("a\n")
+    result = runner.invoke(args=["import", "widgets", str(path)])
+    assert result.exit_code != 0
