@@ -269,9 +269,10 @@ class LineForm(Form):
     """One invoice line (blank lines are ignored)."""
 
     item_code = StringField("Item", validators=[Optional(), Length(max=50)])
-    description = StringField("Description", validators=[Optional(), Length(max=500)])
-    quantity = StringField("Quantity", validators=[Optional()])
-    unit_price = StringField("Unit price", validators=[Optional()])
+    # No Optional(): it would stop the chain before the checks below, which handle blanks.
+    description = StringField("Description", validators=[Length(max=500)])
+    quantity = StringField("Quantity")
+    unit_price = StringField("Unit price")
 
     @property
     def is_blank(self) -> bool:
@@ -308,8 +309,9 @@ class InvoiceForm(FlaskForm):
         "Currency", choices=[("USD", "USD"), ("EUR", "EUR"), ("GBP", "GBP")], default="USD"
     )
     total = StringField("Total (when there are no lines)")
-    discount_percent = StringField("Early-payment discount %", validators=[Optional()])
-    discount_days = StringField("within days of issue", validators=[Optional()])
+    # No Optional() on these: the inline validators below treat blank as "no discount".
+    discount_percent = StringField("Early-payment discount %")
+    discount_days = StringField("Discount applies within (days)")
     description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
     lines = FieldList(FormField(LineForm), min_entries=0)
 

@@ -201,11 +201,16 @@ def update_site(site: Site, values: dict, by) -> dict:
 # --- contacts ---------------------------------------------------------------------------
 
 
+def _site_of(site_id: int, customer_id: int) -> bool:
+    """True when the site belongs to the customer."""
+    return Site.select().where((Site.id == site_id) & (Site.customer == customer_id)).exists()
+
+
 def _contact_values(customer_id: int, values: dict) -> dict:
     values = dict(values)
     values["email"] = normalize_email(values.get("email")) or None
     site_id = values.pop("site_id", None) or None
-    if site_id and not Site.select().where((Site.id == site_id) & (Site.customer == customer_id)):
+    if site_id and not _site_of(site_id, customer_id):
         raise Problem("site_id", "Choose one of this customer's sites.")
     values["site"] = site_id
     return values
@@ -305,9 +310,7 @@ def _check_invoice(values: dict, exclude_id=None) -> None:
     if not Customer.select().where(Customer.id == values["customer_id"]).exists():
         raise Problem("customer_id", "Choose a customer.")
     site_id = values.get("site_id")
-    if site_id and not Site.select().where(
-        (Site.id == site_id) & (Site.customer == values["customer_id"])
-    ):
+    if site_id and not _site_of(site_id, values["customer_id"]):
         raise Problem("site_id", "Choose one of this customer's sites.")
 
 
@@ -442,6 +445,9 @@ def regenerate_code(invoice: Invoice, by) -> str:
     """Give an invoice a new quick-pay code; the old code and every pay link stop working."""
     code, code_fields = _new_code_fields()
     with write_txn():
+        current = locked(Invoice.select().where(Invoice.id == invoice.id)).get()
+        if current.status == "void":
+            raise Problem(None, "A void invoice has no quick-pay code to replace.")
         Invoice.update(
             quick_pay_version=Invoice.quick_pay_version + 1, updated_at=utcnow(), **code_fields
         ).where(Invoice.id == invoice.id).execute()
