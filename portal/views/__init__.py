@@ -5,9 +5,9 @@ from .home import bp as home_bp
 from .payments import bp as payments_bp
 from .quickpay import bp as quickpay_bp
 from .staff import bp as staff_bp
-from .staff.staff_invoices import bp as staff_invoices_bp
-from .staff.staff_import import bp as staff_import_bp
 from .staff.staff_customers import bp as staff_customers_bp
+from .staff.staff_import import bp as staff_import_bp
+from .staff.staff_invoices import bp as staff_invoices_bp
 from .staff.staff_settings import bp as staff_settings_bp
 from .test_checkout import bp as test_checkout_bp
 
