@@ -8,13 +8,14 @@ from .staff import bp as staff_bp
 from .staff.staff_customers import bp as staff_customers_bp
 from .staff.staff_import import bp as staff_import_bp
 from .staff.staff_invoices import bp as staff_invoices_bp
+from .staff.staff_payments import bp as staff_payments_bp
 from .staff.staff_settings import bp as staff_settings_bp
 from .test_checkout import bp as test_checkout_bp
 
 BLUEPRINTS = [home_bp, auth_bp, staff_bp, quickpay_bp, payments_bp, test_checkout_bp]
 
 # The back office (issue 6), one blueprint per page family.
-BLUEPRINTS += [staff_settings_bp, staff_customers_bp, staff_invoices_bp, staff_import_bp]
+BLUEPRINTS += [staff_settings_bp, staff_customers_bp, staff_invoices_bp, staff_import_bp, staff_payments_bp]
 
 # The customer billing area (issue 5).
 from .billing import bp as billing_bp  # noqa: E402
