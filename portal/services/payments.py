@@ -7,13 +7,14 @@ Every payment path (guest quick pay, signed-in billing, staff confirming a chequ
   replayed callback, a re-delivered webhook or a double click finds the first one (I4, I5);
 - each invoice balance moves by a conditional UPDATE that only succeeds while the invoice
   still owes at least that much, so two payers at once can never over-apply (I4);
-- what cannot be applied stays on the payment as unapplied credit, flagged for staff;
+- when an invoice owes less than planned (two payers at once), what it still owes is applied
+  and the rest stays on the payment as unapplied credit, flagged for staff to refund;
 - the receipt email goes to the outbox and the audit entry is written in the same
   transaction, so a crash leaves all of it or none of it (I6).
 
 An attempt is recorded with its idempotency key before any provider is called (I2), provider
 calls happen outside database transactions, and an invoice has at most one open attempt at a
-time (a partial unique index, I3).
+time: its rows are locked while an attempt starts (I3).
 """
 
 import logging
@@ -35,6 +36,11 @@ __all__ = ["PROVIDER_LABELS", "Event", "ProviderError"]
 log = logging.getLogger(__name__)
 
 ATTEMPT_LIFETIME = timedelta(hours=2)
+IN_PROGRESS = (
+    "A payment for this invoice is already in progress. Please wait a moment and try again."
+)
+# The same offline payment submitted again within this window is a double click.
+OFFLINE_REPEAT_WINDOW = timedelta(minutes=10)
 OPEN_STATES = ("pending", "redirected")
 # Allowed source states per target state (I9). Money that arrives for an attempt that was
 # cancelled or expired on our side is still real money, so it may still succeed.
@@ -168,6 +174,12 @@ def checkout(
     url = chosen.start(attempt)  # outside any transaction: never hold the lock over HTTP
     if chosen.hosted:
         _transition(attempt.key, "redirected")
+        attempt = PaymentAttempt.get_by_id(attempt.id)
+        if attempt.status not in OPEN_STATES:
+            # Another payer superseded this attempt while its provider session was being
+            # made, so that session may have escaped their cancel: cancel it here.
+            _provider_cancel(attempt)
+            raise PaymentError("invoices", IN_PROGRESS)
     else:
         record_offline(attempt)
     return Checkout(attempt, url)
@@ -190,6 +202,7 @@ def _open_attempt(customer, result, provider, payer_name, payer_email, portal_us
         superseded = []
         try:
             with write_txn():
+                _lock_invoices(invoice_ids)
                 open_items = list(
                     locked(
                         PaymentAttemptItem.select(PaymentAttemptItem, PaymentAttempt)
@@ -212,6 +225,20 @@ def _open_attempt(customer, result, provider, payer_name, payer_email, portal_us
                     _set_status(attempt, "cancelled", reason="superseded by a newer attempt")
                     superseded.append(attempt)
                 now = utcnow()
+                if provider == "offline":
+                    # An offline attempt is closed at once; a double click finds it here.
+                    recent = PaymentAttempt.select().where(
+                        (PaymentAttempt.owner == owner)
+                        & (PaymentAttempt.provider == provider)
+                        & (PaymentAttempt.status == "offline")
+                        & (PaymentAttempt.created_at >= now - OFFLINE_REPEAT_WINDOW)
+                    )
+                    for attempt in recent:
+                        lines = [
+                            (i.invoice_id, i.amount_cents, i.discount_cents) for i in attempt.items
+                        ]
+                        if _fingerprint(attempt.provider, attempt.owner, lines) == wanted:
+                            return attempt
                 attempt = PaymentAttempt.create(
                     key=str(uuid.uuid4()),
                     provider=provider,
@@ -252,9 +279,18 @@ def _open_attempt(customer, result, provider, payer_name, payer_email, portal_us
         for old in superseded:
             _provider_cancel(old)
         return attempt
-    raise PaymentError(
-        "invoices",
-        "A payment for this invoice is already in progress. Please wait a moment and try again.",
+    raise PaymentError("invoices", IN_PROGRESS)
+
+
+def _lock_invoices(invoice_ids) -> None:
+    """Serialise work on these invoices (PostgreSQL row locks, in id order; SQLite's
+    IMMEDIATE transaction already serialises), so two starts never both see "no open
+    attempt" and a start never races an apply. Lock order everywhere: invoices, then attempt.
+    """
+    list(
+        locked(
+            Invoice.select(Invoice.id).where(Invoice.id.in_(list(invoice_ids))).order_by(Invoice.id)
+        )
     )
 
 
@@ -329,6 +365,12 @@ def record_offline(attempt) -> Payment:
 def apply_event(event: Event) -> Payment | None:
     """Apply what a provider reported, exactly once; returns the Payment for a success."""
     with write_txn():
+        _lock_invoices(
+            i.invoice_id
+            for i in PaymentAttemptItem.select(PaymentAttemptItem.invoice)
+            .join(PaymentAttempt)
+            .where(PaymentAttempt.key == event.attempt_key)
+        )
         attempt = locked(
             PaymentAttempt.select().where(PaymentAttempt.key == event.attempt_key)
         ).get_or_none()
@@ -419,21 +461,39 @@ def _apply_items(payment, items) -> None:
             )
             .execute()
         )
-        if changed == 1:
+        if changed != 1:
+            # Someone else paid this invoice meanwhile: apply what it still owes (without the
+            # discount, which was planned on the whole balance) and keep the rest as credit.
+            unapplied += amount
+            amount, discount = _fit(item.invoice_id, amount), 0
+            unapplied -= amount
+        if amount or discount:
             PaymentApplication.create(
                 payment=payment,
                 invoice=item.invoice_id,
                 amount_cents=amount,
                 discount_cents=discount,
             )
-        else:
-            unapplied += amount
     if unapplied:
         payment.unapplied_cents = unapplied
         payment.flagged = True
         payment.flag_reason = "More was paid than the invoices owed; refund or apply the credit."
         payment.save()
         log.warning("payment %s left %s unapplied", payment.receipt_number, unapplied)
+
+
+def _fit(invoice_id: int, amount: int) -> int:
+    """Apply up to `amount` to what an invoice still owes (inside the apply transaction)."""
+    invoice = locked(Invoice.select().where(Invoice.id == invoice_id)).get()
+    fit = min(amount, invoice.balance_cents) if invoice.status == "open" else 0
+    if fit <= 0:
+        return 0
+    changed = (
+        Invoice.update(amount_paid_cents=Invoice.amount_paid_cents + fit, updated_at=utcnow())
+        .where((Invoice.id == invoice_id) & (Invoice.balance_expr() >= fit))
+        .execute()
+    )
+    return fit if changed == 1 else 0
 
 
 def _email(payment, attempt, kind: str) -> None:
