@@ -12,6 +12,7 @@ from wtforms import (
     TextAreaField,
     widgets,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from ..models import PORTAL_ROLES
@@ -64,7 +65,7 @@ class CheckboxesField(SelectMultipleField):
 
     def pre_validate(self, form):
         # Choices unknown to the form are refused, never silently kept (E4).
-        values = {str(v) for v, _ in self.choices}
+        values = {str(c.value if isinstance(c, SelectChoice) else c[0]) for c in self.choices}
         for value in self.data or []:
             if str(value) not in values:
                 raise ValidationError("Choose from the list.")
@@ -180,15 +181,15 @@ class ChangePasswordForm(FlaskForm):
     )
 
 
-ROLE_CHOICES = [(r, ROLE_LABELS[r]) for r in PORTAL_ROLES]
+ROLE_CHOICES = [SelectChoice(r, ROLE_LABELS[r]) for r in PORTAL_ROLES]
 
 
 class AccessFieldsMixin:
     """Roles and site scope, offered within what the acting admin holds."""
 
     def limit_to(self, roles, sites, admin_sites):
-        self.roles.choices = [(r, ROLE_LABELS[r]) for r in PORTAL_ROLES if r in roles]
-        self.sites.choices = [(str(s.id), s.name) for s in sites]
+        self.roles.choices = [SelectChoice(r, ROLE_LABELS[r]) for r in PORTAL_ROLES if r in roles]
+        self.sites.choices = [SelectChoice(str(s.id), s.name) for s in sites]
         if admin_sites is not None:
             self.all_sites.data = False
 

@@ -9,6 +9,8 @@ only grant roles they hold themselves.
 
 import hmac
 
+from flask import current_app, has_request_context
+
 from .. import tokens
 from ..db import locked, utcnow, write_txn
 from ..models import (
@@ -21,7 +23,7 @@ from ..models import (
     Site,
     TermsAcceptance,
 )
-from ..security import hash_secret, new_stamp, normalize_code, verify_code
+from ..security import hash_secret, new_stamp, normalize_code, verify_code, verify_secret
 from ..web import absolute_url
 from . import audit, outbox, settings, throttle
 from . import auth as auth_service
@@ -197,7 +199,15 @@ def make_link(purpose: str, user: PortalUser) -> str:
         "register": "register.confirm",
         "reset": "password.reset",
     }[purpose]
-    return absolute_url(endpoint, token=token)
+    return _absolute(endpoint, token=token)
+
+
+def _absolute(endpoint: str, **values) -> str:
+    """An absolute link on the configured base URL, also outside a request (CLI imports)."""
+    if has_request_context():
+        return absolute_url(endpoint, **values)
+    with current_app.test_request_context():
+        return absolute_url(endpoint, **values)
 
 
 def read_link(purpose: str, token: str) -> PortalUser | None:
@@ -561,8 +571,8 @@ def register(values: dict) -> str:
                 "registration_exists",
                 email,
                 **_email_context(existing),
-                reset_link=absolute_url("password.forgot"),
-                login_link=absolute_url("auth.login"),
+                reset_link=_absolute("password.forgot"),
+                login_link=_absolute("auth.login"),
             )
             audit.record("access.register_existing", existing, email=email)
             return "exists"
@@ -603,7 +613,7 @@ def register(values: dict) -> str:
                 name=contact.full_name,
                 email=email,
                 customer_name=customer.name,
-                link=absolute_url("company.index"),
+                link=_absolute("company.index"),
             )
         return "pending"
 
@@ -685,3 +695,154 @@ def password_problem(password: str) -> str | None:
     if password.lower() in COMMON_PASSWORDS or len(set(password)) < 4:
         return "That password is too common. Pick something harder to guess."
     return None
+
+
+# --- my account --------------------------------------------------------------------------
+
+
+def update_profile(user: PortalUser, values: dict) -> dict:
+    """Change the user's own name and phone (never email, roles or company: E4); audited."""
+    with write_txn():
+        contact = locked(Contact.select().where(Contact.id == user.contact_id)).get()
+        changed = {}
+        for name in ("first_name", "last_name", "phone"):
+            new = " ".join((values.get(name) or "").split())
+            if getattr(contact, name) != new:
+                changed[name] = (getattr(contact, name), new)
+                setattr(contact, name, new)
+        if changed:
+            contact.save()
+            user.contact = contact
+            audit.record("account.profile_changed", contact, actor=user, changes=changed)
+    return changed
+
+
+def change_password(user: PortalUser, current: str, new: str) -> bool:
+    """Change one's own password; the current one is required (C6) and wrong ones count as
+    sign-in failures. Every session of the login ends; the caller starts a fresh one."""
+    email = user.email
+    if throttle.locked_until("login-email", email):
+        return False
+    fresh = PortalUser.get_by_id(user.id)
+    if not verify_secret(fresh.password_hash, current):
+        with write_txn():
+            throttle.fail("login-email", email)
+            audit.record("account.password_change_failed", fresh, actor=user)
+        return False
+    new_hash = hash_secret(new)
+    with write_txn():
+        fresh = _locked_user(user.id)
+        fresh.password_hash = new_hash
+        fresh.auth_stamp = new_stamp()
+        fresh.save()
+        auth_service.end_all_sessions(fresh)
+        outbox.queue_template("password_changed", email, **_email_context(fresh))
+        audit.record("account.password_changed", fresh, actor=user)
+    return True
+
+
+def _join_words(words: list[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def scope_words(user: PortalUser) -> str:
+    """'all sites of Acme' or 'Plant 1 and Plant 2'."""
+    if user.site_ids is None:
+        return f"all of {user.contact.customer.name}"
+    names = [
+        s.name for s in Site.select(Site.name).where(Site.id.in_(user.site_ids)).order_by(Site.name)
+    ]
+    return _join_words(names) if names else "no sites"
+
+
+PERMISSION_WORDS = {
+    "invoices": "can see and pay invoices",
+    "statements": "can see statements, aging and payment history",
+    "quotes": "can ask for quotes and accept or decline them",
+    "orders": "can follow orders and shipments",
+    "cases": "can open and follow support cases",
+}
+
+
+def permissions_in_words(user: PortalUser) -> list[str]:
+    """What the login may do, one plain sentence per role ('can pay invoices for Plant 1')."""
+    values = settings.load()
+    scope = scope_words(user)
+    lines = []
+    for role in PORTAL_ROLES:
+        if not user.has_role(role):
+            continue
+        if role == "company_admin":
+            lines.append(
+                f"can manage the portal logins of {user.contact.customer.name}"
+                + ("" if user.site_ids is None else f" for {scope}")
+            )
+            continue
+        line = f"{PERMISSION_WORDS[role]} for {scope}"
+        if not values.get(f"module_{role}", True):
+            line += " (this part of the portal is switched off at the moment)"
+        lines.append(line)
+    return lines
+
+
+# --- company administration --------------------------------------------------------------
+
+
+def company_users(customer_id: int) -> list[PortalUser]:
+    """Every login of a company, pending approvals first, with their sites."""
+    users = list(
+        PortalUser.select(PortalUser, Contact)
+        .join(Contact)
+        .where(Contact.customer == customer_id)
+        .order_by(Contact.first_name, Contact.last_name, Contact.email)
+    )
+    order = {"pending": 0, "active": 1, "invited": 2, "disabled": 3}
+    users.sort(key=lambda u: order.get(u.status, 9))
+    site_names = {s.id: s.name for s in Site.select().where(Site.customer == customer_id)}
+    links = PortalUserSite.select().where(PortalUserSite.user.in_([u.id for u in users] or [0]))
+    by_user: dict[int, list[int]] = {}
+    for link in links:
+        by_user.setdefault(link.user_id, []).append(link.site_id)
+    for user in users:
+        user._site_ids = None if user.all_sites else sorted(by_user.get(user.id, []))
+        user.site_names = None if user.all_sites else sorted(site_names[i] for i in user._site_ids)
+    return users
+
+
+def company_user(customer_id: int, user_id) -> PortalUser | None:
+    """A login of this company by id, or None (another company's login is not found)."""
+    try:
+        user_id = int(user_id)
+    except (TypeError, ValueError):
+        return None
+    return (
+        PortalUser.select(PortalUser, Contact)
+        .join(Contact)
+        .where((PortalUser.id == user_id) & (Contact.customer == customer_id))
+        .first()
+    )
+
+
+def invite_colleague(by: PortalUser, values: dict, roles, site_ids) -> PortalUser:
+    """A company admin invites someone by email: the contact is found or created in their own
+    company, and invited with roles within the admin's own."""
+    customer_id = by.contact.customer_id
+    email = auth_service.normalize_email(values["email"])
+    with write_txn():
+        _check_actor(by, customer_id)
+        contact = Contact.get_or_none(Contact.email == email)
+        if contact is not None and contact.customer_id != customer_id:
+            raise AccessProblem(
+                "email", "This address cannot be invited here. Contact us and we will help."
+            )
+        if contact is None:
+            contact = Contact.create(
+                customer=customer_id,
+                email=email,
+                first_name=" ".join((values.get("first_name") or "").split())[:100],
+                last_name=" ".join((values.get("last_name") or "").split())[:100],
+            )
+            audit.record("contact.created", contact, actor=by, source="company admin")
+        return _invite_in_txn(contact, roles, site_ids, by)

@@ -29,3 +29,9 @@ from .password import bp as password_bp  # noqa: E402
 from .register import bp as register_bp  # noqa: E402
 
 BLUEPRINTS += [register_bp, access_bp, password_bp]
+
+# My account and company administration (issue 4).
+from .account import bp as account_bp  # noqa: E402
+from .company import bp as company_bp  # noqa: E402
+
+BLUEPRINTS += [account_bp, company_bp]
