@@ -9,10 +9,19 @@ from ..auth import customer_required
 from ..forms.billing import CheckoutForm, QuestionForm, SelectionForm
 from ..security import unseal
 from ..services import billing, cases, payments, providers, quickpay, settings
-from ..web import absolute_url, redirect_to, render
+from ..web import absolute_url, redirect_to, render, wants_fragment
 
 bp = Blueprint("billing", __name__, url_prefix="/invoices")
 invoices_required = customer_required("invoices", "invoices")
+
+
+@bp.context_processor
+def _print_url():
+    """The page's own URL with ?print=1: a "Print" link that works after a boosted visit."""
+    if request.endpoint is None:
+        return {}
+    args = {**(request.view_args or {}), **request.args.to_dict(), "print": "1"}
+    return {"print_url": url_for(request.endpoint, **args)}
 
 
 def _typed_amounts(ids) -> dict:
@@ -44,7 +53,11 @@ def _list_context(params, form=None, preview=None):
 def index():
     """The filtered, sorted, paged invoice list; htmx swaps only the results (same URL)."""
     params = billing.ListParams.from_args(request.args)
-    return render("billing/index.html", block="results", **_list_context(params))
+    response = render("billing/index.html", block="results", **_list_context(params))
+    if wants_fragment():
+        # The address bar gets the canonical URL (defaults left out), not the raw form values.
+        response.headers["HX-Push-Url"] = url_for("billing.index", **params.args())
+    return response
 
 
 @bp.get("/export.csv")

@@ -1,6 +1,6 @@
 """Statements: the A/R statement for a date range (page, print, CSV), aging, payment history."""
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, request, url_for
 from flask_login import current_user
 
 from ..auth import customer_required
@@ -9,6 +9,15 @@ from ..web import render
 
 bp = Blueprint("statements", __name__, url_prefix="/statements")
 statements_required = customer_required("statements", "statements")
+
+
+@bp.context_processor
+def _print_url():
+    """The page's own URL with ?print=1: a "Print" link that works after a boosted visit."""
+    if request.endpoint is None:
+        return {}
+    args = {**(request.view_args or {}), **request.args.to_dict(), "print": "1"}
+    return {"print_url": url_for(request.endpoint, **args)}
 
 
 @bp.get("/")

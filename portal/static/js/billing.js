@@ -1,10 +1,18 @@
-// Billing: small enhancements for the invoice pages. Every page works without this file.
+// Billing: small enhancements for the invoice pages. Every page works without this file:
+// a "Print" link reloads its page with ?print=1, which prints once the page (and so this
+// file) has loaded; the browser's own print menu prints the same page without JavaScript.
 (function () {
   "use strict";
 
-  // "Print" buttons (the browser's own menu prints the same page without JavaScript).
   document.addEventListener("click", function (event) {
-    if (event.target.closest("[data-print]")) window.print();
+    if (event.target.closest("[data-print]")) {
+      event.preventDefault();
+      window.print();
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (document.querySelector("[data-autoprint]")) window.print();
   });
 
   // Typing an amount ticks its invoice, so the running total includes what was typed.
