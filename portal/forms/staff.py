@@ -452,7 +452,11 @@ class NoteForm(FlaskForm):
 class AuditFilterForm(Form):
     """Filters for the audit log (GET)."""
 
-    action = StringField("Action", validators=[Optional(), Length(max=100)])
+    action = StringField(
+        "Action",
+        validators=[Optional(), Length(max=100)],
+        render_kw={"list": "audit-actions", "placeholder": "e.g. settings. or invoice.voided"},
+    )
     actor = StringField("Who", validators=[Optional(), Length(max=320)])
     object_type = StringField("Object type", validators=[Optional(), Length(max=50)])
     object_id = StringField("Object id", validators=[Optional(), Length(max=100)])

@@ -5,17 +5,31 @@ from .home import bp as home_bp
 from .payments import bp as payments_bp
 from .quickpay import bp as quickpay_bp
 from .staff import bp as staff_bp
+from .staff.staff_audit import bp as staff_audit_bp
 from .staff.staff_customers import bp as staff_customers_bp
 from .staff.staff_import import bp as staff_import_bp
 from .staff.staff_invoices import bp as staff_invoices_bp
+from .staff.staff_outbox import bp as staff_outbox_bp
 from .staff.staff_payments import bp as staff_payments_bp
+from .staff.staff_queue import bp as staff_queue_bp
 from .staff.staff_settings import bp as staff_settings_bp
+from .staff.staff_users import bp as staff_users_bp
 from .test_checkout import bp as test_checkout_bp
 
 BLUEPRINTS = [home_bp, auth_bp, staff_bp, quickpay_bp, payments_bp, test_checkout_bp]
 
 # The back office (issue 6), one blueprint per page family.
-BLUEPRINTS += [staff_settings_bp, staff_customers_bp, staff_invoices_bp, staff_import_bp, staff_payments_bp]
+BLUEPRINTS += [
+    staff_settings_bp,
+    staff_customers_bp,
+    staff_invoices_bp,
+    staff_import_bp,
+    staff_payments_bp,
+    staff_queue_bp,
+    staff_outbox_bp,
+    staff_audit_bp,
+    staff_users_bp,
+]
 
 # The customer billing area (issue 5).
 from .billing import bp as billing_bp  # noqa: E402

@@ -1,0 +1,47 @@
+"""The audit log (staff admins): who did what, when and from where, with filters."""
+
+import json
+
+from flask import Blueprint, request
+from werkzeug.datastructures import MultiDict
+
+from ...forms.staff import AuditFilterForm
+from ...services import backoffice
+from ...web import render
+from ._common import guard, page_number
+
+bp = Blueprint("staff_audit", __name__, url_prefix="/staff/audit")
+guard(bp, admin=True)
+
+
+def pretty(detail: str) -> str:
+    """An entry's JSON detail, indented for reading."""
+    if not detail:
+        return ""
+    try:
+        return json.dumps(json.loads(detail), indent=1, sort_keys=True, ensure_ascii=False)
+    except ValueError:
+        return detail
+
+
+@bp.get("/")
+def index():
+    """Audit entries, newest first, filtered by action, person, object and dates."""
+    form = AuditFilterForm(MultiDict(request.args))
+    form.validate()
+    query = backoffice.search_audit(
+        action=form.action.data or "",
+        actor=form.actor.data or "",
+        object_type=form.object_type.data or "",
+        object_id=form.object_id.data or "",
+        start=None if form.start.errors else form.start.data,
+        end=None if form.end.errors else form.end.data,
+    )
+    return render(
+        "staff/audit/index.html",
+        block="results",
+        form=form,
+        page=backoffice.paginate(query, page_number(), size=50),
+        actions=backoffice.audit_actions(),
+        pretty=pretty,
+    )

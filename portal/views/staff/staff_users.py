@@ -1,0 +1,98 @@
+"""Back-office logins (staff admins): create, change role, set a password, deactivate."""
+
+from flask import Blueprint, flash, request, url_for
+
+from ...forms import ActionForm
+from ...forms.staff import StaffCreateForm, StaffEditForm, StaffPasswordForm
+from ...models import StaffUser
+from ...services import backoffice
+from ...services.backoffice import Problem
+from ...web import redirect_to, render
+from ._common import attach, get_or_404, guard, me
+
+bp = Blueprint("staff_users", __name__, url_prefix="/staff/users")
+guard(bp, admin=True)
+
+
+@bp.get("/")
+def index():
+    """Every back-office login."""
+    return render("staff/users/index.html", users=list(backoffice.staff_list()))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    """Create a back-office login with a first password."""
+    form = StaffCreateForm()
+    if request.method == "POST" and form.validate():
+        try:
+            user = backoffice.create_staff_user(
+                form.email.data, form.name.data or "", form.role.data, form.password.data, me()
+            )
+        except Problem as problem:
+            attach(form, problem)
+        else:
+            flash(f"{user.email} can now sign in to the back office.", "success")
+            return redirect_to(url_for("staff_users.index"))
+    status = 422 if request.method == "POST" else 200
+    return render("staff/users/new.html", block="form", status=status, form=form)
+
+
+def _edit_page(user, form=None, password_form=None, status=200):
+    return render(
+        "staff/users/edit.html",
+        status=status,
+        user=user,
+        form=form or StaffEditForm(obj=user),
+        password_form=password_form or StaffPasswordForm(),
+        action_form=ActionForm(),
+    )
+
+
+@bp.get("/<int:user_id>")
+def edit(user_id):
+    """A staff login: name, role, password and whether it may sign in."""
+    return _edit_page(get_or_404(StaffUser, user_id))
+
+
+@bp.post("/<int:user_id>")
+def update(user_id):
+    """Change name or role (the last active admin stays an admin)."""
+    user = get_or_404(StaffUser, user_id)
+    form = StaffEditForm()
+    if form.validate():
+        try:
+            changed = backoffice.update_staff_user(user, form.name.data or "", form.role.data, me())
+        except Problem as problem:
+            attach(form, problem)
+        else:
+            flash("Saved." if changed else "Nothing changed.", "success")
+            return redirect_to(url_for("staff_users.edit", user_id=user.id))
+    return _edit_page(user, form=form, status=422)
+
+
+@bp.post("/<int:user_id>/password")
+def password(user_id):
+    """Set a new password; every session of that login ends."""
+    user = get_or_404(StaffUser, user_id)
+    form = StaffPasswordForm()
+    if not form.validate():
+        return _edit_page(user, password_form=form, status=422)
+    backoffice.reset_staff_password(user, form.password.data, me())
+    flash("New password set; their sessions have ended.", "success")
+    return redirect_to(url_for("staff_users.edit", user_id=user.id))
+
+
+@bp.post("/<int:user_id>/active")
+def set_active(user_id):
+    """Deactivate (ending every session) or reactivate a staff login."""
+    user = get_or_404(StaffUser, user_id)
+    ActionForm().validate()
+    active = request.form.get("active") == "1"
+    try:
+        backoffice.set_staff_active(user, active, me())
+    except Problem as problem:
+        flash(problem.message, "error")
+    else:
+        flash("Login reactivated." if active else "Login deactivated.", "success")
+    return redirect_to(url_for("staff_users.edit", user_id=user.id))
