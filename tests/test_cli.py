@@ -1,0 +1,143 @@
+"""The command line: init-db, create-staff, seed, worker (DESIGN.md "Command line")."""
+
+from playhouse.migrations import Runner
+from playhouse.schema_diff import diff_models
+
+from portal.db import MIGRATIONS_DIR, db, write_txn
+from portal.models import ALL_MODELS, Customer, Invoice, OutboxMessage, PaymentAttempt, StaffUser
+from portal.security import verify_secret
+from portal.services import outbox
+
+from . import factories
+
+
+def schema() -> dict:
+    """Tables with their columns, indexes and foreign keys, as the database reports them."""
+    shape = {}
+    for table in sorted(db.get_tables()):
+        shape[table] = (
+            sorted((c.name, c.data_type, c.null, str(c.default)) for c in db.get_columns(table)),
+            sorted((i.name, tuple(i.columns), i.unique) for i in db.get_indexes(table)),
+            sorted((f.column, f.dest_table, f.dest_column) for f in db.get_foreign_keys(table)),
+        )
+    return shape
+
+
+def row_counts() -> dict:
+    return {m.__name__: m.select().count() for m in ALL_MODELS}
+
+
+def test_init_db_creates_the_schema_on_a_fresh_database(make_app, tmp_path):
+    """A fresh SQLite file (the default install) gets exactly the models' schema."""
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.db'}")
+    with app.app_context():
+        with db.connection_context():
+            assert db.get_tables() == []
+        result = app.test_cli_runner().invoke(args=["init-db"])
+        assert result.exit_code == 0, result.output
+        assert "Applied migrations: 0001_initial" in result.output
+        with db.connection_context():
+            assert not diff_models(db.obj, ALL_MODELS)
+            assert {m._meta.table_name for m in ALL_MODELS} <= set(db.get_tables())
+
+
+def test_init_db_twice_changes_nothing(app, runner):
+    factories.invoice()
+    factories.staff()
+    before_schema, before_rows = schema(), row_counts()
+    for _ in range(2):
+        result = runner.invoke(args=["init-db"])
+        assert result.exit_code == 0, result.output
+        assert "The database is up to date." in result.output
+    assert schema() == before_schema
+    assert row_counts() == before_rows
+
+
+def test_init_db_upgrades_an_existing_database_and_keeps_its_data(make_app, tmp_path):
+    """A database made by an older release (only the first migration) is brought up to date."""
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'old.db'}")
+    with app.app_context():
+        with db.connection_context():
+            Runner(db.obj, directory=MIGRATIONS_DIR).up(target="0001_initial")
+            assert "test_checkout_session" not in db.get_tables()
+            invoice, _ = factories.invoice(total_cents=4321)
+        result = app.test_cli_runner().invoke(args=["init-db"])
+        assert result.exit_code == 0, result.output
+        assert "0002_test_checkout" in result.output and "0001_initial" not in result.output
+        with db.connection_context():
+            assert not diff_models(db.obj, ALL_MODELS)
+            kept = Invoice.get_by_id(invoice.id)
+            assert (kept.number, kept.total_cents) == (invoice.number, 4321)
+            assert Customer.select().count() == 1
+            assert "owner" in {c.name for c in db.get_columns("payment_attempt")}
+            assert PaymentAttempt.select().count() == 0
+
+
+def test_create_staff(app, runner):
+    result = runner.invoke(
+        args=["create-staff", "Boss@Example.com", "--password", "long enough pw", "--admin"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Created admin boss@example.com." in result.output
+    boss = StaffUser.get(StaffUser.email == "boss@example.com")
+    assert boss.is_admin and boss.password_hash.startswith("$argon2id$")
+    assert verify_secret(boss.password_hash, "long enough pw")
+
+    result = runner.invoke(args=["create-staff", "helper@example.com", "--password", "0123456789"])
+    assert result.exit_code == 0 and StaffUser.get(
+        StaffUser.email == "helper@example.com"
+    ).role == ("agent")
+
+
+def test_create_staff_refuses_duplicates_and_short_passwords(app, runner):
+    factories.staff(email="taken@example.com")
+    again = runner.invoke(
+        args=["create-staff", "taken@example.com", "--password", "long enough pw"]
+    )
+    assert again.exit_code != 0 and "already has a back-office login" in again.output
+    short = runner.invoke(args=["create-staff", "new@example.com", "--password", "short"])
+    assert short.exit_code != 0 and "at least 10 characters" in short.output
+    assert StaffUser.select().count() == 1
+
+
+def test_create_staff_prompts_for_the_password(app, runner):
+    result = runner.invoke(
+        args=["create-staff", "typed@example.com"], input="typed password\ntyped password\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "typed password" not in result.output  # hidden input
+    user = StaffUser.get(StaffUser.email == "typed@example.com")
+    assert verify_secret(user.password_hash, "typed password")
+
+
+def test_seed_twice(app, runner):
+    first = runner.invoke(args=["seed"])
+    assert first.exit_code == 0, first.output
+    assert "customers: 3 created, 0 updated" in first.output
+    counts = row_counts()
+    assert counts["Invoice"] >= 15 and counts["PortalUser"] == 3 and counts["StaffUser"] == 2
+    second = runner.invoke(args=["seed"])
+    assert second.exit_code == 0, second.output
+    lines = [line for line in second.output.splitlines() if line.strip()]
+    assert lines and all(line.endswith(": 0 created, 0 updated") for line in lines), lines
+    assert row_counts() == counts
+
+
+def test_worker_once_delivers_due_mail(app, runner, mailbox):
+    """B10: what a transaction queued is delivered by `flask worker --once`."""
+    with write_txn():
+        outbox.queue("pat@example.com", "Your receipt", "Thanks for paying.")
+        later = outbox.queue("sam@example.com", "Later", "Not yet.")
+        OutboxMessage.update(next_attempt_at=later.next_attempt_at.replace(year=2999)).where(
+            OutboxMessage.id == later.id
+        ).execute()
+    result = runner.invoke(args=["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    (message,) = mailbox.wait_for(1)
+    assert message["To"] == "pat@example.com" and message["Subject"] == "Your receipt"
+    assert message.get_content().strip() == "Thanks for paying."
+    statuses = {m.to_addr: m.status for m in OutboxMessage.select()}
+    assert statuses == {"pat@example.com": "sent", "sam@example.com": "queued"}
+    # A second pass sends nothing again.
+    runner.invoke(args=["worker", "--once"])
+    assert len(mailbox.messages) == 1
