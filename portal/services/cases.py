@@ -1,8 +1,25 @@
-"""Support cases opened by customers: numbered, with the first message, audited."""
+"""Support cases: opened by customers, answered by staff, followed to resolution.
+
+Statuses: `new` (nobody from the office has answered), `open` (being worked on), `waiting`
+(staff answered and wait for the customer), `resolved`, `closed`. A customer's reply
+reopens a resolved case; staff replies and status changes email the customer through the
+outbox; internal notes are never shown to customers and never emailed.
+"""
 
 from ..db import utcnow, write_txn
-from ..models import Case, CaseMessage
-from . import audit, counters
+from ..models import Case, CaseMessage, Customer, Invoice, PortalUser
+from ..web import absolute_url
+from . import audit, counters, outbox
+
+STATUSES = ("new", "open", "waiting", "resolved", "closed")
+OPEN_STATUSES = ("new", "open", "waiting")
+STATUS_LABELS = {
+    "new": "New",
+    "open": "In progress",
+    "waiting": "Waiting for you",
+    "resolved": "Resolved",
+    "closed": "Closed",
+}
 
 
 def create_case(user, subject: str, body: str, invoice=None, order=None) -> Case:
@@ -37,3 +54,140 @@ def create_case(user, subject: str, body: str, invoice=None, order=None) -> Case
             order=order.number if order is not None else None,
         )
     return case
+
+
+def for_user(user, status: str = "open"):
+    """The cases this portal user may see, newest activity first; `status` open/closed/all."""
+    query = Case.for_user(user).order_by(Case.updated_at.desc(), Case.id.desc())
+    if status == "open":
+        query = query.where(Case.status.in_(OPEN_STATUSES))
+    elif status == "closed":
+        query = query.where(Case.status.not_in(OPEN_STATUSES))
+    return query
+
+
+def case_for(user, case_id) -> Case | None:
+    """One case the user may see (another company's or site's answers None, hence 404)."""
+    try:
+        case_id = int(case_id)
+    except (TypeError, ValueError):
+        return None
+    return for_user(user, "all").where(Case.id == case_id).first()
+
+
+def invoice_for(user, invoice_id) -> Invoice | None:
+    """An invoice the user may link a case to, or None."""
+    try:
+        invoice_id = int(invoice_id)
+    except (TypeError, ValueError):
+        return None
+    return Invoice.for_user(user).where(Invoice.id == invoice_id).first()
+
+
+def messages(case: Case, internal: bool = False) -> list[CaseMessage]:
+    """The case's conversation in order; internal notes only when `internal`."""
+    query = case.messages.order_by(CaseMessage.created_at, CaseMessage.id)
+    if not internal:
+        query = query.where(CaseMessage.internal == False)  # noqa: E712
+    return list(query)
+
+
+def reply_as_customer(case: Case, user, body: str) -> CaseMessage:
+    """Add the customer's message; a waiting or resolved case goes back to the office."""
+    with write_txn():
+        now = utcnow()
+        message = CaseMessage.create(case=case, portal_user=user, body=body.strip(), created_at=now)
+        status = "open" if case.status in ("waiting", "resolved", "closed") else case.status
+        Case.update(status=status, updated_at=now, resolved_at=None).where(
+            Case.id == case.id
+        ).execute()
+        audit.record("case.customer_replied", case, status=status)
+    case.status = status
+    return message
+
+
+def resolve_as_customer(case: Case, user) -> None:
+    """The customer says the question is answered."""
+    with write_txn():
+        now = utcnow()
+        Case.update(status="resolved", updated_at=now, resolved_at=now).where(
+            Case.id == case.id
+        ).execute()
+        audit.record("case.resolved_by_customer", case)
+    case.status = "resolved"
+
+
+def staff_reply(case: Case, staff, body: str, status: str, internal: bool = False) -> CaseMessage:
+    """Staff answer (or note) and status change in one transaction; the customer is emailed
+    about anything that is not an internal note."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown case status {status!r}")
+    body = (body or "").strip()
+    with write_txn():
+        now = utcnow()
+        message = None
+        if body:
+            message = CaseMessage.create(
+                case=case, staff_user=staff, body=body, internal=internal, created_at=now
+            )
+        changes = {"updated_at": now, "status": status}
+        if status in ("resolved", "closed"):
+            changes["resolved_at"] = case.resolved_at or now
+        else:
+            changes["resolved_at"] = None
+        old_status = case.status
+        Case.update(**changes).where(Case.id == case.id).execute()
+        audit.record(
+            "case.staff_replied" if body else "case.status_changed",
+            case,
+            actor=staff,
+            old=old_status,
+            new=status,
+            internal=internal,
+        )
+        if (body and not internal) or status != old_status:
+            _email_customer(case, body if not internal else "", old_status, status)
+    case.status = status
+    return message
+
+
+def _email_customer(case: Case, body: str, old: str, new: str) -> None:
+    """Queue the "case update" email to whoever opened the case (or the company address)."""
+    user = (
+        PortalUser.get_or_none(PortalUser.id == case.portal_user_id)
+        if case.portal_user_id
+        else None
+    )
+    to = user.contact.email if user is not None else case.customer.email
+    if not to:
+        return
+    lines = []
+    if body:
+        lines.append(body)
+    if new != old:
+        lines.append(f"The case is now: {STATUS_LABELS[new]}.")
+    outbox.queue_template(
+        "case_update",
+        to,
+        name=user.contact.first_name if user is not None else case.customer.name,
+        case_number=case.number,
+        subject=case.subject,
+        message="\n\n".join(lines),
+        link=absolute_url("cases.show", case_id=case.id),
+    )
+
+
+def staff_search(q: str = "", status: str = "open"):
+    """Cases for the back office: open ones first by last activity, with search."""
+    query = Case.select().order_by(Case.updated_at.desc(), Case.id.desc())
+    if status == "open":
+        query = query.where(Case.status.in_(OPEN_STATUSES))
+    elif status in STATUSES:
+        query = query.where(Case.status == status)
+    q = (q or "").strip()
+    if q:
+        like = f"%{q}%"
+        query = query.join(Customer).where(
+            Case.number.ilike(like) | Case.subject.ilike(like) | Customer.name.ilike(like)
+        )
+    return query

@@ -49,3 +49,9 @@ from .account import bp as account_bp  # noqa: E402
 from .company import bp as company_bp  # noqa: E402
 
 BLUEPRINTS += [account_bp, company_bp]
+
+# Support cases, for customers and in the back office.
+from .cases import bp as cases_bp  # noqa: E402
+from .staff.staff_cases import bp as staff_cases_bp  # noqa: E402
+
+BLUEPRINTS += [cases_bp, staff_cases_bp]

@@ -1,0 +1,112 @@
+"""Support cases of the signed-in customer: list, open a case, follow it, reply, resolve."""
+
+from flask import Blueprint, abort, flash, request, url_for
+from flask_login import current_user
+
+from ..auth import customer_required
+from ..forms import ActionForm
+from ..forms.cases import CaseForm, ReplyForm
+from ..services import cases
+from ..services.backoffice import paginate
+from ..web import redirect_to, render
+
+bp = Blueprint("cases", __name__, url_prefix="/cases")
+cases_required = customer_required("cases", "cases")
+FILTERS = {"open": "Open", "closed": "Resolved and closed", "all": "All"}
+
+
+def _case_or_404(case_id):
+    case = cases.case_for(current_user, case_id)
+    if case is None:
+        abort(404)
+    return case
+
+
+def _page_number() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+@bp.get("/")
+@cases_required
+def index():
+    """The user's cases, open ones by default; htmx swaps only the list."""
+    status = request.args.get("status", "open")
+    if status not in FILTERS:
+        status = "open"
+    page = paginate(cases.for_user(current_user, status), _page_number())
+    return render(
+        "cases/index.html",
+        block="results",
+        page=page,
+        status=status,
+        filters=FILTERS,
+        labels=cases.STATUS_LABELS,
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@cases_required
+def new():
+    """Open a case, about an invoice when `?invoice=` names one the user can see."""
+    form = CaseForm()
+    invoice_id = form.invoice.data if request.method == "POST" else request.args.get("invoice")
+    invoice = cases.invoice_for(current_user, invoice_id) if invoice_id else None
+    if invoice_id and invoice is None:
+        abort(404)
+    if request.method == "GET" and invoice is not None:
+        form.invoice.data = str(invoice.id)
+        form.subject.data = f"Question about invoice {invoice.number}"
+    if request.method == "POST" and form.validate():
+        case = cases.create_case(current_user, form.subject.data, form.body.data, invoice=invoice)
+        flash(f"Case {case.number} is open. We will answer by email.", "success")
+        return redirect_to(url_for("cases.show", case_id=case.id))
+    status = 422 if request.method == "POST" else 200
+    return render("cases/new.html", block="form", status=status, form=form, invoice=invoice)
+
+
+@bp.get("/<int:case_id>")
+@cases_required
+def show(case_id):
+    """One case: its conversation, what it is about, and a reply box."""
+    case = _case_or_404(case_id)
+    return _show(case, ReplyForm())
+
+
+def _show(case, form, status=200):
+    return render(
+        "cases/show.html",
+        block="reply",
+        status=status,
+        case=case,
+        messages=cases.messages(case),
+        form=form,
+        action_form=ActionForm(),
+        labels=cases.STATUS_LABELS,
+    )
+
+
+@bp.post("/<int:case_id>/reply")
+@cases_required
+def reply(case_id):
+    """Add a reply; a resolved case is reopened by it."""
+    case = _case_or_404(case_id)
+    form = ReplyForm()
+    if not form.validate():
+        return _show(case, form, 422)
+    cases.reply_as_customer(case, current_user, form.body.data)
+    flash("Your reply was sent.", "success")
+    return redirect_to(url_for("cases.show", case_id=case.id))
+
+
+@bp.post("/<int:case_id>/resolve")
+@cases_required
+def resolve(case_id):
+    """Mark the case resolved (the customer's question is answered)."""
+    case = _case_or_404(case_id)
+    if ActionForm().validate_on_submit() and case.status in cases.OPEN_STATUSES:
+        cases.resolve_as_customer(case, current_user)
+        flash("Thank you. The case is marked resolved; reply to reopen it.", "success")
+    return redirect_to(url_for("cases.show", case_id=case.id))

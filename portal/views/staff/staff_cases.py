@@ -1,0 +1,71 @@
+"""Support cases in the back office: the queue, one case with its conversation, answers."""
+
+from flask import Blueprint, flash, request, url_for
+
+from ...forms.cases import StaffReplyForm
+from ...models import Case
+from ...services import backoffice, cases
+from ...web import redirect_to, render
+from ._common import get_or_404, guard, me, page_number
+
+bp = Blueprint("staff_cases", __name__, url_prefix="/staff/cases")
+guard(bp)
+FILTERS = {"open": "Open", "resolved": "Resolved", "closed": "Closed", "all": "All"}
+
+
+@bp.get("/")
+def index():
+    """Cases waiting for the office first; search by number, subject or customer."""
+    q = request.args.get("q", "").strip()
+    status = request.args.get("status", "open")
+    if status not in FILTERS:
+        status = "open"
+    page = backoffice.paginate(cases.staff_search(q, status), page_number())
+    return render(
+        "staff/cases/index.html",
+        block="results",
+        q=q,
+        status=status,
+        filters=FILTERS,
+        page=page,
+        labels=cases.STATUS_LABELS,
+    )
+
+
+def _show(case, form, status=200):
+    return render(
+        "staff/cases/show.html",
+        block="reply",
+        status=status,
+        case=case,
+        messages=cases.messages(case, internal=True),
+        form=form,
+        labels=cases.STATUS_LABELS,
+    )
+
+
+@bp.get("/<int:case_id>")
+def show(case_id):
+    """One case with every message, internal notes included, and the answer form."""
+    case = get_or_404(Case, case_id)
+    # Answering usually moves a new case to "waiting for the customer".
+    default = "waiting" if case.status in ("new", "open") else case.status
+    form = StaffReplyForm(status=default)
+    form.status.object_data = case.status
+    return _show(case, form)
+
+
+@bp.post("/<int:case_id>/reply")
+def reply(case_id):
+    """Answer the customer, or add an internal note, and set the status."""
+    case = get_or_404(Case, case_id)
+    form = StaffReplyForm()
+    form.status.object_data = case.status
+    if not form.validate():
+        return _show(case, form, 422)
+    cases.staff_reply(case, me(), form.body.data, form.status.data, internal=form.internal.data)
+    if form.internal.data:
+        flash("Internal note added.", "success")
+    else:
+        flash(f"Case {case.number} updated; the customer was emailed.", "success")
+    return redirect_to(url_for("staff_cases.show", case_id=case.id))
