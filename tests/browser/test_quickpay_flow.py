@@ -85,6 +85,7 @@ def test_guest_pays_part_then_pays_another_in_full_with_discount(app, page, mail
     expect(row).to_contain_text("$490.00")
     expect(row).to_contain_text("$10.00")  # the discount taken
     expect(row).to_contain_text("$0.00")
+    expect(page.get_by_text("$10.00 saved")).to_be_visible()
     screenshot(page, "quickpay-receipt-discount")
     second_mail = mailbox.wait_for(2)[1]
     assert "early-payment discount $10.00" in second_mail.get_content()
