@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 from flask import url_for
 
-from portal.models import PORTAL_ROLES, Payment, PaymentApplication, PortalUser
+from portal.models import PORTAL_ROLES, Case, Payment, PaymentApplication, PortalUser
 
 from . import factories
 from .conftest import HX, login, staff_login
@@ -66,6 +66,13 @@ MATRIX = {
     ("statements.aging", "GET"): Route("statements"),
     ("statements.payments", "GET"): Route("statements"),
     ("statements.receipt", "GET"): Route("statements"),
+    # Support cases
+    ("cases.index", "GET"): Route("cases"),
+    ("cases.new", "GET"): Route("cases"),
+    ("cases.new", "POST"): Route("cases", POST_OK),
+    ("cases.show", "GET"): Route("cases"),
+    ("cases.reply", "POST"): Route("cases", POST_OK),
+    ("cases.resolve", "POST"): Route("cases", POST_OK),
 }
 
 # Blueprints that are not the signed-in customer area.
@@ -92,6 +99,7 @@ URL_ARGS = {
     "invoice_id": ("invoice", "invoice_other", "invoice_site"),
     "payment_id": ("payment", "payment_other", "payment_site"),
     "user_id": ("colleague", "user_other", None),
+    "case_id": ("case", "case_other", "case_site"),
 }
 VARIANTS = ("own", "other", "site")
 # The logins: one per role (whole account), one with every role, one limited to site A.
@@ -183,6 +191,9 @@ def build_world():
         "payment_other": _payment(other, invoice_other, 3).id,
         "colleague": factories.portal_user(acme, roles="invoices").id,
         "user_other": factories.portal_user(other).id,
+        "case": Case.create(number="CS-M1", customer=acme, site=site_a, subject="A").id,
+        "case_site": Case.create(number="CS-M2", customer=acme, site=site_b, subject="B").id,
+        "case_other": Case.create(number="CS-M3", customer=other, subject="C").id,
     }
     logins = {}
     for name in LOGINS:

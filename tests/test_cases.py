@@ -33,7 +33,10 @@ def test_customer_opens_a_case_and_sees_it(client, buyer):
     assert [m.body for m in case.messages] == ["Two boxes arrived crushed."]
     assert AuditLog.get(AuditLog.action == "case.created").object_id == str(case.id)
 
-    listing = client.get("/cases/").get_data(as_text=True)
+    response = client.get("/cases/")
+    assert response.status_code == 200
+    listing = response.get_data(as_text=True)
+    assert 'aria-current="page">Open</a>' in listing
     assert case.number in listing and "Damaged pallet" in listing
     page = client.get(f"/cases/{case.id}").get_data(as_text=True)
     assert "Two boxes arrived crushed." in page

@@ -41,7 +41,7 @@ def index():
         "cases/index.html",
         block="results",
         page=page,
-        status=status,
+        current=status,
         filters=FILTERS,
         labels=cases.STATUS_LABELS,
     )

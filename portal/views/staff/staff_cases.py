@@ -25,7 +25,7 @@ def index():
         "staff/cases/index.html",
         block="results",
         q=q,
-        status=status,
+        current=status,
         filters=FILTERS,
         page=page,
         labels=cases.STATUS_LABELS,
