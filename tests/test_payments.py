@@ -23,8 +23,12 @@ from pathlib import Path
 import pytest
 import time_machine
 from flask import session
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 
+from portal import money
 from portal.db import db, utcnow
 from portal.models import (
     ALL_MODELS,
@@ -768,3 +772,68 @@ def test_the_service_refuses_what_the_plan_refuses(app):
     ):
         payments.checkout(invoice.customer, [(invoice, 1_000)], "offline", "P", "p@example.com")
     assert PaymentAttempt.select().count() == 0
+
+
+def test_webhook_needs_no_csrf_token_but_a_signature(make_app, mailbox):
+    """I8/A12: with CSRF on, the provider's webhook (which has no session) is exempt from
+    CSRF and is authenticated by its signature instead."""
+    app = make_app(WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        invoice, _ = factories.invoice(total_cents=10_000)
+        attempt = start(app, invoice, 1_000).attempt
+        body = webhook_body(attempt)
+        signature = TC.sign_webhook(body)
+    client = app.test_client()
+    assert post_webhook(client, body, "").status_code == 400
+    assert post_webhook(client, body, signature).status_code == 200
+    with app.app_context():
+        assert fresh(invoice).amount_paid_cents == 1_000
+
+
+@hypothesis_settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    total=st.integers(min_value=1_000, max_value=500_000),
+    bp=st.sampled_from([0, 150, 200, 1000]),
+    age=st.integers(min_value=0, max_value=20),
+    parts=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=4),
+)
+def test_any_sequence_of_payments_keeps_the_books_right(app, total, bp, age, parts):
+    """Property: whatever a payer pays in turn (each amount a share of what is due, the last
+    one the whole rest), the invoice is never over-paid, money is conserved, and a discount
+    is only ever taken by the payment that clears the balance inside the window."""
+    invoice, _ = factories.invoice(
+        total_cents=total,
+        issue_date=date.today() - timedelta(days=age),
+        discount_bp=bp,
+        discount_days=10,
+    )
+    for n, share in enumerate(parts):
+        invoice = fresh(invoice)
+        if invoice.balance_cents <= 0:
+            break
+        due = invoice.balance_cents - money.discount_available(invoice, date.today())
+        last = n == len(parts) - 1
+        amount = due if last else max(1, due * share // 100)
+        try:
+            attempt = start(app, invoice, amount, owner=f"p{n}").attempt
+        except payments.PaymentError as exc:
+            # Only a part payment below the minimum may be refused; never a full one.
+            assert amount < due and amount < 1_000 and "smallest" in exc.message
+            continue
+        payment = payments.apply_event(succeeded(attempt, reference=f"ref-{attempt.key}"))
+        assert payment.unapplied_cents == 0
+        after = fresh(invoice)
+        if after.balance_cents > 0:
+            assert after.discount_taken_cents == 0
+    final = fresh(invoice)
+    assert final.balance_cents == 0  # the last payment is always the whole rest
+    if age > 10 or not bp:
+        assert final.discount_taken_cents == 0
+    if final.discount_taken_cents:
+        assert final.balance_cents == 0 and age <= 10
+        assert final.discount_taken_cents <= money.percent_of(total, bp)
+    check_invariants()

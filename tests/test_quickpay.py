@@ -590,3 +590,36 @@ def test_quick_pay_can_be_switched_off(client):
     settings.save({"quick_pay_enabled": False})
     assert client.get("/pay/").status_code == 404
     assert client.post("/pay/", data={"number": "X", "secret": "Y"}).status_code == 404
+
+
+def test_htmx_pay_success_leaves_with_a_full_page_load(client, hx):
+    """A10/I2: a valid htmx submit answers 204 + HX-Redirect to the provider's page, so the
+    browser leaves for the hosted checkout with a real navigation (never inside a fragment)."""
+    invoice, code = factories.invoice()
+    lookup(client, invoice.number, code)
+    response = client.post(
+        PAY,
+        data={
+            "amount": "25.00",
+            "payer_name": "Pat",
+            "payer_email": "pat@example.com",
+            "provider": "test-checkout",
+        },
+        headers=hx,
+    )
+    assert response.status_code == 204
+    assert "/test-checkout/tcs_" in response.headers["HX-Redirect"]
+
+
+def test_daily_cap_per_invoice_number(client):
+    """A4: slow guessing (5 tries, wait out the lock, again) stops at 20 failures a day."""
+    invoice, code = factories.invoice()
+    start = utcnow()
+    for round_ in range(4):
+        with time_machine.travel(start + timedelta(minutes=16 * round_), tick=False):
+            for n in range(5):
+                lookup(client, invoice.number, "WRONG", ip=f"10.{round_}.2.{n}")
+    with time_machine.travel(start + timedelta(minutes=16 * 5), tick=False):
+        assert lookup(client, invoice.number, code, ip="10.99.0.1").status_code == 429
+    with time_machine.travel(start + timedelta(days=1, minutes=1), tick=False):
+        assert lookup(client, invoice.number, code, ip="10.99.0.2").status_code == 303
