@@ -208,30 +208,34 @@ def test_invoice_checks_against_the_database(accounts):
     ]
 
 
-@pytest.mark.parametrize(
-    "row, reason",
-    [
-        (",ACME01,,2026-01-05,2026-02-04,1.00,,,,,,", "number is required"),
-        ("X1,ACME01,,2026-02-30,2026-03-04,1.00,,,,,,", 'issue_date "2026-02-30" is not a real'),
-        ("X1,ACME01,,05/01/2026,2026-03-04,1.00,,,,,,", "is not a date like"),
-        ("X1,ACME01,,2026-03-05,2026-03-04,1.00,,,,,,", "due_date is before issue_date"),
-        ("X1,ACME01,,2026-01-05,2026-02-04,-1.00,,,,,,", 'total "-1.00" is not an amount'),
-        ("X1,ACME01,,2026-01-05,2026-02-04,1.001,,,,,,", "is not an amount"),
-        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,2.00,,,,,", "amount_paid 2.00 is more than"),
-        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,US,,,,", "three-letter currency"),
-        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,1234,,,", "quick_pay_code is too weak"),
-        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,AAAAAAAAAAAA,,,", "too few different"),
-        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,,2,,", "discount_days is required"),
-        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,,100,10,", "percentage below 100"),
-        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,,2,400,", "more than 365 days"),
-        ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,", "expected 12 fields, found 9"),
-    ],
-)
-def test_bad_invoice_rows_name_the_line_and_the_reason(accounts, row, reason):
-    good = "G1,ACME01,,2026-01-05,2026-02-04,1.00,,,,,,\n"
-    result = run("invoices", INVOICE_HEADER + good + row + "\n" + good.replace("G1", "G2"))
-    assert len(result.errors) == 1, result.errors
-    assert result.errors[0].startswith("line 3: ") and reason in result.errors[0]
+BAD_INVOICE_ROWS = [
+    (",ACME01,,2026-01-05,2026-02-04,1.00,,,,,,", "number is required"),
+    ("X1,ACME01,,2026-02-30,2026-03-04,1.00,,,,,,", 'issue_date "2026-02-30" is not a real'),
+    ("X1,ACME01,,05/01/2026,2026-03-04,1.00,,,,,,", "is not a date like"),
+    ("X1,ACME01,,2026-03-05,2026-03-04,1.00,,,,,,", "due_date is before issue_date"),
+    ("X1,ACME01,,2026-01-05,2026-02-04,-1.00,,,,,,", 'total "-1.00" is not an amount'),
+    ("X1,ACME01,,2026-01-05,2026-02-04,1.001,,,,,,", "is not an amount"),
+    ("X1,ACME01,,2026-01-05,2026-02-04,1.00,2.00,,,,,", "amount_paid 2.00 is more than"),
+    ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,US,,,,", "three-letter currency"),
+    ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,1234,,,", "quick_pay_code is too weak"),
+    ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,AAAAAAAAAAAA,,,", "too few different"),
+    ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,,2,,", "discount_days is required"),
+    ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,,100,10,", "percentage below 100"),
+    ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,,2,400,", "more than 365 days"),
+    ("X1,ACME01,,2026-01-05,2026-02-04,1.00,,,", "expected 12 fields, found 9"),
+]
+
+
+def test_bad_invoice_rows_name_the_line_and_the_reason(accounts):
+    """Every bad row of one file is reported, each with its own line and reason."""
+    good = "G1,ACME01,,2026-01-05,2026-02-04,1.00,,,,,,"
+    rows = [good] + [row for row, _ in BAD_INVOICE_ROWS] + [good.replace("G1", "G2")]
+    result = run("invoices", INVOICE_HEADER + "\n".join(rows) + "\n")
+    assert len(result.errors) == len(BAD_INVOICE_ROWS), result.errors
+    for line, (error, (_, reason)) in enumerate(
+        zip(result.errors, BAD_INVOICE_ROWS, strict=True), start=3
+    ):
+        assert error.startswith(f"line {line}: ") and reason in error, (line, error)
     assert Invoice.select().count() == 0
 
 
@@ -263,18 +267,18 @@ def test_one_bad_row_writes_nothing_and_every_bad_row_is_reported(accounts):
     assert AuditLog.select().count() == audits
 
 
-@pytest.mark.parametrize(
-    "header, reason",
-    [
-        ("", "line 1: a header row is required"),
-        ("account_number,name,colour", "line 1: unknown column(s) colour"),
-        ("account_number,name,name", "line 1: column(s) name appear more than once"),
-        ("account_number,email", "line 1: missing required column(s) name"),
-    ],
-)
-def test_header_problems(app, header, reason):
-    result = run("customers", header + "\nACME01,Acme,x\n" if header else "")
-    assert len(result.errors) == 1 and result.errors[0].startswith(reason), result.errors
+HEADER_PROBLEMS = [
+    ("", "line 1: a header row is required"),
+    ("account_number,name,colour", "line 1: unknown column(s) colour"),
+    ("account_number,name,name", "line 1: column(s) name appear more than once"),
+    ("account_number,email", "line 1: missing required column(s) name"),
+]
+
+
+def test_header_problems(app):
+    for header, reason in HEADER_PROBLEMS:
+        result = run("customers", header + "\nACME01,Acme,x\n" if header else "")
+        assert len(result.errors) == 1 and result.errors[0].startswith(reason), result.errors
     assert Customer.select().count() == 0
 
 
