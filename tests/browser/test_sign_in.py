@@ -19,7 +19,7 @@ def test_customer_signs_in_sees_home_and_signs_out(app, page):
     page.get_by_role("button", name="Sign in").click()
 
     expect(page.get_by_role("heading", name="Welcome, Pat")).to_be_visible()
-    expect(page.get_by_text("$1,250.00")).to_be_visible()
+    expect(page.locator(".tile-value").first).to_have_text("$1,250.00")
     expect(page.get_by_text("Acme Manufacturing").first).to_be_visible()
     screenshot(page, "customer-home")
 
