@@ -111,9 +111,7 @@ def sign_in(port: int, email: str, password: str) -> str:
     token = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
         rb'name="csrf_token" value="([^"]+)"', page
     )
-    body = urlencode(
-        {"email": email, "password": password, "csrf_token": token.group(1).decode()}
-    )
+    body = urlencode({"email": email, "password": password, "csrf_token": token.group(1).decode()})
     response, _ = request(
         port,
         "/login",
@@ -161,12 +159,20 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent client processes")
     parser.add_argument("--seconds", type=float, default=8.0, help="load time per page")
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
+    parser.add_argument("--workdir", help="keep the database here and reuse it on the next run")
     options = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="doorstep-bench-"))
+    workdir = Path(options.workdir or tempfile.mkdtemp(prefix="doorstep-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     url = options.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    print(f"Building the dataset in {url} ...", flush=True)
-    facts = build(url)
+    saved = workdir / "facts.json"
+    if options.workdir and saved.exists():
+        facts = json.loads(saved.read_text())
+        print(f"Reusing the dataset in {url}", flush=True)
+    else:
+        print(f"Building the dataset in {url} ...", flush=True)
+        facts = build(url)
+        saved.write_text(json.dumps(facts))
     print(
         f"  {facts['customers']:,} customers, {facts['invoices']:,} invoices, "
         f"{facts['lines']:,} lines, {facts['payments']:,} payments "
@@ -229,7 +235,8 @@ def main() -> int:
     print()
     print(report)
     Path(options.results).write_text(report)
-    shutil.rmtree(workdir, ignore_errors=True)
+    if not options.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0 if all(row[5] >= TARGET for row in rows) else 1
 
 

@@ -10,6 +10,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from peewee import Case, fn
 
@@ -105,10 +106,7 @@ def aging_chart(buckets, currency: str = "USD") -> dict:
 def recent_invoices(user, limit: int = 5) -> list:
     """The newest invoices (one query)."""
     return list(
-        Invoice.for_user(user)
-        .where(Invoice.status == "open")
-        .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
-        .limit(limit)
+        Invoice.for_user(user).order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit)
     )
 
 
@@ -191,14 +189,19 @@ class ListParams:
             values.pop("q")
         return values
 
+    def url(self, base: str, **changes) -> str:
+        """`base` (the list's path) with the query string of `args(**changes)`."""
+        query = urlencode(self.args(**changes))
+        return f"{base}?{query}" if query else base
+
     def sort_link(self, key: str) -> dict:
-        """Args to sort by `key`, flipping the direction when it is already the sort."""
+        """Changes to sort by `key`, flipping the direction when it is already the sort."""
         current = self.sort.lstrip("-")
         if current == key:
             new = key if self.sort.startswith("-") else f"-{key}"
         else:
             new = f"-{key}" if key in ("issued", "total", "balance") else key
-        return self.args(sort=new, page=1)
+        return {"sort": new, "page": 1}
 
     def sorted_by(self, key: str) -> str | None:
         """`ascending`/`descending` for the column sorted on (aria-sort), else None."""
@@ -261,19 +264,29 @@ class Page:
         return result
 
 
-def invoice_page(user, params: ListParams, per_page: int = PER_PAGE, on=None) -> Page:
-    """One page of the list plus its count and balance sum: two queries, any data size."""
-    row = (
-        filtered(
-            user,
-            params,
-            on,
-            fn.COUNT(Invoice.id).alias("n"),
-            fn.COALESCE(fn.SUM(Invoice.balance_expr()), 0).alias("balance"),
+def invoice_page(user, params: ListParams, per_page: int = PER_PAGE, on=None, counts=None) -> Page:
+    """One page of the list plus its count and balance sum; the tab counts (`status_counts`)
+    already hold both unless a search narrows the list, so it is usually one query."""
+    if counts is not None and not params.q:
+        balances = {
+            "open": counts["open_balance"],
+            "overdue": counts["overdue_balance"],
+            "paid": 0,
+            "all": counts["open_balance"],
+        }
+        row = {"n": counts[params.status], "balance": balances[params.status]}
+    else:
+        row = (
+            filtered(
+                user,
+                params,
+                on,
+                fn.COUNT(Invoice.id).alias("n"),
+                fn.COALESCE(fn.SUM(Invoice.balance_expr()), 0).alias("balance"),
+            )
+            .dicts()
+            .get()
         )
-        .dicts()
-        .get()
-    )
     total = int(row["n"] or 0)
     pages = max(1, math.ceil(total / per_page))
     page = min(params.page, pages)
@@ -569,6 +582,9 @@ def status_counts(user, on=None) -> dict:
             count(unpaid & (Invoice.due_date < on)).alias("overdue"),
             count((Invoice.status == "open") & (balance <= 0)).alias("paid"),
             fn.COALESCE(fn.SUM(Case(None, [(unpaid, balance)], 0)), 0).alias("open_balance"),
+            fn.COALESCE(
+                fn.SUM(Case(None, [(unpaid & (Invoice.due_date < on), balance)], 0)), 0
+            ).alias("overdue_balance"),
         )
         .dicts()
         .get()

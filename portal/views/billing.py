@@ -29,8 +29,8 @@ def _typed_amounts(ids) -> dict:
 
 
 def _list_context(params, form=None, preview=None):
-    page = billing.invoice_page(current_user, params)
     counts = billing.status_counts(current_user)
+    page = billing.invoice_page(current_user, params, counts=counts)
     ticked = billing.parse_ids(request.form.getlist("invoice")) if request.method == "POST" else []
     return {
         "counts": counts,
