@@ -15,13 +15,19 @@ guard(bp, admin=True)
 
 
 def pretty(detail: str) -> str:
-    """An entry's JSON detail, indented for reading."""
+    """An entry's JSON detail as `key: value` lines, for reading."""
     if not detail:
         return ""
     try:
-        return json.dumps(json.loads(detail), indent=1, sort_keys=True, ensure_ascii=False)
+        values = json.loads(detail)
     except ValueError:
         return detail
+    if not isinstance(values, dict):
+        return detail
+    return "\n".join(
+        f"{key}: {json.dumps(value, ensure_ascii=False, sort_keys=True)}"
+        for key, value in sorted(values.items())
+    )
 
 
 @bp.get("/")
