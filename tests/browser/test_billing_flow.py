@@ -135,6 +135,18 @@ def test_filter_search_pay_two_see_receipt_csv_and_statement(app, page):
     assert {r["number"]: r["balance"] for r in rows}["INV-2046"] == "373.00"
     assert len(rows) == 8
 
+    page.get_by_role("link", name="INV-2046").click()
+    expect(page).to_have_url(re.compile(r"/invoices/\d+$"))
+    expect(page.get_by_role("heading", name="INV-2046")).to_be_visible()
+    expect(page.get_by_role("heading", name="Invoices")).to_have_count(0)  # a page, not a swap
+    expect(page.get_by_text("Payments applied")).to_be_visible()
+    screenshot(page, "billing-invoice")
+    page.get_by_role("link", name="Printable invoice").click()
+    expect(
+        page.get_by_role("img", name="QR code: a link to pay this invoice online")
+    ).to_be_visible()
+    screenshot(page, "billing-invoice-print")
+
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Statements").click()
     expect(page.get_by_role("heading", name="Statement of account")).to_be_visible()
     expect(page.locator(".stmt-sum .closing")).to_contain_text("$6,259.50")
