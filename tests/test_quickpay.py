@@ -149,8 +149,8 @@ def test_unknown_invoice_still_does_the_argon2_work(client, monkeypatch):
 
 def test_codes_are_random_long_and_stored_hashed(app):
     """A3: codes come from `secrets` (60 bits), are unique, and only an argon2id hash is stored."""
-    codes = {new_quick_pay_code() for _ in range(20_000)}
-    assert len(codes) == 20_000
+    codes = {new_quick_pay_code() for _ in range(5_000)}
+    assert len(codes) == 5_000
     assert all(len(c) == 12 and set(c) <= set(CODE_ALPHABET) for c in codes)
     assert len(CODE_ALPHABET) ** 12 >= 2**50
     invoice, code = factories.invoice()

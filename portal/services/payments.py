@@ -43,10 +43,10 @@ IN_PROGRESS = (
 OFFLINE_REPEAT_WINDOW = timedelta(minutes=10)
 OPEN_STATES = ("pending", "redirected")
 # Allowed source states per target state (I9). Money that arrives for an attempt that was
-# cancelled or expired on our side is still real money, so it may still succeed.
+# cancelled, expired or declined once on our side is still real money, so it may succeed.
 TRANSITIONS = {
     "redirected": {"pending"},
-    "succeeded": {"pending", "redirected", "cancelled", "expired"},
+    "succeeded": {"pending", "redirected", "cancelled", "expired", "failed"},
     "failed": {"pending", "redirected"},
     "cancelled": {"pending", "redirected"},
     "expired": {"pending", "redirected"},
@@ -397,6 +397,10 @@ def apply_event(event: Event) -> Payment | None:
         if existing is not None:
             log.info("payment %s already recorded; replay ignored", event.reference)
             return existing
+        if attempt.status not in TRANSITIONS["succeeded"]:
+            # A flagged attempt waits for staff; money is never applied past that (I9).
+            _set_status(attempt, "succeeded")  # refused: logged and audited
+            return None
         if event.amount_cents != attempt.amount_cents or event.currency != attempt.currency:
             # The provider charged something other than what we asked: never apply it (I8, I10).
             _set_status(attempt, "flagged", reason="amount or currency mismatch")
