@@ -113,6 +113,7 @@ def test_filter_search_pay_two_see_receipt_csv_and_statement(app, page):
     expect(page.get_by_role("heading", name="Review your payment")).to_be_visible()
     expect(page.get_by_role("heading", name="Pay $389.90")).to_be_visible()
     page.get_by_label("Card (test mode)").check()
+    screenshot(page, "billing-review")
     page.get_by_role("button", name="Continue to payment").click()
     page.get_by_role("button", name="Pay $389.90").click()
 
