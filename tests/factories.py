@@ -94,3 +94,117 @@ def invoice(
     }
     values.update(fields)
     return Invoice.create(**values), code
+
+
+# --- quotes and orders ------------------------------------------------------------------
+
+
+def product(**fields):
+    from portal.models import Product
+
+    n = next(_seq)
+    values = {"item_code": f"ITEM-{n}", "description": f"Widget {n}", "price_cents": 1000}
+    values.update(fields)
+    return Product.create(**values)
+
+
+def rfq(customer_, user=None, site=None, status="submitted", lines=None, **fields):
+    """An RFQ with lines [(product or None, description, quantity_milli)]."""
+    from portal.models import Rfq, RfqLine
+
+    n = next(_seq)
+    made = Rfq.create(
+        number=f"RFQ-T{n}",
+        customer=customer_,
+        site=site,
+        portal_user=user,
+        status=status,
+        **fields,
+    )
+    for position, (prod, description, milli) in enumerate(lines or [], start=1):
+        RfqLine.create(
+            rfq=made, position=position, product=prod, description=description, quantity_milli=milli
+        )
+    return made
+
+
+def quote(customer_, status="published", site=None, rfq_=None, lines=None, **fields):
+    """A quote with lines [(product or None, description, quantity_milli, unit_price_cents)];
+    valid for 30 more days unless `valid_until` says otherwise."""
+    from portal.db import utcnow
+    from portal.models import Quote, QuoteLine
+
+    n = next(_seq)
+    values = {
+        "number": f"Q-T{n}",
+        "customer": customer_,
+        "site": site,
+        "rfq": rfq_,
+        "status": status,
+        "valid_until": date.today() + timedelta(days=30),
+        "published_at": utcnow() if status != "draft" else None,
+    }
+    values.update(fields)
+    made = Quote.create(**values)
+    total = 0
+    for position, (prod, description, milli, price) in enumerate(
+        lines or [(None, "Custom part", 2000, 5000)], start=1
+    ):
+        amount = milli * price // 1000
+        QuoteLine.create(
+            quote=made,
+            position=position,
+            product=prod,
+            description=description,
+            quantity_milli=milli,
+            unit_price_cents=price,
+            amount_cents=amount,
+        )
+        total += amount
+    Quote.update(total_cents=total).where(Quote.id == made.id).execute()
+    made.total_cents = total
+    return made
+
+
+def order(customer_, site=None, status="open", lines=None, shipments=(), **fields):
+    """A sales order with lines [(description, quantity_milli, shipped_milli, unit_price_cents)]
+    and shipments [(carrier, tracking_number)]."""
+    from portal.db import utcnow
+    from portal.models import SalesOrder, SalesOrderLine, Shipment
+
+    n = next(_seq)
+    values = {
+        "number": f"SO-T{n}",
+        "customer": customer_,
+        "site": site,
+        "status": status,
+        "order_date": date.today() - timedelta(days=3),
+    }
+    values.update(fields)
+    made = SalesOrder.create(**values)
+    total = 0
+    for position, (description, milli, shipped, price) in enumerate(
+        lines or [("Widget", 10000, 0, 1500)], start=1
+    ):
+        amount = milli * price // 1000
+        SalesOrderLine.create(
+            order=made,
+            position=position,
+            description=description,
+            quantity_milli=milli,
+            shipped_milli=shipped,
+            unit_price_cents=price,
+            amount_cents=amount,
+        )
+        total += amount
+    SalesOrder.update(total_cents=total).where(SalesOrder.id == made.id).execute()
+    made.total_cents = total
+    for i, (carrier, tracking) in enumerate(shipments, start=1):
+        Shipment.create(
+            order=made,
+            number=f"SH-T{n}-{i}",
+            shipped_at=utcnow(),
+            carrier=carrier,
+            tracking_number=tracking,
+        )
+    return made

@@ -73,6 +73,17 @@ MATRIX = {
     ("cases.show", "GET"): Route("cases"),
     ("cases.reply", "POST"): Route("cases", POST_OK),
     ("cases.resolve", "POST"): Route("cases", POST_OK),
+    # Quotes and requests for quote
+    ("quotes.index", "GET"): Route("quotes"),
+    ("quotes.new", "GET"): Route("quotes"),
+    ("quotes.new", "POST"): Route("quotes", POST_OK),
+    ("quotes.rfq", "GET"): Route("quotes"),
+    ("quotes.show", "GET"): Route("quotes"),
+    ("quotes.accept", "POST"): Route("quotes", POST_OK),
+    ("quotes.decline", "POST"): Route("quotes", POST_OK),
+    # Orders
+    ("orders.index", "GET"): Route("orders"),
+    ("orders.show", "GET"): Route("orders"),
 }
 
 # Blueprints that are not the signed-in customer area.
@@ -100,6 +111,9 @@ URL_ARGS = {
     "payment_id": ("payment", "payment_other", "payment_site"),
     "user_id": ("colleague", "user_other", None),
     "case_id": ("case", "case_other", "case_site"),
+    "quote_id": ("quote", "quote_other", "quote_site"),
+    "rfq_id": ("rfq", "rfq_other", "rfq_site"),
+    "order_id": ("order", "order_other", "order_site"),
 }
 VARIANTS = ("own", "other", "site")
 # The logins: one per role (whole account), one with every role, one limited to site A.
@@ -194,6 +208,15 @@ def build_world():
         "case": Case.create(number="CS-M1", customer=acme, site=site_a, subject="A").id,
         "case_site": Case.create(number="CS-M2", customer=acme, site=site_b, subject="B").id,
         "case_other": Case.create(number="CS-M3", customer=other, subject="C").id,
+        "quote": factories.quote(acme, site=site_a).id,
+        "quote_site": factories.quote(acme, site=site_b).id,
+        "quote_other": factories.quote(other).id,
+        "rfq": factories.rfq(acme, site=site_a).id,
+        "rfq_site": factories.rfq(acme, site=site_b).id,
+        "rfq_other": factories.rfq(other).id,
+        "order": factories.order(acme, site=site_a).id,
+        "order_site": factories.order(acme, site=site_b).id,
+        "order_other": factories.order(other).id,
     }
     logins = {}
     for name in LOGINS:

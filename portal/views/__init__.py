@@ -55,3 +55,10 @@ from .cases import bp as cases_bp  # noqa: E402
 from .staff.staff_cases import bp as staff_cases_bp  # noqa: E402
 
 BLUEPRINTS += [cases_bp, staff_cases_bp]
+
+# Requests for quote, quotes and orders, for customers and in the back office.
+from .orders import bp as orders_bp  # noqa: E402
+from .quotes import bp as quotes_bp  # noqa: E402
+from .staff.staff_quotes import bp as staff_quotes_bp  # noqa: E402
+
+BLUEPRINTS += [quotes_bp, orders_bp, staff_quotes_bp]

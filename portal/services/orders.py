@@ -1,0 +1,91 @@
+"""Sales orders as the ERP knows them: customers follow status, lines shipped and shipments.
+
+Read-only in the portal. Statuses: `open`, `partially_shipped`, `shipped`, `closed`,
+`cancelled`; the list's "open" filter means not yet fully shipped.
+"""
+
+from urllib.parse import quote as urlquote
+
+from peewee import JOIN
+
+from ..models import Product, Quote, SalesOrder, SalesOrderLine, Shipment
+from . import quotes
+
+STATUS_LABELS = {
+    "open": "Open",
+    "partially_shipped": "Partly shipped",
+    "shipped": "Shipped",
+    "closed": "Completed",
+    "cancelled": "Cancelled",
+}
+FILTERS = {"open": "Open", "shipped": "Shipped", "all": "All"}
+_FILTER_STATUSES = {"open": ("open", "partially_shipped"), "shipped": ("shipped", "closed")}
+
+
+def for_user(user, status: str = "open", q: str = ""):
+    """The orders the user may see, newest first, by status filter and number or PO search."""
+    query = SalesOrder.for_user(user).order_by(SalesOrder.order_date.desc(), SalesOrder.id.desc())
+    if status in _FILTER_STATUSES:
+        query = query.where(SalesOrder.status.in_(_FILTER_STATUSES[status]))
+    q = (q or "").strip()
+    if q:
+        like = f"%{q}%"
+        query = query.where(SalesOrder.number.ilike(like) | SalesOrder.customer_po.ilike(like))
+    return query
+
+
+def order_for(user, order_id) -> SalesOrder | None:
+    """One order the user may see (another company's or site's answers None, hence 404)."""
+    try:
+        order_id = int(order_id)
+    except (TypeError, ValueError):
+        return None
+    return for_user(user, "all").where(SalesOrder.id == order_id).first()
+
+
+def lines(order: SalesOrder) -> list[SalesOrderLine]:
+    """The order's lines in order, with their products."""
+    return list(
+        SalesOrderLine.select(SalesOrderLine, Product)
+        .join(Product, JOIN.LEFT_OUTER)
+        .where(SalesOrderLine.order == order)
+        .order_by(SalesOrderLine.position, SalesOrderLine.id)
+    )
+
+
+def shipments(order: SalesOrder) -> list[Shipment]:
+    """The order's shipments, latest first."""
+    return list(order.shipments.order_by(Shipment.shipped_at.desc(), Shipment.id.desc()))
+
+
+def source_quote(user, order: SalesOrder) -> Quote | None:
+    """The quote the order came from, when this user may open it (quotes role, in scope)."""
+    if not order.quote_id or not user.has_role("quotes"):
+        return None
+    return quotes.quote_for(user, order.quote_id)
+
+
+def shipped_percent(order_lines) -> int:
+    """How much of the order has shipped, by quantity, 0-100."""
+    ordered = sum(line.quantity_milli for line in order_lines)
+    if ordered <= 0:
+        return 0
+    shipped = sum(min(line.shipped_milli, line.quantity_milli) for line in order_lines)
+    return shipped * 100 // ordered
+
+
+TRACKING_URLS = {
+    "ups": "https://www.ups.com/track?tracknum={}",
+    "fedex": "https://www.fedex.com/fedextrack/?trknbr={}",
+    "usps": "https://tools.usps.com/go/TrackConfirmAction?tLabels={}",
+    "dhl": "https://www.dhl.com/en/express/tracking.html?AWB={}",
+}
+
+
+def tracking_url(shipment: Shipment) -> str | None:
+    """The carrier's public tracking page for a shipment, for the carriers we know."""
+    template = TRACKING_URLS.get((shipment.carrier or "").strip().lower())
+    number = "".join((shipment.tracking_number or "").split())
+    if not template or not number:
+        return None
+    return template.format(urlquote(number, safe=""))

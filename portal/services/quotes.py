@@ -1,0 +1,461 @@
+"""Requests for quote and quotes: customers ask, staff price and publish, customers decide.
+
+RFQ statuses: `submitted` (waiting for the office), `quoted` (a quote was published for
+it), `closed` (the office will not quote it). Quote statuses: `draft` (staff only, never
+shown to customers), `published` (the customer may accept or decline until `valid_until`),
+`accepted`, `declined`, `expired`. A published quote past its `valid_until` reads as expired
+everywhere, whether or not a job has stored that yet, and can no longer be accepted.
+"""
+
+from dataclasses import dataclass
+from datetime import date
+
+from peewee import JOIN
+from peewee import Case as SqlCase
+
+from ..db import utcnow, write_txn
+from ..filters import datefmt, money
+from ..models import (
+    Customer,
+    CustomerPrice,
+    PortalUser,
+    Product,
+    Quote,
+    QuoteLine,
+    Rfq,
+    RfqLine,
+    Site,
+)
+from ..web import absolute_url
+from . import audit, counters, outbox, settings
+
+RFQ_STATUSES = ("submitted", "quoted", "closed")
+RFQ_LABELS = {"submitted": "Submitted", "quoted": "Quoted", "closed": "Closed"}
+QUOTE_STATUSES = ("draft", "published", "accepted", "declined", "expired")
+# What a customer reads; the back office says "Published" where the customer reads this.
+QUOTE_LABELS = {
+    "draft": "Draft",
+    "published": "Awaiting your decision",
+    "accepted": "Accepted",
+    "declined": "Declined",
+    "expired": "Expired",
+}
+STAFF_QUOTE_LABELS = dict(QUOTE_LABELS, published="Published")
+CUSTOMER_VISIBLE = ("published", "accepted", "declined", "expired")
+
+
+class QuoteError(Exception):
+    """A decision or change that the quote's state does not allow (shown to the person)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Line:
+    """A typed line before it is stored: product (or None), description, quantity, price."""
+
+    product: Product | None
+    description: str
+    quantity_milli: int
+    unit_price_cents: int = 0
+
+    @property
+    def amount_cents(self) -> int:
+        # Thousandths of a unit times cents, rounded half up to the cent.
+        return (self.quantity_milli * self.unit_price_cents + 500) // 1000
+
+
+def today() -> date:
+    """Today's date in UTC, the day quotes expire on."""
+    return utcnow().date()
+
+
+def status_of(quote: Quote, on: date | None = None) -> str:
+    """The quote's status as people read it: a published quote past valid_until is expired."""
+    on = on or today()
+    if quote.status == "published" and quote.valid_until is not None and quote.valid_until < on:
+        return "expired"
+    return quote.status
+
+
+def _expired(on: date):
+    return (Quote.status == "expired") | (
+        (Quote.status == "published") & Quote.valid_until.is_null(False) & (Quote.valid_until < on)
+    )
+
+
+def _open(on: date):
+    return (Quote.status == "published") & (Quote.valid_until.is_null() | (Quote.valid_until >= on))
+
+
+def _where_status(query, status: str, on: date):
+    if status == "expired":
+        return query.where(_expired(on))
+    if status == "published":
+        return query.where(_open(on))
+    if status in QUOTE_STATUSES:
+        return query.where(Quote.status == status)
+    return query
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- the customer's side ----------------------------------------------------------------
+
+
+def quotes_for(user, status: str = "all"):
+    """The quotes published to the user's company and sites, newest first (never drafts)."""
+    query = (
+        Quote.for_user(user)
+        .where(Quote.status.in_(CUSTOMER_VISIBLE))
+        .order_by(Quote.published_at.desc(nulls="LAST"), Quote.id.desc())
+    )
+    return _where_status(query, status, today())
+
+
+def quote_for(user, quote_id) -> Quote | None:
+    """One quote the user may see (a draft, another company's or site's answers None: 404)."""
+    quote_id = _int(quote_id)
+    if quote_id is None:
+        return None
+    return quotes_for(user).where(Quote.id == quote_id).first()
+
+
+def waiting_count(user) -> int:
+    """How many quotes wait for the user's company to accept or decline."""
+    return quotes_for(user, "published").count()
+
+
+def rfqs_for(user):
+    """The RFQs of the user's company and sites, newest first."""
+    return Rfq.for_user(user).order_by(Rfq.created_at.desc(), Rfq.id.desc())
+
+
+def rfq_for(user, rfq_id) -> Rfq | None:
+    """One RFQ the user may see, or None (hence 404)."""
+    rfq_id = _int(rfq_id)
+    if rfq_id is None:
+        return None
+    return rfqs_for(user).where(Rfq.id == rfq_id).first()
+
+
+def catalog():
+    """Products a customer can ask about, by item code."""
+    return Product.select().order_by(Product.item_code)
+
+
+def sites_for(user):
+    """The sites an RFQ of this user may be for (only their own when the login is limited)."""
+    query = Site.select().where(Site.customer == user.contact.customer_id)
+    if user.site_ids is not None:
+        query = query.where(Site.id.in_(user.site_ids))
+    return query.order_by(Site.name)
+
+
+def create_rfq(user, lines: list[Line], needed_by=None, notes: str = "", site_id=None) -> Rfq:
+    """Store an RFQ with its lines in one transaction; the site must be one the user sees."""
+    if not lines:
+        raise QuoteError("Add at least one item.", "lines")
+    site = None
+    if site_id:
+        site = sites_for(user).where(Site.id == site_id).first()
+        if site is None:
+            raise QuoteError("Choose one of your sites.", "site_id")
+    elif user.site_ids is not None:
+        raise QuoteError("Choose the site this is for.", "site_id")
+    with write_txn():
+        now = utcnow()
+        rfq = Rfq.create(
+            number=counters.next_number("rfq", "RFQ"),
+            customer=user.contact.customer_id,
+            site=site,
+            portal_user=user,
+            status="submitted",
+            needed_by=needed_by,
+            notes=(notes or "").strip(),
+            created_at=now,
+            updated_at=now,
+        )
+        for position, line in enumerate(lines, start=1):
+            RfqLine.create(
+                rfq=rfq,
+                position=position,
+                product=line.product,
+                description=line.description,
+                quantity_milli=line.quantity_milli,
+            )
+        audit.record("rfq.submitted", rfq, lines=len(lines))
+    return rfq
+
+
+def rfq_lines(rfq: Rfq) -> list[RfqLine]:
+    """An RFQ's lines in order, with their products."""
+    return list(
+        RfqLine.select(RfqLine, Product)
+        .join(Product, JOIN.LEFT_OUTER)
+        .where(RfqLine.rfq == rfq)
+        .order_by(RfqLine.position, RfqLine.id)
+    )
+
+
+def quote_lines(quote: Quote) -> list[QuoteLine]:
+    """A quote's lines in order, with their products."""
+    return list(
+        QuoteLine.select(QuoteLine, Product)
+        .join(Product, JOIN.LEFT_OUTER)
+        .where(QuoteLine.quote == quote)
+        .order_by(QuoteLine.position, QuoteLine.id)
+    )
+
+
+def visible_quotes_of(rfq: Rfq) -> list[Quote]:
+    """The quotes a customer may see for one of their RFQs."""
+    return list(rfq.quotes.where(Quote.status.in_(CUSTOMER_VISIBLE)).order_by(Quote.id.desc()))
+
+
+def _decide(quote: Quote, user, status: str, reason: str = "") -> None:
+    """Record a decision only if the quote is still open: the UPDATE re-checks the state, so a
+    double click or a colleague's decision a second earlier cannot decide it twice."""
+    on = today()
+    with write_txn():
+        now = utcnow()
+        changed = (
+            Quote.update(status=status, decided_at=now, decided_by=user, decline_reason=reason)
+            .where((Quote.id == quote.id) & _open(on))
+            .execute()
+        )
+        if changed != 1:
+            current = Quote.get_by_id(quote.id)
+            state = status_of(current, on)
+            if state == "expired":
+                raise QuoteError("This quote has expired. Ask us for a new one.")
+            raise QuoteError(f"This quote was already {QUOTE_LABELS[state].lower()}.")
+        audit.record(f"quote.{status}", quote, reason=reason or None)
+        _email_office(quote, user, status, reason)
+    quote.status, quote.decided_at, quote.decided_by = status, now, user
+    quote.decline_reason = reason
+
+
+def accept(quote: Quote, user) -> None:
+    """The customer accepts a published quote that is still valid."""
+    _decide(quote, user, "accepted")
+
+
+def decline(quote: Quote, user, reason: str) -> None:
+    """The customer declines a published quote, saying why."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise QuoteError("Tell us briefly why.", "reason")
+    _decide(quote, user, "declined", reason)
+
+
+def _email_office(quote: Quote, user, status: str, reason: str) -> None:
+    """Tell the office (settings contact_email) about a customer's decision."""
+    to = settings.get("contact_email")
+    if not to:
+        return
+    customer = Customer.get_by_id(quote.customer_id)
+    verb = "accepted" if status == "accepted" else "declined"
+    lines = [
+        f"{user.display_name} <{user.email}> of {customer.name} ({customer.account_number}) "
+        f"{verb} quote {quote.number} for {money(quote.total_cents, quote.currency)}.",
+    ]
+    if reason:
+        lines += ["", f"Reason: {reason}"]
+    lines += [
+        "",
+        f"Open it in the back office: {absolute_url('staff_quotes.show', quote_id=quote.id)}",
+    ]
+    outbox.queue(
+        to,
+        f"Quote {quote.number} {verb} by {customer.name}",
+        "\n".join(lines) + "\n",
+        kind=f"quote_{verb}",
+    )
+
+
+# --- the back office --------------------------------------------------------------------
+
+
+def staff_rfqs(status: str = "submitted", q: str = ""):
+    """RFQs for the office: submitted ones first (oldest first, they wait longest)."""
+    waiting = SqlCase(None, [(Rfq.status == "submitted", 0)], 1)
+    query = (
+        Rfq.select(Rfq, Customer)
+        .join(Customer)
+        .order_by(waiting, Rfq.created_at.desc(), Rfq.id.desc())
+    )
+    if status in RFQ_STATUSES:
+        query = query.where(Rfq.status == status)
+    q = (q or "").strip()
+    if q:
+        like = f"%{q}%"
+        query = query.where(Rfq.number.ilike(like) | Customer.name.ilike(like))
+    return query
+
+
+def staff_quotes(status: str = "all", q: str = ""):
+    """Quotes for the office, newest first, by status and search."""
+    query = (
+        Quote.select(Quote, Customer)
+        .join(Customer)
+        .order_by(Quote.created_at.desc(), Quote.id.desc())
+    )
+    query = _where_status(query, status, today())
+    q = (q or "").strip()
+    if q:
+        like = f"%{q}%"
+        query = query.where(Quote.number.ilike(like) | Customer.name.ilike(like))
+    return query
+
+
+def price_for(customer_id: int, product: Product | None) -> int:
+    """The customer's own price for a product, else the catalog price (0 without a product)."""
+    if product is None:
+        return 0
+    special = CustomerPrice.get_or_none(
+        (CustomerPrice.customer == customer_id) & (CustomerPrice.product == product.id)
+    )
+    return special.price_cents if special is not None else product.price_cents
+
+
+def product_by_code(code: str) -> Product | None:
+    """A catalog product by item code (case-insensitive), or None."""
+    code = (code or "").strip()
+    if not code:
+        return None
+    return Product.get_or_none(Product.item_code == code) or Product.get_or_none(
+        Product.item_code == code.upper()
+    )
+
+
+def proposed_lines(rfq: Rfq) -> list[Line]:
+    """An RFQ's lines priced for its customer: the starting point of a quote."""
+    return [
+        Line(
+            line.product,
+            line.description,
+            line.quantity_milli,
+            price_for(rfq.customer_id, line.product),
+        )
+        for line in rfq_lines(rfq)
+    ]
+
+
+def _store_lines(quote: Quote, lines: list[Line]) -> int:
+    QuoteLine.delete().where(QuoteLine.quote == quote).execute()
+    total = 0
+    for position, line in enumerate(lines, start=1):
+        QuoteLine.create(
+            quote=quote,
+            position=position,
+            product=line.product,
+            description=line.description,
+            quantity_milli=line.quantity_milli,
+            unit_price_cents=line.unit_price_cents,
+            amount_cents=line.amount_cents,
+        )
+        total += line.amount_cents
+    return total
+
+
+def create_quote(rfq: Rfq, staff, lines: list[Line], valid_until: date, notes: str = "") -> Quote:
+    """A draft quote answering an RFQ, with its priced lines, in one transaction."""
+    if not lines:
+        raise QuoteError("Add at least one line.", "lines")
+    with write_txn():
+        quote = Quote.create(
+            number=counters.next_number("quote", "Q"),
+            customer=rfq.customer_id,
+            site=rfq.site_id,
+            rfq=rfq,
+            status="draft",
+            valid_until=valid_until,
+            notes=(notes or "").strip(),
+            created_at=utcnow(),
+        )
+        total = _store_lines(quote, lines)
+        Quote.update(total_cents=total).where(Quote.id == quote.id).execute()
+        quote.total_cents = total
+        audit.record("quote.created", quote, actor=staff, rfq=rfq.number, total_cents=total)
+    return quote
+
+
+def update_draft(
+    quote: Quote, staff, lines: list[Line], valid_until: date, notes: str = ""
+) -> None:
+    """Change a draft's lines, validity and notes; a published quote is never changed."""
+    if not lines:
+        raise QuoteError("Add at least one line.", "lines")
+    with write_txn():
+        if Quote.get_by_id(quote.id).status != "draft":
+            raise QuoteError("Only a draft can be changed; this quote was already published.")
+        total = _store_lines(quote, lines)
+        Quote.update(total_cents=total, valid_until=valid_until, notes=(notes or "").strip()).where(
+            Quote.id == quote.id
+        ).execute()
+        audit.record("quote.updated", quote, actor=staff, total_cents=total)
+    quote.total_cents, quote.valid_until, quote.notes = total, valid_until, (notes or "").strip()
+
+
+def publish(quote: Quote, staff) -> None:
+    """Show a draft to the customer: email the requester, mark the RFQ quoted."""
+    on = today()
+    if quote.valid_until is not None and quote.valid_until < on:
+        raise QuoteError("The quote's valid-until date has passed; edit it before publishing.")
+    if not quote.lines.exists():
+        raise QuoteError("A quote needs at least one line.")
+    with write_txn():
+        now = utcnow()
+        changed = (
+            Quote.update(status="published", published_at=now)
+            .where((Quote.id == quote.id) & (Quote.status == "draft"))
+            .execute()
+        )
+        if changed != 1:
+            raise QuoteError("This quote was already published.")
+        if quote.rfq_id:
+            Rfq.update(status="quoted", updated_at=now).where(Rfq.id == quote.rfq_id).execute()
+        audit.record("quote.published", quote, actor=staff, total_cents=quote.total_cents)
+        _email_customer(quote)
+    quote.status, quote.published_at = "published", now
+
+
+def _email_customer(quote: Quote) -> None:
+    """The quote_published email to whoever asked for it, or to the company's address."""
+    user = None
+    if quote.rfq_id:
+        rfq = Rfq.get_by_id(quote.rfq_id)
+        if rfq.portal_user_id:
+            user = PortalUser.get_or_none(PortalUser.id == rfq.portal_user_id)
+            if user is not None and user.status != "active":
+                user = None
+    customer = Customer.get_by_id(quote.customer_id)
+    to = user.contact.email if user is not None else customer.email
+    if not to:
+        return
+    outbox.queue_template(
+        "quote_published",
+        to,
+        name=user.contact.first_name if user is not None else customer.name,
+        quote_number=quote.number,
+        total=money(quote.total_cents, quote.currency),
+        valid_until=datefmt(quote.valid_until) if quote.valid_until else "further notice",
+        link=absolute_url("quotes.show", quote_id=quote.id),
+    )
+
+
+def close_rfq(rfq: Rfq, staff, reason: str = "") -> None:
+    """The office will not quote this RFQ."""
+    with write_txn():
+        Rfq.update(status="closed", updated_at=utcnow()).where(Rfq.id == rfq.id).execute()
+        audit.record("rfq.closed", rfq, actor=staff, reason=(reason or "").strip() or None)
+    rfq.status = "closed"

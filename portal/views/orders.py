@@ -1,0 +1,59 @@
+"""Orders of the signed-in customer: list with status filter and search, one order's detail."""
+
+from flask import Blueprint, abort, request
+from flask_login import current_user
+
+from ..auth import customer_required
+from ..services import orders
+from ..services.backoffice import paginate
+from ..web import render
+
+bp = Blueprint("orders", __name__, url_prefix="/orders")
+orders_required = customer_required("orders", "orders")
+
+
+def _page_number() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+@bp.get("/")
+@orders_required
+def index():
+    """The user's orders, open ones by default; search by order number or PO (htmx results)."""
+    status = request.args.get("status", "open")
+    if status not in orders.FILTERS:
+        status = "open"
+    q = request.args.get("q", "").strip()[:100]
+    page = paginate(orders.for_user(current_user, status, q), _page_number())
+    return render(
+        "orders/index.html",
+        block="results",
+        page=page,
+        current=status,
+        filters=orders.FILTERS,
+        q=q,
+        labels=orders.STATUS_LABELS,
+    )
+
+
+@bp.get("/<int:order_id>")
+@orders_required
+def show(order_id):
+    """One order: lines with ordered and shipped quantities, shipments, promised date."""
+    order = orders.order_for(current_user, order_id)
+    if order is None:
+        abort(404)
+    lines = orders.lines(order)
+    return render(
+        "orders/show.html",
+        order=order,
+        lines=lines,
+        shipments=orders.shipments(order),
+        quote=orders.source_quote(current_user, order),
+        shipped_percent=orders.shipped_percent(lines),
+        labels=orders.STATUS_LABELS,
+        tracking_url=orders.tracking_url,
+    )
