@@ -73,7 +73,7 @@ def test_profile_requires_a_first_name(client):
     login(client, user.email)
     response = client.post("/account/profile", data={"first_name": ""}, headers=HX)
     assert response.status_code == 422
-    assert 'id="first_name-error"' in response.get_data(as_text=True)
+    assert 'id="profile-first-error"' in response.get_data(as_text=True)
 
 
 def test_change_password_needs_the_current_one_and_ends_other_sessions(app, client, mailbox):

@@ -197,4 +197,4 @@ def test_mismatched_confirmation_is_422_next_to_the_field(client, mailbox):
     response = client.post("/reset", data={"password": NEW, "confirm": NEW + "!"}, headers=HX)
     assert response.status_code == 422
     body = response.get_data(as_text=True)
-    assert 'id="confirm-error"' in body and "<html" not in body
+    assert 'id="new-confirm-error"' in body and "<html" not in body

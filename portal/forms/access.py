@@ -49,9 +49,10 @@ def email_field(label="Email", **kw):
     )
 
 
-def new_password_field(label="New password"):
+def new_password_field(label="New password", **kw):
     return PasswordField(
         label,
+        **kw,
         validators=[DataRequired("Choose a password."), good_password],
         render_kw={"autocomplete": "new-password", "maxlength": PASSWORD_MAX},
     )
@@ -74,11 +75,13 @@ class CheckboxesField(SelectMultipleField):
 class RegisterForm(FlaskForm):
     invoice_number = StringField(
         "Invoice number",
+        id="reg-invoice",
         validators=[DataRequired("Enter the number of one of your invoices."), Length(max=50)],
         render_kw={"autocomplete": "off", "spellcheck": "false", "autofocus": True},
     )
     code = StringField(
         "Quick-pay code",
+        id="reg-code",
         validators=[
             DataRequired("Enter the quick-pay code printed on that invoice."),
             Length(max=60),
@@ -87,12 +90,14 @@ class RegisterForm(FlaskForm):
     )
     name = StringField(
         "Your name",
+        id="reg-name",
         validators=[DataRequired("Enter your name."), Length(max=200), plain_text],
         render_kw={"autocomplete": "name"},
     )
-    email = email_field("Your work email")
+    email = email_field("Your work email", id="reg-email")
     phone = StringField(
         "Phone (optional)",
+        id="reg-phone",
         validators=[Optional(), Length(max=50), plain_text],
         render_kw={"autocomplete": "tel"},
     )
@@ -101,27 +106,32 @@ class RegisterForm(FlaskForm):
 class RequestAccessForm(FlaskForm):
     name = StringField(
         "Your name",
+        id="req-name",
         validators=[DataRequired("Enter your name."), Length(max=200), plain_text],
         render_kw={"autocomplete": "name", "autofocus": True},
     )
     company = StringField(
         "Company",
+        id="req-company",
         validators=[DataRequired("Enter your company's name."), Length(max=200), plain_text],
         render_kw={"autocomplete": "organization"},
     )
-    email = email_field("Work email")
+    email = email_field("Work email", id="req-email")
     phone = StringField(
         "Phone (optional)",
+        id="req-phone",
         validators=[Optional(), Length(max=50), plain_text],
         render_kw={"autocomplete": "tel"},
     )
     account_number = StringField(
         "Account number (optional)",
+        id="req-account",
         validators=[Optional(), Length(max=50), plain_text],
         render_kw={"autocomplete": "off"},
     )
     message = TextAreaField(
         "Message (optional)",
+        id="req-message",
         validators=[
             Optional(),
             Length(max=2000, message="Keep the message under 2,000 characters."),
@@ -130,35 +140,39 @@ class RequestAccessForm(FlaskForm):
 
 
 class ForgotPasswordForm(FlaskForm):
-    email = email_field()
+    email = email_field(id="forgot-email")
 
 
 class SetPasswordForm(FlaskForm):
-    password = new_password_field("Choose a password")
+    password = new_password_field("Choose a password", id="new-password")
     confirm = PasswordField(
         "Type it again",
+        id="new-confirm",
         validators=[
             DataRequired("Type the password again."),
             EqualTo("password", "The two passwords are not the same."),
         ],
         render_kw={"autocomplete": "new-password"},
     )
-    accept_terms = BooleanField("I have read and accept the terms of use")
+    accept_terms = BooleanField("I have read and accept the terms of use", id="new-terms")
 
 
 class ProfileForm(FlaskForm):
     first_name = StringField(
         "First name",
+        id="profile-first",
         validators=[DataRequired("Enter your first name."), Length(max=100), plain_text],
         render_kw={"autocomplete": "given-name"},
     )
     last_name = StringField(
         "Last name",
+        id="profile-last",
         validators=[Optional(), Length(max=100), plain_text],
         render_kw={"autocomplete": "family-name"},
     )
     phone = StringField(
         "Phone",
+        id="profile-phone",
         validators=[Optional(), Length(max=50), plain_text],
         render_kw={"autocomplete": "tel"},
     )
@@ -167,12 +181,14 @@ class ProfileForm(FlaskForm):
 class ChangePasswordForm(FlaskForm):
     current_password = PasswordField(
         "Current password",
+        id="current-password",
         validators=[DataRequired("Enter your current password."), Length(max=PASSWORD_MAX)],
         render_kw={"autocomplete": "current-password"},
     )
-    password = new_password_field()
+    password = new_password_field(id="change-password")
     confirm = PasswordField(
         "Type the new password again",
+        id="change-confirm",
         validators=[
             DataRequired("Type the new password again."),
             EqualTo("password", "The two passwords are not the same."),
@@ -197,10 +213,13 @@ class AccessFieldsMixin:
 class InviteForm(FlaskForm, AccessFieldsMixin):
     first_name = StringField(
         "First name",
+        id="invite-first",
         validators=[DataRequired("Enter their first name."), Length(max=100), plain_text],
     )
-    last_name = StringField("Last name", validators=[Optional(), Length(max=100), plain_text])
-    email = email_field("Their email")
+    last_name = StringField(
+        "Last name", id="invite-last", validators=[Optional(), Length(max=100), plain_text]
+    )
+    email = email_field("Their email", id="invite-email")
     roles = CheckboxesField("What they may do", choices=ROLE_CHOICES)
     all_sites = BooleanField("All sites of the company", default=True)
     sites = CheckboxesField("Or only these sites", choices=[])
