@@ -856,3 +856,54 @@ def test_any_sequence_of_payments_keeps_the_books_right(app, total, bp, age, par
         assert final.balance_cents == 0 and age <= 10
         assert final.discount_taken_cents <= money.percent_of(total, bp)
     check_invariants()
+
+
+KILL_SCRIPT = """
+import json, os, signal, sys
+from portal import create_app
+from portal.db import db
+from portal.services import payments
+from portal.services.providers import Event
+
+config, event = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+app = create_app(config)
+with app.app_context():
+    db.connect(reuse_if_open=True)
+    # The process dies inside the apply transaction, after the Payment row and the balance
+    # update were written and before the commit.
+    payments._email = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+    payments.apply_event(Event(**event))
+"""
+
+
+def test_process_killed_inside_the_apply_transaction(app, client):
+    """I6: a process killed (SIGKILL) in the middle of applying a payment leaves the database
+    intact with nothing applied; the redelivered webhook then applies it exactly once."""
+    import subprocess
+    import sys
+
+    invoice, _ = factories.invoice(total_cents=10_000)
+    attempt = start(app, invoice, 4_000).attempt
+    keys = ["TESTING", "SECRET_KEY", "DATABASE_URL", "PAYMENT_PROVIDERS", "BASE_URL"]
+    config = {k: app.config[k] for k in keys}
+    config.update(INSTANCE_PATH=app.instance_path, MAIL_URL="", MAIL_SEND_ON_COMMIT=False)
+    event = succeeded(attempt).__dict__
+    result = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, json.dumps(config), json.dumps(event)],
+        capture_output=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == -9, result.stderr.decode()[-2000:]
+    db.close()
+    db.connect()
+    if app.config["DATABASE_URL"].startswith("sqlite"):
+        assert db.execute_sql("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert Payment.select().count() == 0
+    assert fresh(invoice).amount_paid_cents == 0
+    assert PaymentAttempt.get_by_id(attempt.id).status == "redirected"
+    body = webhook_body(attempt, reference=event["reference"])
+    for _ in range(2):
+        assert post_webhook(client, body, TC.sign_webhook(body)).status_code == 200
+    assert Payment.select().count() == 1 and fresh(invoice).amount_paid_cents == 4_000
+    check_invariants()
