@@ -907,3 +907,25 @@ def test_process_killed_inside_the_apply_transaction(app, client):
         assert post_webhook(client, body, TC.sign_webhook(body)).status_code == 200
     assert Payment.select().count() == 1 and fresh(invoice).amount_paid_cents == 4_000
     check_invariants()
+
+
+def test_payment_audit_trail(app, client, caplog):
+    """I11: the attempt, its redirect, the application and a forged return are audited with
+    the client address; the forged return raises a security alert in the log."""
+    invoice, code = factories.invoice(total_cents=10_000)
+    guest_pays(client, invoice, code, "20.00")
+    actions = {a.action: a for a in AuditLog.select()}
+    for action in (
+        "quickpay.lookup_ok",
+        "payment.attempt_started",
+        "payment.attempt_redirected",
+        "payment.attempt_succeeded",
+        "payment.applied",
+    ):
+        assert action in actions, action
+    assert actions["payment.attempt_started"].ip == "127.0.0.1"
+    assert json.loads(actions["payment.applied"].detail)["amount_cents"] == 2_000
+    caplog.set_level(logging.WARNING)
+    key = PaymentAttempt.get().key
+    assert client.get(f"/payments/return/test-checkout/{key}?result=forged").status_code == 400
+    assert "security alert: rejected checkout return" in caplog.text
