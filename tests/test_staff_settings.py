@@ -336,3 +336,21 @@ def test_reset_goes_back_to_the_built_in_text(client, admin):
     assert response.status_code == 303
     assert Setting.select().count() == 0
     assert AuditLog.select().where(AuditLog.action == "email_template.reset").count() == 1
+
+
+def test_every_built_in_template_previews_with_sample_values(client, admin):
+    """Object placeholders (payment, invoice) get made-up records, so every built-in text can be
+    previewed, edited and test-sent."""
+    from portal.services import email_templates
+
+    with client.application.test_request_context():
+        kinds = email_templates.kinds()
+    assert {"invitation", "receipt", "password_reset", "case_update", "quote_published"} <= set(
+        kinds
+    )
+    for kind in kinds:
+        response = client.get(URL + f"emails/{kind}")
+        assert response.status_code == 200, kind
+        assert 'class="mail-subject"' in response.get_data(as_text=True), kind
+    html = client.get(URL + "emails/receipt").get_data(as_text=True)
+    assert "Receipt R-000123" in html and "$1,250.00" in html

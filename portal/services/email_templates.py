@@ -303,10 +303,71 @@ def common_context() -> dict:
     }
 
 
+def sample_objects() -> dict:
+    """Unsaved, made-up records for the placeholders that are objects in the built-in texts
+    (a receipt reads `payment.amount_cents`, a pay link `invoice.balance_cents`)."""
+    from datetime import date, timedelta
+
+    from ..db import utcnow
+    from ..models import (
+        Contact,
+        Customer,
+        Invoice,
+        Payment,
+        PaymentApplication,
+        PaymentAttempt,
+        PaymentAttemptItem,
+    )
+
+    customer = Customer(account_number="ACME-001", name="Acme Manufacturing")
+    invoice = Invoice(
+        number="INV-000042",
+        customer=customer,
+        issue_date=date.today() - timedelta(days=10),
+        due_date=date.today() + timedelta(days=20),
+        total_cents=125_000,
+        amount_paid_cents=0,
+        currency="USD",
+    )
+    payment = Payment(
+        receipt_number="R-000123",
+        provider="offline",
+        provider_reference="BANK-7781",
+        customer=customer,
+        amount_cents=125_000,
+        unapplied_cents=0,
+        currency="USD",
+        payer_name="Pat Buyer",
+        payer_email="pat@example.com",
+        received_at=utcnow(),
+    )
+    attempt = PaymentAttempt(
+        provider="offline",
+        customer=customer,
+        amount_cents=125_000,
+        currency="USD",
+        payer_name="Pat Buyer",
+        payer_email="pat@example.com",
+    )
+    return {
+        "customer": customer,
+        "invoice": invoice,
+        "payment": payment,
+        "attempt": attempt,
+        "applications": [
+            PaymentApplication(payment=payment, invoice=invoice, amount_cents=125_000)
+        ],
+        "items": [PaymentAttemptItem(attempt=attempt, invoice=invoice, amount_cents=125_000)],
+        "contact": Contact(customer=customer, first_name="Pat", last_name="Buyer"),
+    }
+
+
 def sample_context(kind: str, name: str = "") -> dict:
     """Made-up values for previews and test sends (never real customer data)."""
     base = current_app.config["BASE_URL"].rstrip("/")
     context = {n: f"[{n}]" for n in placeholders(kind)}
+    objects = sample_objects()
+    context.update({n: objects[n] for n in context if n in objects})
     if kind in KINDS:
         context.update({k: v.replace("{base}", base) for k, v in KINDS[kind].sample.items()})
     if name:
