@@ -623,3 +623,15 @@ def test_daily_cap_per_invoice_number(client):
         assert lookup(client, invoice.number, code, ip="10.99.0.1").status_code == 429
     with time_machine.travel(start + timedelta(days=1, minutes=1), tick=False):
         assert lookup(client, invoice.number, code, ip="10.99.0.2").status_code == 303
+
+
+def test_spraying_from_many_addresses_raises_a_global_alert(client, caplog, monkeypatch):
+    """A5: failures spread over many addresses and invoice numbers trip no lock, but pass
+    the global baseline, which logs and audits an alert."""
+    monkeypatch.setattr(quickpay, "GLOBAL_ALERT_FAILURES", 6)
+    caplog.set_level(logging.WARNING)
+    for n in range(6):
+        assert lookup(client, f"INV-SPREAD-{n}", "ABCD", ip=f"10.20.0.{n}").status_code == 422
+    assert "quick-pay lookup failures in" in caplog.text
+    alert = AuditLog.get(AuditLog.action == "security.alert")
+    assert "above baseline" in alert.detail

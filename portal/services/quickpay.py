@@ -11,13 +11,13 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import session
 
 from .. import tokens
 from ..db import utcnow, write_txn
-from ..models import Customer, Invoice
+from ..models import AuditLog, Customer, Invoice
 from ..security import (
     hash_code,
     new_quick_pay_code,
@@ -31,6 +31,9 @@ from . import audit, outbox, throttle
 log = logging.getLogger(__name__)
 
 CAPABILITY_SECONDS = 15 * 60
+# Failed lookups from all addresses together that raise an alert, per window (A5).
+GLOBAL_ALERT_FAILURES = 100
+GLOBAL_WINDOW = timedelta(minutes=10)
 
 
 @dataclass
@@ -95,7 +98,23 @@ def lookup(number: str, secret: str, account_path: bool) -> Lookup:
             log.warning("security alert: quick-pay lookups from %s locked after failures", ip)
             audit.record("security.alert", None, reason="quick-pay failures from one address")
         audit.record("quickpay.lookup_failed", None, number=number_key(number))
+        _watch_global_failures()
     return Lookup(locked_until=until)
+
+
+def _watch_global_failures() -> None:
+    """Alert when failures from everywhere together pass the baseline (A5): spraying from
+    many addresses trips no per-address or per-invoice lock, only this."""
+    recent = (
+        AuditLog.select()
+        .where(
+            (AuditLog.action == "quickpay.lookup_failed") & (AuditLog.at > utcnow() - GLOBAL_WINDOW)
+        )
+        .count()
+    )
+    if recent and recent % GLOBAL_ALERT_FAILURES == 0:
+        log.warning("security alert: %s quick-pay lookup failures in %s", recent, GLOBAL_WINDOW)
+        audit.record("security.alert", None, reason="quick-pay failures above baseline", n=recent)
 
 
 def grant(invoice: Invoice) -> None:
