@@ -597,13 +597,17 @@ def test_offline_payment_waits_for_staff(app, client, mailbox):
     check_invariants()
 
 
-def test_offline_payment_rejected(app):
-    """Offline: staff never received it: rejected, nothing applied, cannot be confirmed later."""
-    invoice, _ = factories.invoice(total_cents=40_000)
-    start(app, invoice, 10_000, provider="offline")
+def test_offline_payment_rejected(app, client):
+    """Offline: staff never received it: rejected, nothing applied, cannot be confirmed later,
+    and the payer's status page says so."""
+    invoice, code = factories.invoice(total_cents=40_000)
+    client.post("/pay/", data={"number": invoice.number, "secret": code})
+    data = {"amount": "100.00", "payer_name": "Pat", "payer_email": "pat@example.com"}
+    status_url = client.post("/pay/invoice", data={**data, "provider": "offline"}).location
     payment = Payment.get()
     staff = factories.staff()
     assert payments.reject_offline(payment, staff, "never arrived").status == "rejected"
+    assert "We did not receive this payment" in client.get(status_url).text
     with pytest.raises(payments.PaymentError):
         payments.confirm_offline(payment, staff)
     with pytest.raises(payments.PaymentError):
