@@ -111,6 +111,9 @@ def test_config(tmp_path, template_db, smtp_server) -> dict:
         "MAIL_SEND_ON_COMMIT": "sync",
         "PAYMENT_PROVIDERS": "offline,test-checkout",
         "BASE_URL": "http://localhost",
+        # Durability against power loss is tested once (test_foundation); the rest of the
+        # suite need not wait for an fsync per commit.
+        "SQLITE_SYNCHRONOUS": "normal",
     }
     if PG_URL:
         config["DATABASE_URL"] = PG_URL

@@ -10,6 +10,7 @@ from playhouse.pool import PooledPostgresqlDatabase
 from playhouse.schema_diff import diff_models
 
 from portal import create_app
+from portal.config import Defaults
 from portal.db import db, is_sqlite, migrate, write_txn
 from portal.models import ALL_MODELS, Invoice, Payment
 
@@ -51,17 +52,20 @@ def test_no_connection_is_open_after_create_app(make_app):
     assert db.is_closed()
 
 
-def test_database_connection_settings(app):
-    """J1: WAL, foreign keys, synchronous FULL, busy timeout; J6: a bounded PostgreSQL pool."""
-    if not is_sqlite():
-        assert isinstance(db.obj, PooledPostgresqlDatabase)
-        assert db.obj._max_connections == app.config["DATABASE_MAX_CONNECTIONS"]
-        return
-    pragma = lambda name: db.execute_sql(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
-    assert pragma("journal_mode") == "wal"
-    assert pragma("foreign_keys") == 1
-    assert pragma("synchronous") == 2
-    assert pragma("busy_timeout") >= 5000
+def test_database_connection_settings(make_app):
+    """J1: WAL, foreign keys, synchronous FULL (the product default; the rest of the suite
+    runs with NORMAL to spare the disk), busy timeout; J6: a bounded PostgreSQL pool."""
+    app = make_app(SQLITE_SYNCHRONOUS=Defaults.SQLITE_SYNCHRONOUS)
+    with app.app_context(), db.connection_context():
+        if not is_sqlite():
+            assert isinstance(db.obj, PooledPostgresqlDatabase)
+            assert db.obj._max_connections == app.config["DATABASE_MAX_CONNECTIONS"]
+            return
+        pragma = lambda name: db.execute_sql(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
+        assert pragma("journal_mode") == "wal"
+        assert pragma("foreign_keys") == 1
+        assert pragma("synchronous") == 2
+        assert pragma("busy_timeout") >= 5000
 
 
 def test_write_txn_refuses_to_nest(app):
