@@ -51,7 +51,9 @@ class RfqForm(FlaskForm):
         validators=[Length(max=5000)],
         description="Delivery details, drawings you can send, tolerances, anything we should know.",
     )
-    lines = FieldList(FormField(RfqLineForm), min_entries=RFQ_ROWS, max_entries=MAX_ROWS)
+    # No min_entries: WTForms 3.3 renumbers posted rows, then fills min_entries from the
+    # formdata again, which duplicated a posted row; __init__ pads with empty rows instead.
+    lines = FieldList(FormField(RfqLineForm), min_entries=0, max_entries=MAX_ROWS)
 
     def __init__(self, *args, products=(), sites=(), site_required=False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -60,6 +62,7 @@ class RfqForm(FlaskForm):
         ]
         for entry in self.lines:
             entry.form.product.choices = self.product_choices
+        self.add_rows(RFQ_ROWS - len(self.lines))
         self.site_id.choices = ([] if site_required else [("", "Any / not site-specific")]) + [
             (str(s.id), s.name) for s in sites
         ]
@@ -67,7 +70,7 @@ class RfqForm(FlaskForm):
 
     def add_rows(self, count: int = 3) -> None:
         """More empty item rows (the no-JavaScript way to ask for more than five items)."""
-        for _ in range(min(count, MAX_ROWS - len(self.lines))):
+        for _ in range(max(0, min(count, MAX_ROWS - len(self.lines)))):
             entry = self.lines.append_entry()
             entry.form.product.choices = self.product_choices
 

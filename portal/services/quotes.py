@@ -16,6 +16,7 @@ from peewee import Case as SqlCase
 from ..db import utcnow, write_txn
 from ..filters import datefmt, money
 from ..models import (
+    Contact,
     Customer,
     CustomerPrice,
     PortalUser,
@@ -114,7 +115,8 @@ def _int(value) -> int | None:
 def quotes_for(user, status: str = "all"):
     """The quotes published to the user's company and sites, newest first (never drafts)."""
     query = (
-        Quote.for_user(user)
+        Quote.for_user(user, Quote, Rfq)
+        .join(Rfq, JOIN.LEFT_OUTER)
         .where(Quote.status.in_(CUSTOMER_VISIBLE))
         .order_by(Quote.published_at.desc(nulls="LAST"), Quote.id.desc())
     )
@@ -136,7 +138,14 @@ def waiting_count(user) -> int:
 
 def rfqs_for(user):
     """The RFQs of the user's company and sites, newest first."""
-    return Rfq.for_user(user).order_by(Rfq.created_at.desc(), Rfq.id.desc())
+    return (
+        Rfq.for_user(user, Rfq, PortalUser, Contact, Site)
+        .join(PortalUser, JOIN.LEFT_OUTER)
+        .join(Contact, JOIN.LEFT_OUTER)
+        .switch(Rfq)
+        .join(Site, JOIN.LEFT_OUTER)
+        .order_by(Rfq.created_at.desc(), Rfq.id.desc())
+    )
 
 
 def rfq_for(user, rfq_id) -> Rfq | None:
