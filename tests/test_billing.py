@@ -325,8 +325,8 @@ def test_pay_all_open_lists_every_open_invoice(app, client):
     assert html.count('name="line"') == 3 and "$300.03" in html
 
 
-def test_one_payment_for_several_invoices_through_test_checkout(app, client):
-    """One attempt, one payment applied to two invoices (one partly); receipt and balances."""
+def test_one_payment_for_several_invoices_through_test_checkout(app, client, mailbox):
+    """One attempt, one payment applied to two invoices (one partly); receipt, email, balances."""
     customer, user, _ = _account()
     a, _ = factories.invoice(customer, total_cents=10_000)
     b, _ = factories.invoice(customer, total_cents=30_000)
@@ -357,6 +357,9 @@ def test_one_payment_for_several_invoices_through_test_checkout(app, client):
 
     payment = Payment.get()
     assert payment.amount_cents == 22_000 and payment.applications.count() == 2
+    emailed = mailbox.wait_for(1)[-1]
+    assert emailed["To"] == "pat@acme.example"
+    assert payment.receipt_number in emailed.get_body().get_content()
     assert payment.receipt_number in client.get(f"/statements/payments/{payment.id}").get_data(
         as_text=True
     )
