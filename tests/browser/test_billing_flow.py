@@ -152,3 +152,6 @@ def test_filter_search_pay_two_see_receipt_csv_and_statement(app, page):
     expect(page.get_by_role("heading", name="Statement of account")).to_be_visible()
     expect(page.locator(".stmt-sum .closing")).to_contain_text("$6,259.50")
     screenshot(page, "billing-statement")
+    page.get_by_role("link", name="Aging").click()
+    expect(page.get_by_role("heading", name="Open balance by days past due")).to_be_visible()
+    screenshot(page, "billing-aging")
