@@ -366,7 +366,8 @@ def test_one_payment_for_several_invoices_through_test_checkout(app, client, mai
 
 
 def test_pay_drops_invoices_of_other_companies_and_rechecks_amounts(app, client):
-    """E2/A10: a forged line for someone else's invoice is dropped; amounts are re-checked."""
+    """E2/A10: a forged line for someone else's invoice is dropped, a repeated line pays once,
+    and amounts are re-checked."""
     customer, user, _ = _account()
     mine, _ = factories.invoice(customer, total_cents=10_000)
     theirs, _ = factories.invoice(factories.customer(), total_cents=10_000)
@@ -377,7 +378,8 @@ def test_pay_drops_invoices_of_other_companies_and_rechecks_amounts(app, client)
     over = client.post("/invoices/pay", data={**data, "line": [f"{mine.id}:10001"]})
     assert over.status_code == 422 and "The most you can pay" in over.get_data(as_text=True)
     mixed = client.post(
-        "/invoices/pay", data={**data, "line": [f"{mine.id}:10000", f"{theirs.id}:1"]}
+        "/invoices/pay",
+        data={**data, "line": [f"{mine.id}:10000", f"{theirs.id}:1", f"{mine.id}:10000"]},
     )
     assert mixed.status_code == 303
     assert [i.invoice_id for i in PaymentAttemptItem.select()] == [mine.id]

@@ -548,9 +548,11 @@ def preview_all(user, on=None) -> Preview:
 def lines_for(user, pairs) -> list:
     """Confirmed (invoice id, cents) pairs from the review form, re-fetched through the scope;
     an id the user cannot see is dropped, so checkout only ever sees their own invoices."""
-    wanted = dict(pairs)
+    wanted = {}
+    for invoice_id, cents in pairs:
+        wanted.setdefault(invoice_id, cents)  # one line per invoice: a repeat never pays twice
     invoices = {i.id: i for i in payable(user, list(wanted))}
-    return [(invoices[i], cents) for i, cents in pairs if i in invoices]
+    return [(invoices[i], cents) for i, cents in wanted.items() if i in invoices]
 
 
 def pay(user, lines, provider, payer_name, payer_email):
