@@ -82,8 +82,8 @@ def test_order_page_shows_lines_shipments_promised_date_and_quote(client, acme, 
     assert "https://www.ups.com/track?tracknum=1Z999AA10123456784" in page
     assert "Local courier" in page and "LC-77" in page
     assert f'href="/quotes/{quote.id}"' in page
-    shipped_share = (400_000 + 10_000) * 100 // 430_000
-    assert f"{shipped_share}%" in page
+    shipped_value = 400 * 1250 + 10 * 1950
+    assert f"{shipped_value * 100 // (400 * 1250 + 30 * 1950)}%" in page  # by value: 93%
 
 
 def test_quote_link_only_when_the_user_may_see_the_quote(client, acme):

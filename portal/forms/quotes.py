@@ -57,7 +57,7 @@ class RfqForm(FlaskForm):
 
     def __init__(self, *args, products=(), sites=(), site_required=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.product_choices = [("", "— Not in the catalog —")] + [
+        self.product_choices = [("", "Choose from the catalog…")] + [
             (str(p.id), f"{p.item_code} · {p.description}") for p in products
         ]
         for entry in self.lines:

@@ -66,12 +66,16 @@ def source_quote(user, order: SalesOrder) -> Quote | None:
 
 
 def shipped_percent(order_lines) -> int:
-    """How much of the order has shipped, by quantity, 0-100."""
-    ordered = sum(line.quantity_milli for line in order_lines)
+    """How much of the order has shipped, by value (units differ between lines), 0-100;
+    by quantity when the lines carry no prices."""
+    ordered = sum(line.quantity_milli * line.unit_price_cents for line in order_lines)
+    shipped = sum(
+        min(line.shipped_milli, line.quantity_milli) * line.unit_price_cents for line in order_lines
+    )
     if ordered <= 0:
-        return 0
-    shipped = sum(min(line.shipped_milli, line.quantity_milli) for line in order_lines)
-    return shipped * 100 // ordered
+        ordered = sum(line.quantity_milli for line in order_lines)
+        shipped = sum(min(line.shipped_milli, line.quantity_milli) for line in order_lines)
+    return shipped * 100 // ordered if ordered > 0 else 0
 
 
 TRACKING_URLS = {

@@ -295,12 +295,14 @@ def _email_office(quote: Quote, user, status: str, reason: str) -> None:
 
 
 def staff_rfqs(status: str = "submitted", q: str = ""):
-    """RFQs for the office: submitted ones first (oldest first, they wait longest)."""
+    """RFQs for the office: submitted ones first, oldest first (they have waited longest),
+    then the rest newest first."""
     waiting = SqlCase(None, [(Rfq.status == "submitted", 0)], 1)
+    oldest_waiting = SqlCase(None, [(Rfq.status == "submitted", Rfq.created_at)], None)
     query = (
         Rfq.select(Rfq, Customer)
         .join(Customer)
-        .order_by(waiting, Rfq.created_at.desc(), Rfq.id.desc())
+        .order_by(waiting, oldest_waiting.asc(), Rfq.created_at.desc(), Rfq.id.desc())
     )
     if status in RFQ_STATUSES:
         query = query.where(Rfq.status == status)
