@@ -33,7 +33,7 @@ def test_admin_edits_messages_and_terms_then_customer_must_accept(app, page, mai
     page.get_by_label("Login terms").fill("Use this portal for **Acme** business only.")
     expect(page.locator("#login_terms-preview strong")).to_have_text("Acme")
     page.get_by_label("Customers must accept the terms to sign in").check()
-    page.get_by_role("button", name="Save settings").click()
+    page.get_by_role("button", name="Save settings").last.click()
     expect(page.get_by_text("Settings saved")).to_be_visible()
     expect(page.get_by_label("Customers must accept the terms to sign in")).to_be_checked()
     # After the save: a screenshot touches the inputs (style=""), which htmx would then copy.
