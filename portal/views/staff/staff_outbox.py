@@ -43,7 +43,7 @@ def index():
     return render(
         "staff/outbox/index.html",
         page=backoffice.paginate(query, page_number()),
-        status=status,
+        current_status=status,  # not `status`: that is render()'s HTTP status
         counts=counts,
         statuses=STATUSES,
     )
