@@ -380,3 +380,67 @@ def test_reject_request_sends_a_polite_email(client, staff_user, mailbox):
     body = message.get_body(("plain",)).get_content()
     assert "Please ask your manager." in body and "Dana Smith" in body
     assert OutboxMessage.get().kind == "access_rejected"
+
+
+# --- CSRF, secrets in the audit log ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/login",
+        "/register/",
+        "/request-access/",
+        "/password/forgot",
+        "/reset",
+        "/invitation",
+        "/register/confirm",
+        "/account/profile",
+        "/account/password",
+        "/company/users/new",
+    ],
+)
+def test_access_forms_refuse_posts_without_a_csrf_token(make_app, url):
+    """F1: every access form, guest or signed in, needs the token."""
+    from portal.db import db
+
+    app = make_app(WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        db.connect(reuse_if_open=True)
+        user = factories.portal_user()
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        signed = client.post(
+            "/login",
+            data={"email": user.email, "password": factories.PASSWORD, "csrf_token": token},
+        )
+        assert signed.status_code == 303
+        response = client.post(url, data={"email": "x@example.com"})
+        assert response.status_code == 400, url
+        db.close()
+
+
+def test_codes_passwords_and_links_never_reach_the_audit_log(client, mailbox):
+    """K3: the audit trail names the invoice and the email, never the code, password or link."""
+    customer = factories.customer(allow_self_registration=True)
+    invoice, code = factories.invoice(customer)
+    client.post(
+        "/register/",
+        data={
+            "invoice_number": invoice.number,
+            "code": code,
+            "name": "Al Bee",
+            "email": "al@example.com",
+        },
+    )
+    link = link_path(mailbox.wait_for(1)[0])
+    client.get(link)
+    pw = "quiet meadow dawn"
+    client.post("/register/confirm", data={"password": pw, "confirm": pw})
+    client.post("/password/forgot", data={"email": "al@example.com"})
+    details = " ".join(f"{a.action} {a.detail}" for a in AuditLog.select())
+    token = link.rsplit("/", 1)[1]
+    for secret in (code, token, pw):
+        assert secret not in details
+    assert "access.registered" in details and invoice.number in details
