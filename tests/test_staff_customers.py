@@ -116,7 +116,9 @@ def test_detail_shows_sites_and_contacts_with_logins(client, agent):
     factories.site(customer, site_code="NORTH", name="North depot")
     factories.portal_user(customer, email="pat@acme.example", first_name="Pat", last_name="Lee")
     Contact.create(customer=customer, first_name="No", last_name="Login")
+    factories.invoice(customer, number="INV-RECENT")
     html = client.get(URL + str(customer.id)).get_data(as_text=True)
+    assert "INV-RECENT" in html
     assert "North depot" in html and "Pat Lee" in html and "No Login" in html
     assert "active" in html and "No login" in html
     assert client.get(URL + "99999").status_code == 404

@@ -4,6 +4,7 @@ import json
 from datetime import date, timedelta
 
 import pytest
+from playhouse.test_utils import count_queries
 
 from portal.models import AuditLog, Invoice, InvoiceLine, Payment, PaymentApplication
 from portal.security import normalize_code, unseal, verify_code
@@ -212,3 +213,30 @@ def test_site_options_follow_the_customer(client, agent):
     factories.site(factories.customer(), name="Elsewhere")
     html = client.get(URL + f"sites?customer_id={acme.id}", headers=HX).get_data(as_text=True)
     assert "North" in html and "Elsewhere" not in html and str(north.id) in html
+
+
+@pytest.mark.parametrize("url", [URL, "/staff/payments/"])
+def test_lists_do_not_query_per_row(app, client, agent, url):
+    """The invoice and payment lists fetch their customers in the same query: no N+1."""
+    from portal.models import Payment
+
+    def add(n):
+        for _ in range(n):
+            customer = factories.customer()
+            invoice, _ = factories.invoice(customer)
+            Payment.create(
+                receipt_number=f"R-{invoice.id}",
+                provider="offline",
+                provider_reference=f"ref-{invoice.id}",
+                customer=customer,
+                amount_cents=100,
+                currency="USD",
+            )
+
+    add(2)
+    with count_queries() as few:
+        client.get(url, headers=HX)
+    add(10)
+    with count_queries() as many:
+        client.get(url, headers=HX)
+    assert many.count == few.count

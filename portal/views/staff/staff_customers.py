@@ -1,5 +1,7 @@
 """Customers, their sites and contacts, and each contact's portal access (back office)."""
 
+from datetime import date
+
 from flask import Blueprint, abort, flash, request, url_for
 
 from ...forms import ActionForm
@@ -76,6 +78,13 @@ def show(customer_id):
         contacts=list(backoffice.contacts_of(customer)),
         open_count=open_invoices.count(),
         balance=balance,
+        recent=list(
+            Invoice.select()
+            .where(Invoice.customer == customer.id)
+            .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
+            .limit(5)
+        ),
+        today=date.today(),
         action_form=ActionForm(),
     )
 
