@@ -227,8 +227,8 @@ def test_admin_approves_and_rejects_pending_registrations(client, acme, mailbox)
     assert {m["To"] for m in mailbox.wait_for(2)} == {pending.email, other.email}
 
 
-def test_other_companys_login_is_404(client, acme):
-    """E2: another company's login id answers 404 on every company route."""
+def test_other_companys_login_is_404(client, acme, caplog):
+    """E2: another company's login id answers 404 on every company route; E7: logged."""
     customer, _, _ = acme
     admin = factories.portal_user(customer)
     stranger = factories.portal_user(factories.customer())
@@ -237,6 +237,9 @@ def test_other_companys_login_is_404(client, acme):
     for action in ("deactivate", "reactivate", "resend", "approve", "reject"):
         assert client.post(f"/company/users/{stranger.id}/{action}").status_code == 404
     assert PortalUser.get_by_id(stranger.id).status == "active"
+    denied = [r for r in caplog.records if r.getMessage().startswith("access denied")]
+    assert len(denied) == 6
+    assert f"portal user {admin.id} asked for login {stranger.id}" in denied[0].getMessage()
 
 
 def test_admin_cannot_deactivate_themselves(client, acme):

@@ -1,5 +1,7 @@
 """Company administration: the company's portal logins, for its company administrators."""
 
+import logging
+
 from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 
@@ -11,6 +13,7 @@ from ..services import access
 from ..web import redirect_to, render
 
 bp = Blueprint("company", __name__, url_prefix="/company")
+log = logging.getLogger(__name__)
 
 
 def _customer_id() -> int:
@@ -28,6 +31,14 @@ def _sites():
 def _user_or_404(user_id):
     user = access.company_user(_customer_id(), user_id)
     if user is None:
+        # E7: who asked for which object, when (the log line carries the time).
+        log.warning(
+            "access denied: portal user %s asked for login %s outside their company (%s %s)",
+            current_user.id,
+            user_id,
+            request.method,
+            request.path,
+        )
         abort(404)
     return user
 

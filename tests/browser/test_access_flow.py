@@ -79,6 +79,8 @@ def test_sign_in_with_required_terms(app, page):
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("Tick the box to accept the terms")).to_be_visible()
     screenshot(page, "access-terms-required")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "access-terms-required-phone")
     page.get_by_label("Password").fill(factories.PASSWORD)
     page.get_by_label("I have read and accept the terms of use").check()
     page.get_by_role("button", name="Sign in").click()
