@@ -54,7 +54,7 @@ def import_command(kind, path):
     """Upsert KIND from a CSV file: all rows or none, every bad row reported."""
     from .services import importer
 
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with open(path, "rb") as fh:  # decoded line by line, so a bad byte names its line
         with db.db.connection_context():
             result = importer.import_csv(kind, fh)
     if result.errors:

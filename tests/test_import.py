@@ -396,3 +396,14 @@ def test_cli_import_refuses_an_unknown_kind(runner, tmp_path):
     path.write_text("a\n")
     result = runner.invoke(args=["import", "widgets", str(path)])
     assert result.exit_code != 0
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_its_line(accounts, runner, tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(
+        "account_number,email,first_name\nACME01,a@acme.example,Zoë\n".encode("latin-1")
+    )
+    result = runner.invoke(args=["import", "contacts", str(path)])
+    assert result.exit_code != 0
+    assert "line 2: cannot read this line" in result.output
+    assert Contact.select().count() == 0

@@ -20,6 +20,7 @@ No kind's file creates what it refers to (a sites file cannot create customers),
 references resolve against the database; a key repeated within one file is an error.
 """
 
+import codecs
 import csv
 import io
 import multiprocessing
@@ -889,10 +890,19 @@ def hash_codes(codes: list[str], meanwhile: Callable = lambda: None) -> tuple[li
 
 
 def _text_stream(fh):
-    """A text stream for csv: binary uploads are decoded as UTF-8 (a BOM is dropped)."""
+    """Lines of text for csv: binary files are decoded as UTF-8 one line at a time (a BOM is
+    dropped), so a byte that is not UTF-8 is reported on its own line, not on the header."""
     if isinstance(fh, io.TextIOBase):
         return fh
-    return io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
+    return _decoded_lines(fh)
+
+
+def _decoded_lines(fh):
+    first = True
+    for raw in fh:
+        if first:
+            raw, first = raw.removeprefix(codecs.BOM_UTF8), False
+        yield raw.decode("utf-8")
 
 
 def _read_rows(spec: Kind, fh, problems: list[tuple[int, str]]) -> list[Row] | None:
