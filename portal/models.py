@@ -449,6 +449,16 @@ class PaymentAttemptItem(BaseModel):
     is_open = BooleanField(null=True, default=True)
 
 
+PaymentAttemptItem.add_index(
+    PaymentAttemptItem.index(
+        PaymentAttemptItem.invoice,
+        unique=True,
+        where=PaymentAttemptItem.is_open,
+        name="payment_attempt_item_one_open",
+    )
+)
+
+
 class Payment(BaseModel):
     """Money received (or promised offline), applied to invoices; the rest is credit."""
 

@@ -194,3 +194,34 @@ def test_concurrent_writers_do_not_fail(app):
     if is_sqlite():
         # IMMEDIATE serialises read-modify-write on SQLite: no lost update.
         assert Invoice.get_by_id(invoice.id).amount_paid_cents == 40
+
+
+def test_one_open_payment_attempt_per_invoice_is_a_database_rule(app):
+    """I3 backstop: a second open attempt item for an invoice is refused by the partial
+    unique index; closed items (is_open NULL) may repeat."""
+    from datetime import timedelta
+    from uuid import uuid4
+
+    from portal.db import utcnow
+    from portal.models import PaymentAttempt, PaymentAttemptItem
+
+    invoice, _ = factories.invoice()
+
+    def attempt():
+        return PaymentAttempt.create(
+            key=str(uuid4()),
+            provider="offline",
+            customer=invoice.customer,
+            amount_cents=100,
+            currency="USD",
+            expires_at=utcnow() + timedelta(hours=1),
+        )
+
+    PaymentAttemptItem.create(attempt=attempt(), invoice=invoice, amount_cents=100)
+    with pytest.raises(IntegrityError):
+        with db.atomic():
+            PaymentAttemptItem.create(attempt=attempt(), invoice=invoice, amount_cents=100)
+    PaymentAttemptItem.update(is_open=None).execute()
+    PaymentAttemptItem.create(attempt=attempt(), invoice=invoice, amount_cents=100, is_open=None)
+    PaymentAttemptItem.create(attempt=attempt(), invoice=invoice, amount_cents=100)
+    assert PaymentAttemptItem.select().where(PaymentAttemptItem.is_open).count() == 1

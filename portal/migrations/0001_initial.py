@@ -483,8 +483,3 @@ def down(migrator, db):
     migrator.migrate(migrator.drop_table('auth_throttle'))
     migrator.migrate(migrator.drop_table('audit_log'))
     migrator.migrate(migrator.drop_table('access_request'))
-
-    # One open attempt per invoice (checklist I3); partial indexes work on both engines.
-    db.execute_sql(
-        'CREATE UNIQUE INDEX payment_attempt_item_one_open '
-        'ON payment_attempt_item (invoice_id) WHERE is_open')
