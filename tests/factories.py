@@ -4,7 +4,7 @@ import itertools
 from datetime import date, timedelta
 
 from portal.models import Contact, Customer, Invoice, PortalUser, PortalUserSite, Site
-from portal.security import hash_secret, new_quick_pay_code, new_stamp, seal
+from portal.security import hash_code, hash_secret, new_quick_pay_code, new_stamp, seal
 from portal.services import auth as auth_service
 
 PASSWORD = "correct horse battery"
@@ -89,7 +89,7 @@ def invoice(
         "due_date": issue + timedelta(days=due_days),
         "total_cents": total_cents,
         "amount_paid_cents": paid_cents,
-        "quick_pay_hash": hash_secret(code),
+        "quick_pay_hash": hash_code(code),
         "quick_pay_sealed": seal(code),
     }
     values.update(fields)
