@@ -290,7 +290,10 @@ def invoice_page(user, params: ListParams, per_page: int = PER_PAGE, on=None, co
     total = int(row["n"] or 0)
     pages = max(1, math.ceil(total / per_page))
     page = min(params.page, pages)
-    items = list(ordered(filtered(user, params, on), params).paginate(page, per_page))
+    # Deferred join: the page's ids come from the index alone (a deep OFFSET then skips
+    # index entries, not table rows), and only those 25 rows are read in full.
+    ids = ordered(filtered(user, params, on, Invoice.id), params).paginate(page, per_page)
+    items = list(ordered(Invoice.select().where(Invoice.id.in_(ids)), params))
     return Page(items, total, page, pages, per_page, {"balance": int(row["balance"] or 0)})
 
 
