@@ -141,6 +141,21 @@ def test_every_page_has_the_security_headers_and_no_inline_script(web):
         assert " style=" not in body, where  # style-src 'self' would block it anyway
 
 
+def test_no_template_has_inline_script_or_handlers():
+    """H1: the templates themselves (also those the crawl cannot reach without ids) carry no
+    inline script, event-handler attribute, javascript: URL or style attribute."""
+    templates = Path(__file__).resolve().parents[1] / "portal" / "templates"
+    checked = 0
+    for path in templates.rglob("*.html"):
+        source = path.read_text(encoding="utf-8")
+        checked += 1
+        assert not INLINE_SCRIPT.search(source), path
+        assert not EVENT_HANDLER.search(source), path
+        assert not JS_URL.search(source), path
+        assert " style=" not in source, path
+    assert checked >= 10
+
+
 def test_hsts_only_over_https(make_app):
     """H2: HSTS with a year and subdomains when served over HTTPS; not over plain HTTP."""
     plain = make_app().test_client().get("/login")
