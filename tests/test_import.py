@@ -2,6 +2,7 @@
 
 import io
 import json
+import multiprocessing
 from datetime import date, timedelta
 
 import pytest
@@ -407,3 +408,29 @@ def test_a_file_that_is_not_utf8_is_refused_with_its_line(accounts, runner, tmp_
     assert result.exit_code != 0
     assert "line 2: cannot read this line" in result.output
     assert Contact.select().count() == 0
+
+
+def test_many_codes_are_hashed_in_worker_processes(accounts, monkeypatch):
+    """The parallel path of big imports: worker processes hash, every code still verifies."""
+    monkeypatch.setattr(importer, "PARALLEL_HASH_THRESHOLD", 20)
+    workers_seen = []
+    real_hash_codes = importer.hash_codes
+
+    def spy(codes, meanwhile=lambda: None):
+        def meanwhile_and_count():
+            workers_seen.append(len(multiprocessing.active_children()))
+            return meanwhile()
+
+        return real_hash_codes(codes, meanwhile=meanwhile_and_count)
+
+    monkeypatch.setattr(importer, "hash_codes", spy)
+    rows = [f"P{n:03d},ACME01,,2026-01-05,2026-02-04,{n}.00,,,,,," for n in range(1, 61)]
+    result = import_ok("invoices", INVOICE_HEADER + "\n".join(rows) + "\n")
+    assert result.created == 60
+    for invoice in Invoice.select():
+        code = unseal(invoice.quick_pay_sealed)
+        assert invoice.quick_pay_hash.startswith("$argon2id$") and verify_code(
+            invoice.quick_pay_hash, code
+        )
+    assert len({i.quick_pay_hash for i in Invoice.select()}) == 60
+    assert workers_seen and workers_seen[0] >= 1  # not the inline fallback
