@@ -175,3 +175,15 @@ def test_relative_dates():
     assert seed.relative_csv(text, date(2026, 3, 10)) == (
         "a,b,c\n2026-03-10,2026-03-07,2026-04-06\nx,today-,2026-01-01"
     )
+
+
+def test_the_readme_quick_pay_example_works_on_the_guest_page(demo):
+    """The README's example, typed with its dashes into the real guest form, opens the
+    invoice (the same path a visitor of the demo takes)."""
+    client = demo.test_client()
+    response = client.post(
+        "/pay/", data={"number": seed.QUICK_PAY_INVOICE, "secret": seed.QUICK_PAY_CODE}
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert seed.QUICK_PAY_INVOICE in page and "1,240.00" in page
