@@ -155,3 +155,10 @@ def test_filter_search_pay_two_see_receipt_csv_and_statement(app, page):
     page.get_by_role("link", name="Aging").click()
     expect(page.get_by_role("heading", name="Open balance by days past due")).to_be_visible()
     screenshot(page, "billing-aging")
+
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.goto("/invoices/")
+    expect(page.get_by_role("button", name="Review and pay selected")).to_be_visible()
+    screenshot(page, "billing-invoices-phone")
+    page.goto("/")
+    screenshot(page, "billing-dashboard-phone")
