@@ -357,13 +357,18 @@ def priced_rfq(acme, buyer):
 
 
 def test_staff_queue_lists_submitted_rfqs_first(client, acme):
-    """The queue defaults to RFQs waiting for a quote; "all" shows submitted before quoted."""
+    """The queue defaults to RFQs waiting for a quote, oldest first; "all" shows submitted
+    before quoted."""
+    from portal.db import utcnow
+
     old = factories.rfq(acme, status="quoted", lines=[(None, "Old", 1000)])
     waiting = factories.rfq(acme, lines=[(None, "New", 1000)])
+    longest = factories.rfq(acme, created_at=utcnow() - timedelta(days=3))
     factories.staff(email="sam@example.com")
     staff_login(client, "sam@example.com")
     queue = client.get("/staff/quotes/").get_data(as_text=True)
     assert waiting.number in queue and old.number not in queue
+    assert queue.index(longest.number) < queue.index(waiting.number)  # oldest waiting first
     everything = client.get("/staff/quotes/?status=all").get_data(as_text=True)
     assert everything.index(waiting.number) < everything.index(old.number)
 
