@@ -1,9 +1,10 @@
 """Flask-Login wiring and the access decorators every view uses."""
 
+import time
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import abort, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_login import LoginManager, current_user
 
 from .services import auth as auth_service
@@ -84,3 +85,44 @@ def staff_required(admin: bool = False):
         return wrapped
 
     return decorator
+
+
+# When the password was last typed in this session (sign-in or re-confirmation), epoch seconds.
+FRESH_KEY = "_auth_at"
+
+
+def mark_fresh() -> None:
+    """Record that the user has just proved their password in this session."""
+    session[FRESH_KEY] = int(time.time())
+
+
+def is_fresh() -> bool:
+    """True when the password was typed within FRESH_LOGIN_TIMEOUT (checklist C6)."""
+    typed_at = session.get(FRESH_KEY, 0)
+    return time.time() - typed_at <= current_app.config["FRESH_LOGIN_TIMEOUT"].total_seconds()
+
+
+def fresh_required(view):
+    """Sensitive staff changes (settings, staff logins) need a recently typed password.
+
+    A stale session's POST changes nothing: it is sent to confirm the password and then back
+    to the page the form was on (checklist C6; Flask-Login's "fresh login" idea, with a time
+    limit because our sessions are never restored from a remember cookie).
+    """
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if request.method == "POST" and not is_fresh():
+            from .web import redirect_to  # web imports this module's users
+
+            referrer = urlsplit(request.referrer or "")
+            back = referrer.path + (f"?{referrer.query}" if referrer.query else "")
+            if referrer.netloc != request.host:
+                back = ""
+            flash("Confirm your password to make this change.", "info")
+            return redirect_to(
+                url_for("staff.confirm", next=safe_next(back, url_for("staff.index")))
+            )
+        return view(*args, **kwargs)
+
+    return wrapped

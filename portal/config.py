@@ -30,6 +30,8 @@ class Defaults:
     SESSION_LIFETIME = timedelta(hours=12)
     SESSION_IDLE_TIMEOUT = timedelta(hours=2)
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    # Settings and staff-login changes need the password typed this recently (checklist C6).
+    FRESH_LOGIN_TIMEOUT = timedelta(minutes=30)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "doorstep_session"

@@ -26,3 +26,13 @@ class CustomerSignInForm(SignInForm):
     """The customer sign-in: the terms box is read only when staff require acceptance."""
 
     accept_terms = BooleanField("I have read and accept the terms of use")
+
+
+class ConfirmPasswordForm(FlaskForm):
+    """Type the password again before a sensitive change (checklist C6)."""
+
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired("Enter your password."), Length(max=200)],
+        render_kw={"autocomplete": "current-password", "autofocus": True},
+    )

@@ -3,7 +3,7 @@
 from flask import Blueprint, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from ..auth import safe_next
+from ..auth import mark_fresh, safe_next
 from ..filters import datetimefmt
 from ..forms import ActionForm
 from ..forms.auth import CustomerSignInForm
@@ -27,6 +27,7 @@ def sign_in(user, default: str):
     session.clear()  # a fresh session at sign-in: no fixation (checklist D3)
     auth_service.start_session(user)
     login_user(user)
+    mark_fresh()
     # A targeted htmx post gets HX-Redirect: a whole page must not land inside the form.
     return redirect_to(next_url)
 

@@ -3,6 +3,7 @@
 from flask import Blueprint, abort, flash, request, url_for
 from markupsafe import Markup
 
+from ...auth import fresh_required
 from ...forms.staff import MARKDOWN_FIELDS, EmailTemplateForm, SettingsForm
 from ...services import email_templates, settings
 from ...services.email_templates import TemplateProblem
@@ -39,6 +40,7 @@ def edit():
 
 
 @bp.post("/")
+@fresh_required
 def update():
     """Save the settings (each change audited); 422 keeps what was typed."""
     form = SettingsForm()
@@ -123,6 +125,7 @@ def _checked(kind):
 
 
 @bp.post("/emails/<kind>")
+@fresh_required
 def save_email(kind):
     """Store staff's version of a template (validated and audited)."""
     kind = _kind_or_404(kind)
@@ -165,6 +168,7 @@ def test_email(kind):
 
 
 @bp.post("/emails/<kind>/reset")
+@fresh_required
 def reset_email(kind):
     """Go back to the built-in text of a template (audited)."""
     kind = _kind_or_404(kind)

@@ -2,6 +2,7 @@
 
 from flask import Blueprint, flash, request, url_for
 
+from ...auth import fresh_required
 from ...forms import ActionForm
 from ...forms.staff import StaffCreateForm, StaffEditForm, StaffPasswordForm
 from ...models import StaffUser
@@ -21,6 +22,7 @@ def index():
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@fresh_required
 def new():
     """Create a back-office login with a first password."""
     form = StaffCreateForm()
@@ -56,6 +58,7 @@ def edit(user_id):
 
 
 @bp.post("/<int:user_id>")
+@fresh_required
 def update(user_id):
     """Change name or role (the last active admin stays an admin)."""
     user = get_or_404(StaffUser, user_id)
@@ -72,6 +75,7 @@ def update(user_id):
 
 
 @bp.post("/<int:user_id>/password")
+@fresh_required
 def password(user_id):
     """Set a new password; every session of that login ends."""
     user = get_or_404(StaffUser, user_id)
@@ -84,6 +88,7 @@ def password(user_id):
 
 
 @bp.post("/<int:user_id>/active")
+@fresh_required
 def set_active(user_id):
     """Deactivate (ending every session) or reactivate a staff login."""
     user = get_or_404(StaffUser, user_id)
