@@ -268,3 +268,21 @@ def test_mail_down_keeps_the_registration_and_the_email(make_app, mailbox):
         message = OutboxMessage.get()
         assert message.status == "queued" and message.kind == "registration"
         db.close()
+
+
+def test_unknown_invoice_costs_the_same_hash_work(client, acme, monkeypatch):
+    """B1 / A2: an unknown invoice number still verifies a (dummy) code hash, once."""
+    from argon2 import PasswordHasher
+
+    _, invoice, _ = acme
+    calls = []
+    original = PasswordHasher.verify
+    monkeypatch.setattr(
+        PasswordHasher,
+        "verify",
+        lambda self, hash_, secret: calls.append(1) or original(self, hash_, secret),
+    )
+    for number in (invoice.number, "INV-404404"):
+        calls.clear()
+        client.post("/register/", data=form(invoice, "AAAA-BBBB-CCCC", invoice_number=number))
+        assert calls == [1], number
