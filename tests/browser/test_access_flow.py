@@ -64,8 +64,15 @@ def test_register_with_an_invoice_and_see_only_that_company(app, page, mailbox):
     screenshot(page, "access-my-account")
 
 
-def test_sign_in_with_required_terms(app, page):
-    factories.portal_user(email="terry@example.com", first_name="Terry")
+def test_sign_in_with_required_terms_then_manage_company_logins(app, page):
+    acme = factories.customer(name="Acme Manufacturing")
+    plant = factories.site(acme, name="Plant 1")
+    factories.site(acme, name="Plant 2")
+    factories.portal_user(acme, email="terry@example.com", first_name="Terry", last_name="Admin")
+    factories.portal_user(
+        acme, roles="invoices,statements", sites=[plant], first_name="Bo", last_name="Buyer"
+    )
+    factories.portal_user(acme, status="pending", password=None, first_name="Pen", last_name="Ding")
     settings.update(
         {
             "login_terms": "By using this portal you agree to our **terms of trade**. "
@@ -81,10 +88,21 @@ def test_sign_in_with_required_terms(app, page):
     screenshot(page, "access-terms-required")
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "access-terms-required-phone")
+    page.set_viewport_size({"width": 1280, "height": 860})
     page.get_by_label("Password").fill(factories.PASSWORD)
     page.get_by_label("I have read and accept the terms of use").check()
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Welcome, Terry")).to_be_visible()
+
+    # Terry is the company administrator: approve a registration, open the invite form.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Company").click()
+    expect(page.get_by_role("heading", name="Waiting for your approval")).to_be_visible()
+    screenshot(page, "access-company")
+    page.get_by_role("button", name="Approve Pen Ding").click()
+    expect(page.get_by_text("Pen Ding is approved")).to_be_visible()
+    page.get_by_role("link", name="Invite a colleague").click()
+    expect(page.get_by_role("heading", name="Invite a colleague")).to_be_visible()
+    screenshot(page, "access-invite")
 
 
 def test_reset_a_forgotten_password(app, page, mailbox):
@@ -109,26 +127,3 @@ def test_reset_a_forgotten_password(app, page, mailbox):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Welcome, Fran")).to_be_visible()
-
-
-def test_company_admin_page(app, page):
-    acme = factories.customer(name="Acme Manufacturing")
-    plant = factories.site(acme, name="Plant 1")
-    factories.site(acme, name="Plant 2")
-    factories.portal_user(acme, email="ada@acme.example", first_name="Ada", last_name="Admin")
-    factories.portal_user(
-        acme, roles="invoices,statements", sites=[plant], first_name="Bo", last_name="Buyer"
-    )
-    factories.portal_user(acme, status="pending", password=None, first_name="Pen", last_name="Ding")
-    page.goto("/login")
-    page.get_by_label("Email").fill("ada@acme.example")
-    page.get_by_label("Password").fill(factories.PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Company").click()
-    expect(page.get_by_role("heading", name="Waiting for your approval")).to_be_visible()
-    screenshot(page, "access-company")
-    page.get_by_role("button", name="Approve Pen Ding").click()
-    expect(page.get_by_text("Pen Ding is approved")).to_be_visible()
-    page.get_by_role("link", name="Invite a colleague").click()
-    expect(page.get_by_role("heading", name="Invite a colleague")).to_be_visible()
-    screenshot(page, "access-invite")
