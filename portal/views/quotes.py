@@ -13,7 +13,7 @@ from ..web import redirect_to, render
 
 bp = Blueprint("quotes", __name__, url_prefix="/quotes")
 quotes_required = customer_required("quotes", "quotes")
-TABS = {"quotes": "Quotes", "requests": "My requests"}
+TABS = {"quotes": "Quotes", "requests": "Requests for quote"}
 FILTERS = {
     "all": "All",
     "published": "Awaiting decision",
