@@ -535,3 +535,61 @@ def test_quote_and_request_lists_run_a_fixed_number_of_queries(client, acme, buy
         for _ in range(5):
             factories.quote(acme, rfq_=factories.rfq(acme, user=buyer, site=site))
     assert counts[0][0] > 0 and counts[0] == counts[1]
+
+
+def test_quote_published_file_template_uses_only_the_documented_placeholders(app):
+    """The built-in quote_published email names exactly the placeholders staff are shown."""
+    from jinja2 import meta
+
+    from portal.services import email_templates
+
+    source = email_templates.file_source("quote_published")
+    used = meta.find_undeclared_variables(app.jinja_env.parse(source))
+    assert used <= set(email_templates.placeholders("quote_published"))
+    assert {"name", "quote_number", "total", "valid_until", "link"} <= used
+
+
+def test_publish_uses_the_staff_edited_template(client, priced_rfq, mailbox):
+    """An override saved in the back office is what the customer receives."""
+    from portal.services import email_templates
+
+    staff = factories.staff(email="sam@example.com")
+    email_templates.save(
+        "quote_published",
+        "Quote {{ quote_number }}: {{ total }}",
+        "Hi {{ name }}, see {{ link }} (valid until {{ valid_until }}).",
+        staff,
+    )
+    quote = quotes.create_quote(
+        priced_rfq, staff, quotes.proposed_lines(priced_rfq), date(2099, 1, 31)
+    )
+    staff_login(client, "sam@example.com")
+    mailbox.clear()
+    assert client.post(f"/staff/quotes/{quote.id}/publish").status_code == 303
+    (message,) = mailbox.wait_for(1)
+    assert message["Subject"] == f"Quote {quote.number}: $5,585.00"  # 400 x 12.50 + 30 x 19.50
+    assert "Hi Pat," in message.get_content() and "Jan 31, 2099" in message.get_content()
+
+
+def test_customer_text_is_escaped_on_every_page(client, acme, buyer):
+    """G1: notes and descriptions typed by a customer are shown as text, never as markup."""
+    payload = '"><img src=x onerror=alert(1)> hx-get=/x'
+    login(client, "pat@acme.example")
+    client.post(
+        "/quotes/requests/new",
+        data=rfq_data(notes=payload, **{"lines-0-description": payload}),
+    )
+    rfq = Rfq.get()
+    customer_page = client.get(f"/quotes/requests/{rfq.id}").get_data(as_text=True)
+    factories.staff(email="sam@example.com")
+    client.post("/logout")
+    staff_login(client, "sam@example.com")
+    pages = [
+        customer_page,
+        client.get(f"/staff/quotes/rfqs/{rfq.id}").get_data(as_text=True),
+        client.get("/staff/quotes/").get_data(as_text=True),
+        client.get(f"/staff/quotes/rfqs/{rfq.id}/quote").get_data(as_text=True),
+    ]
+    for page in pages:
+        assert "<img src=x" not in page
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page or "&#34;&gt;&lt;img" in page
