@@ -66,7 +66,7 @@ def test_customer_sends_an_rfq_with_catalog_and_free_text_lines(client, buyer):
     page = client.get(f"/quotes/requests/{rfq.id}").get_data(as_text=True)
     assert "Laser-cut bracket" in page and "We are working on it" in page
     listing = client.get("/quotes/?tab=requests").get_data(as_text=True)
-    assert rfq.number in listing
+    assert rfq.number in listing and '<td class="num">2</td>' in listing  # two items
 
 
 @pytest.mark.parametrize(
@@ -381,6 +381,8 @@ def test_create_quote_form_is_prefilled_with_customer_prices(client, priced_rfq)
     assert 'value="BRKT-200"' in page and 'value="12.50"' in page  # customer price
     assert 'value="BOLT-M10"' in page and 'value="19.50"' in page  # catalog price
     assert 'value="Custom jig"' in page and 'value="400"' in page
+    # The free-text line has no price yet: staff must type one (no accidental $0.00).
+    assert 'name="lines-2-unit_price" type="text" value=""' in page
 
 
 def staff_quote_data(**extra):

@@ -10,7 +10,7 @@ everywhere, whether or not a job has stored that yet, and can no longer be accep
 from dataclasses import dataclass
 from datetime import date
 
-from peewee import JOIN
+from peewee import JOIN, fn
 from peewee import Case as SqlCase
 
 from ..db import utcnow, write_txn
@@ -138,8 +138,9 @@ def waiting_count(user) -> int:
 
 def rfqs_for(user):
     """The RFQs of the user's company and sites, newest first."""
+    items = RfqLine.select(fn.COUNT(RfqLine.id)).where(RfqLine.rfq == Rfq.id).alias("item_count")
     return (
-        Rfq.for_user(user, Rfq, PortalUser, Contact, Site)
+        Rfq.for_user(user, Rfq, PortalUser, Contact, Site, items)
         .join(PortalUser, JOIN.LEFT_OUTER)
         .join(Contact, JOIN.LEFT_OUTER)
         .switch(Rfq)

@@ -7,6 +7,7 @@ from flask import Blueprint, abort, flash, request, url_for
 from ...forms import ActionForm
 from ...forms.quotes import QuoteForm
 from ...models import Quote, Rfq
+from ...money import to_decimal
 from ...services import backoffice, quotes
 from ...web import redirect_to, render
 from ._common import get_or_404, guard, me, page_number
@@ -90,15 +91,16 @@ def close(rfq_id):
     return redirect_to(url_for("staff_quotes.rfq", rfq_id=found.id))
 
 
-def _prefill(form, lines) -> None:
+def _prefill(form, lines, price_free_text: bool = True) -> None:
+    """Rows from lines; a free-text RFQ line has no price yet, so its price starts empty
+    (staff must type one) instead of a $0.00 that could be published by mistake."""
     for line in lines:
         entry = form.lines.append_entry()
         entry.form.item_code.data = line.product.item_code if line.product else ""
         entry.form.description.data = line.description
         entry.form.quantity.data = _quantity_text(line.quantity_milli)
-        entry.form.unit_price.data = (
-            f"{line.unit_price_cents // 100}.{line.unit_price_cents % 100:02d}"
-        )
+        if line.product is not None or price_free_text:
+            entry.form.unit_price.data = str(to_decimal(line.unit_price_cents))
 
 
 def _quantity_text(milli: int) -> str:
@@ -106,7 +108,7 @@ def _quantity_text(milli: int) -> str:
     return str(whole) if not part else f"{whole}.{part:03d}".rstrip("0")
 
 
-def _lines(form, customer_id):
+def _lines(form):
     """The typed lines as service Lines; None (errors attached) when an item code is unknown."""
     result, ok = [], True
     filled = [entry for entry in form.lines if not entry.form.is_blank]
@@ -149,11 +151,11 @@ def new(rfq_id):
     form = QuoteForm()
     if request.method == "GET":
         form.valid_until.data = quotes.today() + timedelta(days=VALID_DAYS)
-        _prefill(form, quotes.proposed_lines(found))
+        _prefill(form, quotes.proposed_lines(found), price_free_text=False)
         form.pad()
         return _form_page(form, rfq=found)
     if _submitted(form):
-        lines = _lines(form, found.customer_id)
+        lines = _lines(form)
         if lines is not None:
             quote = quotes.create_quote(found, me(), lines, form.valid_until.data, form.notes.data)
             flash(f"Draft {quote.number} is saved. Check it, then publish it.", "success")
@@ -192,7 +194,7 @@ def edit(quote_id):
         form.pad()
         return _form_page(form, quote=quote)
     if _submitted(form):
-        lines = _lines(form, quote.customer_id)
+        lines = _lines(form)
         if lines is not None:
             try:
                 quotes.update_draft(quote, me(), lines, form.valid_until.data, form.notes.data)
