@@ -1,5 +1,6 @@
 """The email outbox (checklist B9, B10): written with the change, sent after commit, retried."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -100,6 +101,11 @@ def test_sent_in_a_background_thread_by_default(build, mailbox):
     assert app.test_client().post("/_test/mail").status_code == 200
     (message,) = mailbox.wait_for(1)
     assert message["Subject"] == "Welcome"
+    # The thread marks it sent right after; wait for that so it never outlives the test.
+    deadline = time.monotonic() + 5
+    while OutboxMessage.get().status != "sent" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert OutboxMessage.get().status == "sent"
 
 
 def test_smtp_down_keeps_the_change_and_retries_with_back_off(build, mailbox, monkeypatch):
