@@ -140,3 +140,16 @@ def test_list_query_count_does_not_grow_with_rows(client, acme, buyer):
     with count_queries() as many:
         client.get("/orders/")
     assert few.count > 0 and many.count == few.count
+
+
+@pytest.mark.parametrize("module, url", [("orders", "/orders/"), ("quotes", "/quotes/")])
+def test_switched_off_module_is_404_and_leaves_the_menu(client, buyer, module, url):
+    """A module turned off in the settings answers 404 and its menu entry disappears."""
+    from portal.services import settings
+
+    login(client, "pat@acme.example")
+    label = module.capitalize()
+    assert f">{label}</a>" in client.get("/account/").get_data(as_text=True)
+    settings.save({f"module_{module}": False})
+    assert client.get(url).status_code == 404
+    assert f">{label}</a>" not in client.get("/account/").get_data(as_text=True)
