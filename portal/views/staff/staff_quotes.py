@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, flash, request, url_for
 
+from ...filters import quantity
 from ...forms import ActionForm
 from ...forms.quotes import QuoteForm
 from ...models import Quote, Rfq
@@ -98,14 +99,9 @@ def _prefill(form, lines, price_free_text: bool = True) -> None:
         entry = form.lines.append_entry()
         entry.form.item_code.data = line.product.item_code if line.product else ""
         entry.form.description.data = line.description
-        entry.form.quantity.data = _quantity_text(line.quantity_milli)
+        entry.form.quantity.data = quantity(line.quantity_milli)
         if line.product is not None or price_free_text:
             entry.form.unit_price.data = str(to_decimal(line.unit_price_cents))
-
-
-def _quantity_text(milli: int) -> str:
-    whole, part = divmod(milli, 1000)
-    return str(whole) if not part else f"{whole}.{part:03d}".rstrip("0")
 
 
 def _lines(form):
@@ -129,13 +125,10 @@ def _lines(form):
 def _submitted(form) -> bool:
     """A save that validates (the no-JavaScript "More lines" button only adds rows)."""
     if request.form.get("action") == "more":
-        form.pad(form_rows(form) + 3)
+        blank = sum(1 for entry in form.lines if entry.form.is_blank)
+        form.pad(blank + 3)
         return False
     return form.validate()
-
-
-def form_rows(form) -> int:
-    return sum(1 for entry in form.lines if entry.form.is_blank)
 
 
 def _form_page(form, rfq=None, quote=None, status=200):
