@@ -273,6 +273,9 @@ def test_company_admin_acts_only_within_own_company_and_roles(app):
     stranger = factories.portal_user(factories.customer(), roles="invoices")
     with pytest.raises(access.AccessProblem):
         access.set_access(colleague, ["invoices", "quotes"], None, admin)  # not their own role
+    buyer = factories.portal_user(customer, roles="invoices,quotes")
+    access.set_access(buyer, ["quotes"], None, admin)  # may keep a role they cannot grant
+    assert PortalUser.get_by_id(buyer.id).role_set == {"quotes"}
     with pytest.raises(access.NotAllowed):
         access.deactivate(stranger, admin)
     with pytest.raises(access.NotAllowed):

@@ -128,15 +128,16 @@ def _check_actor(by, customer_id: int, user=None) -> None:
         raise NotAllowed()
 
 
-def clean_roles(roles, by) -> list[str]:
-    """Known roles in their canonical order; a company admin may only grant roles they hold."""
+def clean_roles(roles, by, kept=frozenset()) -> list[str]:
+    """Known roles in their canonical order; a company admin may only grant roles they hold
+    (or leave in place `kept` roles the login already has)."""
     wanted = {r.strip() for r in roles or [] if r and r.strip()}
     unknown = wanted - set(PORTAL_ROLES)
     if unknown:
         raise AccessProblem("roles", "Unknown role: " + ", ".join(sorted(unknown)) + ".")
     if not wanted:
         raise AccessProblem("roles", "Choose at least one thing this person may do.")
-    if not is_staff(by) and not wanted <= by.role_set:
+    if not is_staff(by) and not wanted <= by.role_set | set(kept):
         raise AccessProblem("roles", "You can only give the roles you have yourself.")
     return [r for r in PORTAL_ROLES if r in wanted]
 
@@ -369,9 +370,9 @@ def set_access(user: PortalUser, roles, site_ids, by) -> PortalUser:
     """Change what a login may do and which sites it sees; narrowing it ends its sessions."""
     with write_txn():
         _check_actor(by, user.contact.customer_id, user)
-        roles = clean_roles(roles, by)
-        site_ids = clean_sites(user.contact.customer_id, site_ids, by)
         user = _locked_user(user.id)
+        roles = clean_roles(roles, by, kept=user.role_set)
+        site_ids = clean_sites(user.contact.customer_id, site_ids, by)
         old_roles, old_sites = _scope_of(user)
         _write_scope(user, roles, site_ids)
         narrowed = not set(old_roles) <= set(roles) or (
