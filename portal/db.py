@@ -4,6 +4,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from flask import request
 from peewee import DatabaseProxy, DateTimeField, SqliteDatabase
 from playhouse.db_url import connect as connect_url
 
@@ -22,7 +23,22 @@ def sqlite_pragmas(synchronous: str = "full") -> dict:
 
 
 def open_database(url: str, *, synchronous: str = "full", max_connections: int = 16):
-    """Build a Peewee database from a URL; plain PostgreSQL URLs get a bounded pool."""
+    """Build a Peewee database from a URL; SQLite and PostgreSQL URLs get a bounded pool.
+
+    The pool keeps each request's connect/close (STYLE 4) but hands back an open
+    connection, so the SQLite pragmas and the PostgreSQL handshake happen once per
+    connection instead of once per request.
+    """
+    if url.startswith("sqlite:///"):
+        return connect_url(
+            "sqlite+pool:///" + url.removeprefix("sqlite:///"),
+            pragmas=sqlite_pragmas(synchronous),
+            timeout=10,
+            max_connections=max_connections,
+            stale_timeout=300,
+            # A pooled connection moves between threads, but only one uses it at a time.
+            check_same_thread=False,
+        )
     if url.startswith("sqlite:"):
         return connect_url(url, pragmas=sqlite_pragmas(synchronous), timeout=10)
     if url.startswith(("postgres://", "postgresql://")):
@@ -50,7 +66,9 @@ def init_app(app) -> None:
 
 
 def _connect() -> None:
-    db.connect(reuse_if_open=True)
+    # Static files never touch the database.
+    if request.endpoint != "static":
+        db.connect(reuse_if_open=True)
 
 
 def _close(exc) -> None:

@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, request
+from peewee import JOIN
 
 from ..db import utcnow, write_txn
-from ..models import Contact, LoginSession, PortalUser, StaffUser
+from ..models import Contact, Customer, LoginSession, PortalUser, StaffUser
 from ..security import digest, hash_secret, needs_rehash, new_stamp, verify_secret
 from . import audit, throttle
 
@@ -95,8 +96,16 @@ def load_session_user(key: str):
     """The user behind a session key, if the session is live; touches its last-seen time."""
     if not key:
         return None
-    session = LoginSession.get_or_none(
-        (LoginSession.key_hash == digest(key)) & LoginSession.revoked_at.is_null()
+    # One query for the session, its user, contact and customer: this runs on every request.
+    session = (
+        LoginSession.select(LoginSession, PortalUser, Contact, Customer, StaffUser)
+        .join(PortalUser, JOIN.LEFT_OUTER)
+        .join(Contact, JOIN.LEFT_OUTER)
+        .join(Customer, JOIN.LEFT_OUTER)
+        .switch(LoginSession)
+        .join(StaffUser, JOIN.LEFT_OUTER)
+        .where((LoginSession.key_hash == digest(key)) & LoginSession.revoked_at.is_null())
+        .first()
     )
     now = utcnow()
     if session is None or session.expires_at <= now:

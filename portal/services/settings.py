@@ -44,14 +44,18 @@ DEFAULTS = {
 }
 
 
+_LOAD_SQL = 'SELECT "key", "value" FROM "setting"'
+
+
 def load() -> dict:
     """All settings, defaults overlaid with stored values; cached for the current request."""
     if has_request_context() and "portal_settings" in g:
         return g.portal_settings
     values = dict(DEFAULTS)
-    for row in Setting.select():
-        if row.key in DEFAULTS:
-            values[row.key] = json.loads(row.value)
+    # Raw SQL: this runs on every request and the query never changes.
+    for key, value in Setting._meta.database.execute_sql(_LOAD_SQL).fetchall():
+        if key in DEFAULTS:
+            values[key] = json.loads(value)
     if has_request_context():
         g.portal_settings = values
     return values
