@@ -14,6 +14,7 @@ def _sign_in(page, path, email):
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(factories.PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 def test_request_price_publish_accept_and_follow_the_order(
@@ -47,6 +48,7 @@ def test_request_price_publish_accept_and_follow_the_order(
 
     # Staff price it (customer price prefilled), save a draft and publish it.
     staff_context = browser.new_context(base_url=live_server.url)
+    staff_context.set_default_timeout(10_000)
     staff = staff_context.new_page()
     staff.on("dialog", lambda dialog: dialog.accept())
     _sign_in(staff, "/staff/login", "sam@example.com")
