@@ -70,6 +70,8 @@ def test_counts_follow_the_roles(app, client):
     customer = factories.customer()
     Quote.create(number="Q-1", customer=customer, status="published")
     Quote.create(number="Q-2", customer=customer, status="draft")
+    # Published but past its valid-until date: expired, nothing to answer any more.
+    factories.quote(customer, valid_until=date.today() - timedelta(days=1))
     Case.create(number="C-1", customer=customer, subject="Leak", status="open")
     Case.create(number="C-2", customer=customer, subject="Old", status="closed")
     everything = factories.portal_user(customer, email="all@example.com")

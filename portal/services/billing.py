@@ -16,7 +16,7 @@ from peewee import Case, fn
 
 from .. import money
 from ..models import Case as SupportCase
-from ..models import Invoice, InvoiceLine, Payment, PaymentApplication, Quote
+from ..models import Invoice, InvoiceLine, Payment, PaymentApplication
 from . import payments
 
 PER_PAGE = 25
@@ -136,18 +136,15 @@ def recent_payments(user, limit: int = 5) -> list:
 
 def open_counts(user) -> dict:
     """Open quotes and cases for the roles the user has (one query per role)."""
-    from . import settings
+    from . import cases, quotes, settings
 
     values = settings.load()
     counts = {}
     if user.has_role("quotes") and values["module_quotes"]:
-        counts["quotes"] = Quote.for_user(user).where(Quote.status == "published").count()
+        # The same rule as the Quotes page: published and still inside valid-until.
+        counts["quotes"] = quotes.waiting_count(user)
     if user.has_role("cases") and values["module_cases"]:
-        counts["cases"] = (
-            SupportCase.for_user(user)
-            .where(SupportCase.status.not_in(("resolved", "closed")))
-            .count()
-        )
+        counts["cases"] = cases.for_user(user, "open").order_by().count()
     return counts
 
 
