@@ -1,9 +1,11 @@
 """Helpers every back-office blueprint shares: deny-by-default guard, paging, form errors."""
 
-from flask import abort, request
+from flask import abort, flash, request
 from flask_login import current_user
 
 from ...auth import staff_required
+from ...services.backoffice import Problem
+from ...web import redirect_to, render
 
 
 def guard(bp, admin: bool = False) -> None:
@@ -45,3 +47,18 @@ def get_or_404(model, object_id):
 def me():
     """The signed-in staff user as a model instance."""
     return current_user._get_current_object()
+
+
+def form_page(form, template: str, save, **context):
+    """The create/edit page: GET shows the form; a valid POST runs `save()`, which returns
+    (message, where to go next); a service `Problem` lands next to its field with a 422."""
+    if request.method == "POST" and form.validate():
+        try:
+            message, url = save()
+        except Problem as problem:
+            attach(form, problem)
+        else:
+            flash(message, "success")
+            return redirect_to(url)
+    status = 422 if request.method == "POST" else 200
+    return render(template, block="form", status=status, form=form, **context)

@@ -10,7 +10,7 @@ from ...models import Contact, Customer, Invoice, Site
 from ...services import access, backoffice, settings
 from ...services.backoffice import Problem
 from ...web import redirect_to, render
-from ._common import attach, get_or_404, guard, me, page_number
+from ._common import attach, form_page, get_or_404, guard, me, page_number
 
 bp = Blueprint("staff_customers", __name__, url_prefix="/staff/customers")
 guard(bp)
@@ -51,18 +51,16 @@ def _customer_values(form) -> dict:
 def new():
     """Create a customer account."""
     form = CustomerForm() if request.method == "POST" else CustomerForm(portal_enabled=True)
-    if request.method == "POST" and form.validate():
-        try:
-            customer = backoffice.create_customer(_customer_values(form), me())
-        except Problem as problem:
-            attach(form, problem)
-        else:
-            flash(f"Customer {customer.name} created.", "success")
-            return redirect_to(url_for("staff_customers.show", customer_id=customer.id))
-    status = 422 if request.method == "POST" else 200
-    return render(
-        "staff/customers/form.html", block="form", status=status, form=form, customer=None
-    )
+
+    def save():
+        customer = backoffice.create_customer(_customer_values(form), me())
+        return f"Customer {customer.name} created.", _show_url(customer.id)
+
+    return form_page(form, "staff/customers/form.html", save, customer=None)
+
+
+def _show_url(customer_id: int) -> str:
+    return url_for("staff_customers.show", customer_id=customer_id)
 
 
 @bp.get("/<int:customer_id>")
@@ -94,18 +92,12 @@ def edit(customer_id):
     """Change a customer's details and account-class options (audited)."""
     customer = get_or_404(Customer, customer_id)
     form = CustomerForm(obj=customer)
-    if request.method == "POST" and form.validate():
-        try:
-            changed = backoffice.update_customer(customer, _customer_values(form), me())
-        except Problem as problem:
-            attach(form, problem)
-        else:
-            flash("Customer saved." if changed else "Nothing changed.", "success")
-            return redirect_to(url_for("staff_customers.show", customer_id=customer.id))
-    status = 422 if request.method == "POST" else 200
-    return render(
-        "staff/customers/form.html", block="form", status=status, form=form, customer=customer
-    )
+
+    def save():
+        changed = backoffice.update_customer(customer, _customer_values(form), me())
+        return ("Customer saved." if changed else "Nothing changed."), _show_url(customer.id)
+
+    return form_page(form, "staff/customers/form.html", save, customer=customer)
 
 
 # --- sites ------------------------------------------------------------------------------
@@ -124,23 +116,12 @@ def new_site(customer_id):
     """Add a site to a customer."""
     customer = get_or_404(Customer, customer_id)
     form = SiteForm()
-    if request.method == "POST" and form.validate():
-        try:
-            site = backoffice.create_site(customer, _site_values(form), me())
-        except Problem as problem:
-            attach(form, problem)
-        else:
-            flash(f"Site {site.name} added.", "success")
-            return redirect_to(url_for("staff_customers.show", customer_id=customer.id) + "#sites")
-    status = 422 if request.method == "POST" else 200
-    return render(
-        "staff/customers/site_form.html",
-        block="form",
-        status=status,
-        form=form,
-        customer=customer,
-        site=None,
-    )
+
+    def save():
+        site = backoffice.create_site(customer, _site_values(form), me())
+        return f"Site {site.name} added.", _show_url(customer.id) + "#sites"
+
+    return form_page(form, "staff/customers/site_form.html", save, customer=customer, site=None)
 
 
 @bp.route("/sites/<int:site_id>/edit", methods=["GET", "POST"])
@@ -148,22 +129,13 @@ def edit_site(site_id):
     """Change a site (audited)."""
     site = get_or_404(Site, site_id)
     form = SiteForm(obj=site)
-    if request.method == "POST" and form.validate():
-        try:
-            backoffice.update_site(site, _site_values(form), me())
-        except Problem as problem:
-            attach(form, problem)
-        else:
-            flash("Site saved.", "success")
-            return redirect_to(url_for("staff_customers.show", customer_id=site.customer_id))
-    status = 422 if request.method == "POST" else 200
-    return render(
-        "staff/customers/site_form.html",
-        block="form",
-        status=status,
-        form=form,
-        customer=site.customer,
-        site=site,
+
+    def save():
+        backoffice.update_site(site, _site_values(form), me())
+        return "Site saved.", _show_url(site.customer_id)
+
+    return form_page(
+        form, "staff/customers/site_form.html", save, customer=site.customer, site=site
     )
 
 
@@ -195,26 +167,15 @@ def new_contact(customer_id):
     """Add a contact; the account class may invite them to the portal at once."""
     customer = get_or_404(Customer, customer_id)
     form = _contact_form(customer)
-    if request.method == "POST" and form.validate():
-        try:
-            contact = backoffice.create_contact(customer, _contact_values(form), me())
-        except Problem as problem:
-            attach(form, problem)
-        else:
-            invited = _auto_invite(contact)
-            flash(
-                f"{contact.full_name} added" + (" and invited to the portal." if invited else "."),
-                "success",
-            )
-            return redirect_to(url_for("staff_customers.show", customer_id=customer.id))
-    status = 422 if request.method == "POST" else 200
-    return render(
-        "staff/customers/contact_form.html",
-        block="form",
-        status=status,
-        form=form,
-        customer=customer,
-        contact=None,
+
+    def save():
+        contact = backoffice.create_contact(customer, _contact_values(form), me())
+        invited = _auto_invite(contact)
+        message = f"{contact.full_name} added" + (" and invited to the portal." if invited else ".")
+        return message, _show_url(customer.id)
+
+    return form_page(
+        form, "staff/customers/contact_form.html", save, customer=customer, contact=None
     )
 
 
@@ -231,22 +192,13 @@ def edit_contact(contact_id):
     """Change a contact (their email is also their portal login)."""
     contact = get_or_404(Contact, contact_id)
     form = _contact_form(contact.customer, contact)
-    if request.method == "POST" and form.validate():
-        try:
-            backoffice.update_contact(contact, _contact_values(form), me())
-        except Problem as problem:
-            attach(form, problem)
-        else:
-            flash("Contact saved.", "success")
-            return redirect_to(url_for("staff_customers.show", customer_id=contact.customer_id))
-    status = 422 if request.method == "POST" else 200
-    return render(
-        "staff/customers/contact_form.html",
-        block="form",
-        status=status,
-        form=form,
-        customer=contact.customer,
-        contact=contact,
+
+    def save():
+        backoffice.update_contact(contact, _contact_values(form), me())
+        return "Contact saved.", _show_url(contact.customer_id)
+
+    return form_page(
+        form, "staff/customers/contact_form.html", save, customer=contact.customer, contact=contact
     )
 
 
