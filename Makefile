@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/ruff format --check portal tests bench
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
