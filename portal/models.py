@@ -18,7 +18,7 @@ from peewee import (
     TextField,
 )
 
-from .db import UtcDateTimeField, db, utcnow
+from .db import Slot, UtcDateTimeField, db, utcnow
 
 PORTAL_ROLES = ("invoices", "statements", "quotes", "orders", "cases", "company_admin")
 STAFF_ROLES = ("admin", "agent")
@@ -36,11 +36,37 @@ class CustomerOwned:
     @classmethod
     def for_user(cls, user, *fields):
         """A query of the rows this portal user may see: own company, and own sites if limited."""
-        query = cls.select(*fields).where(cls.customer == user.contact.customer_id)
-        site_ids = user.site_ids
-        if site_ids is not None:
-            query = query.where(cls.site.in_(site_ids))
+        return cls.within(user.contact.customer_id, user.site_ids, *fields)
+
+    @classmethod
+    def scoped(cls, sites: int | None, *fields):
+        """`for_user` for a `prepared` query: the company and each allowed site are Slots
+        (`customer`, `site0`…), bound by `scope_of(user)`; `sites` is the shape: None for
+        the whole account, else how many sites the user is limited to."""
+        return cls.within(Slot("customer"), site_slots(sites), *fields)
+
+    @classmethod
+    def within(cls, customer, sites, *fields):
+        """Rows of `customer`, and of `sites` unless None (values, or Slots)."""
+        query = cls.select(*fields).where(cls.customer == customer)
+        if sites is not None:
+            query = query.where(cls.site.in_(sites))
         return query
+
+    @staticmethod
+    def scope_of(user) -> tuple[int | None, dict]:
+        """The shape and Slot values of `scoped` for this user."""
+        values = {"customer": user.contact.customer_id}
+        site_ids = user.site_ids
+        if site_ids is None:
+            return None, values
+        values.update((f"site{i}", site_id) for i, site_id in enumerate(site_ids))
+        return len(site_ids), values
+
+
+def site_slots(sites: int | None) -> list | None:
+    """The Slots `scope_of` binds for a site-limited user (None for the whole account)."""
+    return None if sites is None else [Slot(f"site{i}") for i in range(sites)]
 
 
 class LoginMixin(UserMixin):

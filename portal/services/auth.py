@@ -7,7 +7,7 @@ from datetime import datetime
 from flask import current_app, request
 from peewee import JOIN
 
-from ..db import utcnow, write_txn
+from ..db import Slot, prepared, utcnow, write_txn
 from ..models import Contact, Customer, LoginSession, PortalUser, StaffUser
 from ..security import digest, hash_secret, needs_rehash, new_stamp, verify_secret
 from . import audit, throttle
@@ -92,21 +92,27 @@ def start_session(user) -> str:
     return key
 
 
-def load_session_user(key: str):
-    """The user behind a session key, if the session is live; touches its last-seen time."""
-    if not key:
-        return None
-    # One query for the session, its user, contact and customer: this runs on every request.
-    session = (
+@prepared
+def _session_by_key():
+    """One query for the session, its user, contact and customer: it runs on every request,
+    so it is compiled once (`prepared`)."""
+    return (
         LoginSession.select(LoginSession, PortalUser, Contact, Customer, StaffUser)
         .join(PortalUser, JOIN.LEFT_OUTER)
         .join(Contact, JOIN.LEFT_OUTER)
         .join(Customer, JOIN.LEFT_OUTER)
         .switch(LoginSession)
         .join(StaffUser, JOIN.LEFT_OUTER)
-        .where((LoginSession.key_hash == digest(key)) & LoginSession.revoked_at.is_null())
-        .first()
+        .where((LoginSession.key_hash == Slot("key")) & LoginSession.revoked_at.is_null())
+        .limit(1)
     )
+
+
+def load_session_user(key: str):
+    """The user behind a session key, if the session is live; touches its last-seen time."""
+    if not key:
+        return None
+    session = _session_by_key.first(key=digest(key))
     now = utcnow()
     if session is None or session.expires_at <= now:
         return None
