@@ -404,7 +404,8 @@ class Invoice(CustomerOwned, BaseModel):
 
     @classmethod
     def unpaid(cls, query):
-        """Narrow a query to open invoices with something left to pay."""
+        """Narrow a query to open invoices with something left to pay (the partial index
+        `invoice_unpaid` of migration 0008 holds exactly these rows)."""
         return query.where((cls.status == "open") & (cls.balance_expr() > 0))
 
     @property

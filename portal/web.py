@@ -1,5 +1,6 @@
 """Page-or-fragment rendering, security headers, htmx assets and the template context."""
 
+from functools import lru_cache
 from importlib.resources import files
 
 import markdown
@@ -156,8 +157,13 @@ def auth_links() -> list[dict]:
     ]
 
 
+@lru_cache(maxsize=128)
 def markdown_filter(text: str) -> Markup:
-    """Staff-written Markdown to sanitized HTML (nh3 allow-list; links get rel=noopener)."""
+    """Staff-written Markdown to sanitized HTML (nh3 allow-list; links get rel=noopener).
+
+    Cached by text: the bulletin and login message are rendered on every home and sign-in
+    page, the same few texts each time, and a conversion costs more than the page's queries.
+    """
     html = markdown.markdown(text or "", extensions=["sane_lists"])
     return Markup(nh3.clean(html, tags=MARKDOWN_TAGS, link_rel="noopener noreferrer"))
 

@@ -6,7 +6,9 @@ reopens a resolved case; staff replies and status changes email the customer thr
 outbox; internal notes are never shown to customers and never emailed.
 """
 
-from ..db import utcnow, write_txn
+from peewee import fn
+
+from ..db import prepared, utcnow, write_txn
 from ..models import Case, CaseMessage, Customer, Invoice, PortalUser
 from ..web import absolute_url
 from . import audit, counters, outbox
@@ -64,6 +66,17 @@ def for_user(user, status: str = "open"):
     elif status == "closed":
         query = query.where(Case.status.not_in(OPEN_STATUSES))
     return query
+
+
+@prepared
+def _open_count(sites):
+    return Case.scoped(sites, fn.COUNT(Case.id)).where(Case.status.in_(OPEN_STATUSES)).tuples()
+
+
+def open_count(user) -> int:
+    """How many of the user's cases are open (the dashboard's count: a prepared query)."""
+    sites, scope = Case.scope_of(user)
+    return _open_count.first(sites, **scope)[0]
 
 
 def case_for(user, case_id) -> Case | None:

@@ -13,7 +13,7 @@ from datetime import date
 from peewee import JOIN, fn
 from peewee import Case as SqlCase
 
-from ..db import utcnow, write_txn
+from ..db import Slot, prepared, utcnow, write_txn
 from ..filters import datefmt, money
 from ..models import (
     Contact,
@@ -131,9 +131,17 @@ def quote_for(user, quote_id) -> Quote | None:
     return quotes_for(user).where(Quote.id == quote_id).first()
 
 
+@prepared
+def _waiting(sites):
+    query = Quote.scoped(sites, fn.COUNT(Quote.id)).where(Quote.status.in_(CUSTOMER_VISIBLE))
+    return _where_status(query, "published", Slot("on", Quote.valid_until)).tuples()
+
+
 def waiting_count(user) -> int:
-    """How many quotes wait for the user's company to accept or decline."""
-    return quotes_for(user, "published").count()
+    """How many quotes wait for the user's company to accept or decline (the dashboard's
+    count, on every home page: a prepared query)."""
+    sites, scope = Quote.scope_of(user)
+    return _waiting.first(sites, on=today(), **scope)[0]
 
 
 def rfqs_for(user):
