@@ -3,8 +3,9 @@
 import logging
 import secrets
 
-from flask import make_response
+from flask import make_response, request
 from flask_limiter.errors import RateLimitExceeded
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -51,8 +52,35 @@ def _render_error(status: int, message: str = "", reference: str = ""):
         return response
 
 
+def log_denied(status: int) -> None:
+    """Checklist E7: one structured line per refused request of a signed-in user: who, which
+    route and object (the URL arguments), when (the log record's time). A 404 counts when
+    the URL matched a route: the object is missing or not theirs, and the two are answered
+    alike on purpose (E2), so both are logged."""
+    if status not in (403, 404) or request.url_rule is None:
+        return
+    try:
+        if not current_user.is_authenticated:
+            return
+        kind = "staff" if current_user.is_staff else "portal"
+        who = current_user.id
+    except Exception:  # the session could not be read; nothing to attribute
+        return
+    log.warning(
+        "access denied: %s user %s got %s for %s %s (%s %s)",
+        kind,
+        who,
+        status,
+        request.endpoint,
+        " ".join(f"{k}={v}" for k, v in sorted((request.view_args or {}).items())) or "-",
+        request.method,
+        request.path,
+    )
+
+
 def handle_http(error: HTTPException):
     """4xx and other HTTP errors: the generic page, or the message given to `abort`."""
+    log_denied(error.code or 500)
     # abort(403, "text") passes a message meant for the person; default texts stay generic.
     description = error.description if error.description != type(error).description else ""
     if isinstance(error, RateLimitExceeded):

@@ -260,9 +260,23 @@ def call(client, method, url, headers=None):
     return client.open(url, method=method, data={}, headers=headers or {})
 
 
+def denied_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("access denied")]
+
+
+def logged_once(caplog, before: int, who: str, got: int, endpoint: str) -> bool:
+    """E7: a refused request (403/404) left exactly one line naming who, the answer and
+    the route; any other answer left none."""
+    new = denied_lines(caplog)[before:]
+    if got not in (403, 404):
+        return new == []
+    return len(new) == 1 and new[0].startswith(f"access denied: {who} got {got} for {endpoint} ")
+
+
 @pytest.mark.parametrize(("endpoint", "method"), sorted(MATRIX))
-def test_matrix(app, endpoint, method):
-    """E2 / E5: every login x every object variant, page and htmx fragment alike."""
+def test_matrix(app, endpoint, method, caplog):
+    """E2 / E5: every login x every object variant, page and htmx fragment alike; E7: each
+    refused request of a signed-in login is logged once."""
     route = MATRIX[(endpoint, method)]
     objects, logins = build_world()
     clients = {}
@@ -271,7 +285,8 @@ def test_matrix(app, endpoint, method):
         assert login(clients[name], user.email).status_code == 303
     guest = app.test_client()
     staff = app.test_client()
-    staff_login(staff, factories.staff().email)
+    staff_user = factories.staff()
+    staff_login(staff, staff_user.email)
 
     failures = []
     for variant in VARIANTS:
@@ -285,7 +300,10 @@ def test_matrix(app, endpoint, method):
             # (the rest repeat the page's check and only cost time).
             permitted = isinstance(want, tuple)
             for headers in (None, HX) if not permitted or name == "all" else (None,):
+                before = len(denied_lines(caplog))
                 got = call(clients[name], method, url, headers).status_code
+                if not logged_once(caplog, before, f"portal user {user.id}", got, endpoint):
+                    failures.append((name, variant, "E7 log", denied_lines(caplog)[before:], got))
                 ok = got in want if isinstance(want, tuple) else got == want
                 if isinstance(want, tuple) and headers and got == 204:
                     ok = True  # htmx success may be 204 + HX-Redirect
@@ -297,8 +315,12 @@ def test_matrix(app, endpoint, method):
         answer = call(guest, method, url, HX)
         if answer.status_code != 204 or "/login" not in answer.headers.get("HX-Redirect", ""):
             failures.append(("guest", variant, "htmx", answer.status_code, 204))
-        if call(staff, method, url).status_code != 403:
-            failures.append(("staff", variant, "page", call(staff, method, url).status_code, 403))
+        before = len(denied_lines(caplog))
+        got = call(staff, method, url).status_code
+        if got != 403:
+            failures.append(("staff", variant, "page", got, 403))
+        if not logged_once(caplog, before, f"staff user {staff_user.id}", got, endpoint):
+            failures.append(("staff", variant, "E7 log", denied_lines(caplog)[before:], got))
     assert failures == [], f"{endpoint} {method}: (login, object, kind, got, wanted) {failures}"
 
 

@@ -239,7 +239,10 @@ def test_other_companys_login_is_404(client, acme, caplog):
     assert PortalUser.get_by_id(stranger.id).status == "active"
     denied = [r for r in caplog.records if r.getMessage().startswith("access denied")]
     assert len(denied) == 6
-    assert f"portal user {admin.id} asked for login {stranger.id}" in denied[0].getMessage()
+    assert denied[0].getMessage() == (
+        f"access denied: portal user {admin.id} got 404 for company.edit user_id={stranger.id}"
+        f" (GET /company/users/{stranger.id})"
+    )
 
 
 def test_admin_cannot_deactivate_themselves(client, acme):

@@ -119,6 +119,46 @@ def test_contacts_upsert_by_lower_cased_email(accounts):
     assert (jo.first_name, jo.last_name, jo.site) == ("Jo", "Smyth", None)
 
 
+def test_imported_contacts_are_invited_when_the_account_class_says_so(accounts, mailbox):
+    """The back office's auto-invite rule holds for imported contacts too: new contacts of
+    an auto-invite account get an invitation (default roles), others and updates do not."""
+    from portal.models import OutboxMessage, PortalUser
+    from portal.services import outbox, settings
+
+    Customer.update(auto_invite=True).where(Customer.account_number == "ACME01").execute()
+    text = (
+        "account_number,email,first_name,last_name,phone,site_code\n"
+        "ACME01,new.buyer@acme.example,New,Buyer,,\n"
+        "BIRCH01,front@birchwood.example,Front,Desk,,\n"
+    )
+    import_ok("contacts", text)
+    users = list(PortalUser.select().join(Contact))
+    assert [u.contact.email for u in users] == ["new.buyer@acme.example"]
+    assert users[0].status == "invited"
+    assert users[0].role_set == set(settings.get("default_roles"))
+    entry = AuditLog.get(AuditLog.action == "access.invited")
+    assert (entry.actor_kind, entry.actor_label) == ("system", "import")
+    outbox.deliver_due()
+    message = mailbox.wait_for(1)[0]
+    assert message["To"] == "new.buyer@acme.example"
+    # Importing the same file again updates nothing and invites nobody twice.
+    import_ok("contacts", text)
+    assert PortalUser.select().count() == 1
+    assert OutboxMessage.select().count() == 1
+
+
+def test_a_bad_contact_file_invites_nobody(accounts):
+    from portal.models import OutboxMessage, PortalUser
+
+    Customer.update(auto_invite=True).execute()
+    result = run(
+        "contacts",
+        "account_number,email\nACME01,one@acme.example\nNOPE99,two@acme.example\n",
+    )
+    assert result.errors == ["line 3: unknown account_number NOPE99"]
+    assert PortalUser.select().count() == 0 and OutboxMessage.select().count() == 0
+
+
 def test_a_contact_cannot_move_to_another_account(accounts):
     """E-rows: moving a contact would hand its portal login another company's data."""
     import_ok("contacts", "account_number,email\nACME01,jo@acme.example\n")

@@ -435,6 +435,27 @@ def on_contact_created(contact: Contact, by) -> PortalUser | None:
 contact_created = on_contact_created
 
 
+class _System:
+    """The actor of invitations no person sent by hand (an import from the command line):
+    staff rights, and "system" in the audit log."""
+
+    is_staff = True
+    is_active = True
+    actor_kind = "system"
+    id = None
+    email = "import"
+
+
+def invite_new_contacts(contacts) -> list[PortalUser]:
+    """Invite contacts the importer just created under an auto-invite account class, with
+    the default roles; inside the import's transaction (emails wait in the outbox)."""
+    from flask_login import current_user
+
+    by = current_user if has_request_context() and is_staff(current_user) else _System()
+    roles = settings.get("default_roles")
+    return [_invite_in_txn(contact, roles, None, by) for contact in contacts if contact.email]
+
+
 # --- access requests ---------------------------------------------------------------------
 
 

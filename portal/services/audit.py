@@ -24,7 +24,7 @@ def record(action: str, obj=None, actor=None, **detail) -> AuditLog:
     """Write one audit entry for `action` on `obj` (a model instance or None)."""
     kind, actor_id, label = _actor()
     if actor is not None:
-        kind = "staff" if actor.is_staff else "portal"
+        kind = getattr(actor, "actor_kind", None) or ("staff" if actor.is_staff else "portal")
         actor_id, label = actor.id, actor.email
     return AuditLog.create(
         actor_kind=kind,

@@ -563,6 +563,15 @@ class Contacts(Kind):
                 updates.append((obj.id, changes))
         _update_many(Contact, updates)
         _insert(Contact, new)
+        # The account class may say "invite every new contact": the back office's rule
+        # (`access.on_contact_created`) holds for imported contacts too, in this transaction.
+        auto = {c.id for c in state["customers"].values() if c.auto_invite and c.portal_enabled}
+        emails = [values["email"] for values in new if values["customer"] in auto]
+        if emails:
+            from . import access
+
+            query = Contact.select(Contact, Customer).join(Customer)
+            access.invite_new_contacts(_in_chunks(Contact.email, emails, query))
         return len(new), len(updates)
 
 

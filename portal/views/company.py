@@ -31,15 +31,7 @@ def _sites():
 def _user_or_404(user_id):
     user = access.company_user(_customer_id(), user_id)
     if user is None:
-        # E7: who asked for which object, when (the log line carries the time).
-        log.warning(
-            "access denied: portal user %s asked for login %s outside their company (%s %s)",
-            current_user.id,
-            user_id,
-            request.method,
-            request.path,
-        )
-        abort(404)
+        abort(404)  # logged as a denied attempt (E7) by the error handler
     return user
 
 
