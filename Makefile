@@ -19,6 +19,7 @@ run: install
 	@test -f instance/.seeded || ($(BIN)/flask seed && touch instance/.seeded)
 	PORTAL_PAYMENT_PROVIDERS=$${PORTAL_PAYMENT_PROVIDERS:-offline,test-checkout} \
 	PORTAL_MAIL_URL=$${PORTAL_MAIL_URL:-} \
+	PORTAL_STAFF_MFA=$${PORTAL_STAFF_MFA:-optional} \
 	$(BIN)/flask run --port 5000 --with-threads
 
 test: install

@@ -40,6 +40,8 @@ def build_app(instance: str):
             "INSTANCE_PATH": instance,
             "PAYMENT_PROVIDERS": "offline,test-checkout",
             "MAIL_SEND_ON_COMMIT": False,
+            # As `make run`: the demo staff logins sign in with the password alone.
+            "STAFF_MFA": "optional",
         }
     )
     with app.app_context():

@@ -5,7 +5,7 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, flash, redirect, request, session, url_for
-from flask_login import LoginManager, current_user
+from flask_login import LoginManager, current_user, logout_user
 
 from .services import auth as auth_service
 from .services import settings
@@ -77,6 +77,13 @@ def staff_required(admin: bool = False):
         @wraps(view)
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated or not current_user.is_staff:
+                return _unauthorized()
+            if current_app.config["STAFF_MFA"] == "required" and not current_user.totp_secret:
+                # Signed in before two-step became required (or its app was reset): the
+                # session ends here, and the next sign-in asks for the code (checklist C5).
+                auth_service.end_session(current_user.session_key)
+                logout_user()
+                session.clear()
                 return _unauthorized()
             if admin and not current_user.is_admin:
                 abort(403, "Only back-office administrators can open this page.")

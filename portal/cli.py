@@ -1,4 +1,5 @@
-"""Command line: `flask --app app init-db | seed | create-staff | import | worker`."""
+"""Command line: `flask --app app init-db | seed | create-staff | reset-staff-two-step |
+backup | import | worker`."""
 
 import click
 from flask import current_app
@@ -45,6 +46,42 @@ def create_staff_command(email, password, name, admin):
     click.echo(f"Created {user.role} {user.email}.")
 
 
+@click.command("reset-staff-two-step")
+@click.argument("email")
+def reset_two_step_command(email):
+    """Forget a staff login's authenticator app (a lost phone); it sets up a new one at its
+    next sign-in."""
+    from .services import mfa
+
+    with db.db.connection_context():
+        user = auth_service.find_staff_user(email)
+        if user is None:
+            raise click.ClickException(f"{email} has no back-office login.")
+        mfa.reset(user, None)
+    click.echo(f"{user.email} will set up two-step sign-in again at the next sign-in.")
+
+
+@click.command("backup")
+@click.argument("destination", type=click.Path(dir_okay=False))
+def backup_command(destination):
+    """Write a consistent snapshot of the SQLite database to DESTINATION (a new file).
+
+    `VACUUM INTO` copies what committed transactions hold, even while the portal and the
+    worker write: never `cp` a live WAL database (checklist J5). PostgreSQL has pg_dump.
+    """
+    from pathlib import Path
+
+    if not db.is_sqlite_url(current_app.config["DATABASE_URL"]):
+        raise click.ClickException("Back up PostgreSQL with pg_dump (see the README).")
+    target = Path(destination).resolve()
+    if target.exists():
+        raise click.ClickException(f"{target} exists; choose a new file.")
+    with db.db.connection_context():
+        db.db.execute_sql("VACUUM INTO ?", (str(target),))
+        tables = len(db.db.get_tables())
+    click.echo(f"Backed up {tables} tables to {target}.")
+
+
 @click.command("import")
 @click.argument(
     "kind", type=click.Choice(["customers", "sites", "contacts", "invoices", "products", "prices"])
@@ -80,6 +117,8 @@ def init_app(app) -> None:
         init_db_command,
         seed_command,
         create_staff_command,
+        reset_two_step_command,
+        backup_command,
         import_command,
         worker_command,
     ):

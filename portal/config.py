@@ -32,6 +32,10 @@ class Defaults:
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
     # Settings and staff-login changes need the password typed this recently (checklist C6).
     FRESH_LOGIN_TIMEOUT = timedelta(minutes=30)
+    # Staff two-step sign-in with an authenticator app (TOTP, checklist C5): `required`
+    # (every staff login sets it up at its next sign-in), `optional` (only those who set it
+    # up are asked; the demo), or `off`.
+    STAFF_MFA = "required"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "doorstep_session"
@@ -73,6 +77,8 @@ def finalize(app) -> None:
     if https:  # served over TLS: cookies never travel in clear (checklist D2)
         config["SESSION_COOKIE_SECURE"] = config["REMEMBER_COOKIE_SECURE"] = True
         config["PREFERRED_URL_SCHEME"] = "https"
+    if config["STAFF_MFA"] not in ("required", "optional", "off"):
+        raise ValueError("PORTAL_STAFF_MFA must be required, optional or off")
     providers = config["PAYMENT_PROVIDERS"]
     if isinstance(providers, str):
         providers = [p.strip() for p in providers.split(",") if p.strip()]

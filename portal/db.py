@@ -1,5 +1,7 @@
 """The one deferred database, its per-request connection, and the write-transaction helper."""
 
+import logging
+import os
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,8 +54,49 @@ def open_database(url: str, *, synchronous: str = "full", max_connections: int =
     return connect_url(url)
 
 
+NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs"}
+
+
+def filesystem_of(path: str, mounts: str = "/proc/mounts") -> str | None:
+    """The type of the filesystem holding `path` (the longest matching mount point)."""
+    path = os.path.realpath(path)
+    best, kind = "", None
+    try:
+        with open(mounts) as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                point = parts[1].replace("\\040", " ")
+                inside = path == point or path.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, kind = point, parts[2]
+    except OSError:
+        return None
+    return kind
+
+
+def warn_on_network_filesystem(url: str, log=None) -> bool:
+    """Checklist J4: SQLite's WAL needs every process on one host with shared memory; a
+    database file on NFS or SMB corrupts under concurrent writers. Warn at startup."""
+    if not url.startswith("sqlite:///"):
+        return False
+    folder = os.path.dirname(url.removeprefix("sqlite:///")) or "."
+    kind = filesystem_of(folder)
+    if kind in NETWORK_FILESYSTEMS or (kind or "").startswith("fuse.sshfs"):
+        (log or logging.getLogger(__name__)).warning(
+            "the SQLite database %s is on a network filesystem (%s): WAL mode is not safe "
+            "there; keep it on a local disk or use PostgreSQL",
+            url,
+            kind,
+        )
+        return True
+    return False
+
+
 def init_app(app) -> None:
     """Point the deferred database at the configured URL and manage one connection per request."""
+    warn_on_network_filesystem(app.config["DATABASE_URL"], app.logger)
     db.initialize(
         open_database(
             app.config["DATABASE_URL"],
@@ -74,6 +117,11 @@ def _connect() -> None:
 def _close(exc) -> None:
     if not db.is_closed():
         db.close()
+
+
+def is_sqlite_url(url: str) -> bool:
+    """True for a SQLite database URL (the default)."""
+    return url.startswith("sqlite")
 
 
 def is_sqlite() -> bool:

@@ -3,7 +3,7 @@
 import logging
 import secrets
 
-from flask import make_response, request
+from flask import flash, make_response, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -95,10 +95,17 @@ def handle_http(error: HTTPException):
 
 
 def handle_csrf(error: CSRFError):
-    """A missing or stale CSRF token: a 400 page that says what to do."""
-    return _render_error(
-        400, "Your form expired or was sent from another page. Reload the page and try again."
-    )
+    """A missing or stale CSRF token: a 400 page that says what to do. An htmx request would
+    fail silently (errors are not swapped in), so it reloads the page instead, with a
+    notice saying why (checklist F4)."""
+    message = "Your form expired or was sent from another page. Reload the page and try again."
+    if request.headers.get("HX-Request"):
+        response = _render_error(400, message)
+        # Flashed after rendering, so the reloaded page shows it (not this unseen answer).
+        flash("The page had been open a long time, so it was reloaded. Please try again.", "info")
+        response.headers["HX-Refresh"] = "true"
+        return response
+    return _render_error(400, message)
 
 
 def handle_unexpected(error: Exception):

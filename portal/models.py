@@ -282,6 +282,10 @@ class StaffUser(LoginMixin, BaseModel):
     auth_stamp = CharField(max_length=32)
     created_at = UtcDateTimeField(default=utcnow)
     last_login_at = UtcDateTimeField(null=True)
+    # Two-step sign-in (0009): the authenticator's TOTP secret, sealed like quick-pay codes,
+    # and the last time step accepted, so a code works once (checklist C5).
+    totp_secret = CharField(max_length=255, null=True)
+    totp_last_step = BigIntegerField(null=True)
 
     is_staff = True
 

@@ -6,6 +6,7 @@ from importlib.resources import files
 import markdown
 import nh3
 from flask import (
+    abort,
     current_app,
     make_response,
     redirect,
@@ -83,6 +84,26 @@ def security_headers(response):
     return response
 
 
+def refuse_cross_site():
+    """Checklist F5: a browser that says a state-changing request comes from another site
+    (Fetch Metadata) is refused before any view runs. SameSite=Lax cookies and CSRF tokens
+    remain the main defences; servers calling the webhook send no such header."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        if request.headers.get("Sec-Fetch-Site") == "cross-site":
+            abort(403, "This form was sent from another website, so it was not accepted.")
+
+
+def refuse_nul():
+    """Checklist G5: no text with a NUL character reaches a view. PostgreSQL cannot store
+    it (the driver raises, a 500), SQLite would store it and cut strings short elsewhere;
+    a person never means to type one."""
+    values = request.args.listvalues()
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        values = [*values, *request.form.listvalues()]
+    if any("\x00" in value for group in values for value in group):
+        abort(400, "Form fields cannot contain NUL characters. Remove them and try again.")
+
+
 def htmx_js():
     """htmx, served from the pinned `django-js-lib-htmx` package (never a CDN)."""
     return send_file(HTMX_FILE.open("rb"), mimetype="text/javascript", max_age=86400)
@@ -157,6 +178,14 @@ def auth_links() -> list[dict]:
     ]
 
 
+def qr_svg(link: str) -> str:
+    """An inline SVG QR code of a link (segno; no image files, no external service)."""
+    import segno
+
+    qr = segno.make(link, error="m")
+    return qr.svg_inline(scale=3, border=2, dark="#172033", omitsize=False)
+
+
 @lru_cache(maxsize=128)
 def markdown_filter(text: str) -> Markup:
     """Staff-written Markdown to sanitized HTML (nh3 allow-list; links get rel=noopener).
@@ -192,6 +221,8 @@ def template_context():
 
 
 def init_app(app) -> None:
+    app.before_request(refuse_cross_site)
+    app.before_request(refuse_nul)
     app.after_request(security_headers)
     app.context_processor(template_context)
     app.add_url_rule("/static/vendor/htmx.min.js", "htmx_js", htmx_js)

@@ -10,6 +10,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import ExitStack
 from email import message_from_bytes, policy
 
 import pytest
@@ -116,6 +117,9 @@ def test_config(tmp_path, template_db, smtp_server) -> dict:
         # Durability against power loss is tested once (test_foundation); the rest of the
         # suite need not wait for an fsync per commit.
         "SQLITE_SYNCHRONOUS": "normal",
+        # Staff sign in with the password alone unless they set up an authenticator app;
+        # tests/test_staff_two_step.py runs the default (`required`) end to end.
+        "STAFF_MFA": "optional",
     }
     if PG_URL:
         config["DATABASE_URL"] = PG_URL
@@ -170,6 +174,23 @@ def make_app(tmp_path, template_db, smtp_server):
         db.close()
     if hasattr(db.obj, "close_all"):
         db.obj.close_all()
+
+
+@pytest.fixture
+def build_app(make_app, mailbox):
+    """Build this test's one app with extra config, its context pushed (instead of `app`)."""
+    stack = ExitStack()
+
+    def build(**config):
+        app = make_app(**config)
+        stack.enter_context(app.app_context())
+        db.connect(reuse_if_open=True)
+        return app
+
+    yield build
+    stack.close()
+    if not db.is_closed():
+        db.close()
 
 
 @pytest.fixture

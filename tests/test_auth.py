@@ -2,7 +2,6 @@
 sessions (rotation, revocation, idle and absolute expiry), access by kind of login, htmx."""
 
 import re
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,21 +31,15 @@ def add_probes(app):
 
 
 @pytest.fixture
-def build(make_app, mailbox):
+def build(build_app):
     """Build this test's app with extra config, probe route added and app context pushed."""
-    stack = ExitStack()
 
     def _build(**config):
-        app = make_app(**config)
+        app = build_app(**config)
         add_probes(app)
-        stack.enter_context(app.app_context())
-        db.connect(reuse_if_open=True)
         return app
 
-    yield _build
-    stack.close()
-    if not db.is_closed():
-        db.close()
+    return _build
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 from flask import url_for
 
-from portal.models import PORTAL_ROLES, Case, Payment, PaymentApplication, PortalUser
+from portal.models import PORTAL_ROLES, Case, Invoice, Payment, PaymentApplication, PortalUser
 
 from . import factories
 from .conftest import HX, login, staff_login
@@ -339,3 +339,22 @@ def test_navigation_shows_only_what_the_roles_allow(app):
         for role, label in labels.items():
             assert (f">{label}</a>" in nav) == (role == name), (name, label)
         assert ">My account</a>" in nav
+
+
+def test_a_failing_permission_check_fails_closed(app, monkeypatch):
+    """E6: an exception inside the permission check denies: a generic 500, never the data."""
+    objects, logins = build_world()
+    client = app.test_client()
+    assert login(client, logins["all"].email).status_code == 303
+    invoice = Invoice.get_by_id(objects["invoice"])
+
+    def broken(self, role):
+        raise RuntimeError("role store unavailable")
+
+    monkeypatch.setattr(PortalUser, "has_role", broken)
+    for url in ("/invoices/", f"/invoices/{invoice.id}", "/"):
+        response = client.get(url)
+        assert response.status_code == 500, url
+        page = response.get_data(as_text=True)
+        assert invoice.number not in page and "role store unavailable" not in page
+        assert "Something went wrong on our side" in page

@@ -225,3 +225,22 @@ def test_one_open_payment_attempt_per_invoice_is_a_database_rule(app):
     PaymentAttemptItem.create(attempt=attempt(), invoice=invoice, amount_cents=100, is_open=None)
     PaymentAttemptItem.create(attempt=attempt(), invoice=invoice, amount_cents=100)
     assert PaymentAttemptItem.select().where(PaymentAttemptItem.is_open).count() == 1
+
+
+def test_a_database_on_a_network_filesystem_is_warned_about(tmp_path, caplog, monkeypatch):
+    """J4: WAL is unsafe on NFS/SMB; startup says so (the mount table decides)."""
+    from portal import db as db_module
+
+    mounts = tmp_path / "mounts"
+    share = tmp_path / "share"
+    share.mkdir()
+    mounts.write_text(f"/dev/vda / ext4 rw 0 0\nserver:/export {share} nfs4 rw 0 0\n")
+    assert db_module.filesystem_of(str(share / "x"), str(mounts)) == "nfs4"
+    assert db_module.filesystem_of(str(tmp_path), str(mounts)) == "ext4"
+    real = db_module.filesystem_of
+    monkeypatch.setattr(db_module, "filesystem_of", lambda path: real(path, str(mounts)))
+    assert db_module.warn_on_network_filesystem(f"sqlite:///{share / 'portal.db'}")
+    assert not db_module.warn_on_network_filesystem(f"sqlite:///{tmp_path / 'portal.db'}")
+    assert not db_module.warn_on_network_filesystem("postgresql://localhost/x")
+    warned = [r.getMessage() for r in caplog.records if "network filesystem" in r.getMessage()]
+    assert len(warned) == 1 and "nfs4" in warned[0]

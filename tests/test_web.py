@@ -2,14 +2,17 @@
 D2), CSRF including htmx (F1, F2, F6), error pages as pages and fragments (K1), local htmx."""
 
 import re
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
+import time_machine
 from flask import abort
 
 from portal import csrf
 from portal.db import db
+from portal.models import PortalUser
 from portal.services.ratelimit import limiter
 
 from . import factories
@@ -277,6 +280,42 @@ def test_htmx_post_with_the_header_token_is_accepted(web):
     assert response.status_code == 204 and response.headers["HX-Redirect"] == "/"
 
 
+def test_a_cross_site_post_is_refused_even_with_a_valid_token(web):
+    """F5: Fetch Metadata: a browser's cross-site POST gets 403 before any view runs."""
+    user = factories.portal_user(email="pat@example.com")
+    client = web.test_client()
+    token = csrf_token_from(html(client.get("/login")))
+    data = {"email": "pat@example.com", "password": factories.PASSWORD, "csrf_token": token}
+    response = client.post("/login", data=data, headers={"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 403
+    assert "sent from another website" in html(response)
+    assert PortalUser.get_by_id(user.id).last_login_at is None
+    for same in ("same-origin", "none"):  # typed address or own page: allowed
+        other = web.test_client()
+        token = csrf_token_from(html(other.get("/login")))
+        data["csrf_token"] = token
+        assert other.post("/login", data=data, headers={"Sec-Fetch-Site": same}).status_code == 303
+
+
+def test_an_expired_token_on_an_htmx_post_reloads_the_page_with_a_notice(web):
+    """F4: a page left open past WTF_CSRF_TIME_LIMIT: the htmx POST does not fail silently,
+    it answers HX-Refresh and the reloaded page says why."""
+    factories.portal_user(email="pat@example.com")
+    client = web.test_client()
+    page = html(client.get("/login"))
+    token = re.search(r"hx-headers='\{\"X-CSRFToken\": \"([^\"]+)\"\}'", page).group(1)
+    later = datetime.now(UTC) + web.config["WTF_CSRF_TIME_LIMIT"] * timedelta(seconds=1)
+    with time_machine.travel(later + timedelta(minutes=1)):
+        response = client.post(
+            "/login",
+            data={"email": "pat@example.com", "password": factories.PASSWORD},
+            headers={**HX, "X-CSRFToken": token},
+        )
+        assert response.status_code == 400
+        assert response.headers["HX-Refresh"] == "true"
+        assert "open a long time, so it was reloaded" in html(client.get("/login"))
+
+
 def test_https_post_with_the_referer_the_policy_sends(make_app):
     """H3: over HTTPS flask-wtf checks the Referer; strict-origin-when-cross-origin keeps it."""
     app = make_app(BASE_URL="https://portal.example.com", WTF_CSRF_ENABLED=True)
@@ -371,3 +410,24 @@ def test_htmx_is_served_from_the_installed_package(web):
     assert not re.search(r"<script[^>]+src=\"https?://", page)
     static = Path(web.static_folder)
     assert not [p for p in static.rglob("htmx*.js")], "htmx must not be committed"
+
+
+@pytest.mark.parametrize(("proxies", "expected"), [(0, "127.0.0.1"), (1, "203.0.113.9")])
+def test_the_client_address_comes_from_the_trusted_proxy_hop_only(make_app, proxies, expected):
+    """K5: with one trusted proxy, the address it appended counts, never the client-supplied
+    left part of X-Forwarded-For; with none configured the header is ignored. Throttles and
+    the audit log use that address."""
+    from portal.models import AuditLog
+
+    app = make_app(TRUSTED_PROXIES=proxies)
+    with app.app_context():
+        factories.portal_user(email="pat@example.com")
+        client = app.test_client()
+        client.post(
+            "/login",
+            data={"email": "pat@example.com", "password": "wrong password"},
+            headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"},
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        entry = AuditLog.get(AuditLog.action == "auth.sign_in_failed")
+        assert entry.ip == expected

@@ -1,8 +1,8 @@
 """Sign-in forms for customers and staff."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms import BooleanField, EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, Length, Regexp
 
 
 class SignInForm(FlaskForm):
@@ -35,4 +35,22 @@ class ConfirmPasswordForm(FlaskForm):
         "Password",
         validators=[DataRequired("Enter your password."), Length(max=200)],
         render_kw={"autocomplete": "current-password", "autofocus": True},
+    )
+
+
+class TwoStepCodeForm(FlaskForm):
+    """The six-digit code of the staff login's authenticator app (checklist C5)."""
+
+    code = StringField(
+        "Code from your authenticator app",
+        validators=[
+            DataRequired("Type the six-digit code your app shows now."),
+            Regexp(r"^\s*\d{3}\s?\d{3}\s*$", message="The code is six digits."),
+        ],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "inputmode": "numeric",
+            "autofocus": True,
+            "maxlength": 7,
+        },
     )

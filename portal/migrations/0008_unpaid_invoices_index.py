@@ -14,7 +14,9 @@ WHERE = "(status = 'open') AND (((total_cents - amount_paid_cents) - discount_ta
 
 
 def up(migrator, db):
-    db.execute_sql(f"CREATE INDEX IF NOT EXISTS invoice_unpaid ON invoice ({COLUMNS}) WHERE {WHERE}")
+    db.execute_sql(
+        "CREATE INDEX IF NOT EXISTS invoice_unpaid ON invoice (" + COLUMNS + ") WHERE " + WHERE
+    )
 
 
 def down(migrator, db):

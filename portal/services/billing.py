@@ -460,14 +460,6 @@ def cases_of(user, invoice) -> list:
     return _cases_of(sites, invoice=invoice.id, **scope)
 
 
-def qr_svg(link: str) -> str:
-    """An inline SVG QR code of a link (segno; no image files, no external service)."""
-    import segno
-
-    qr = segno.make(link, error="m")
-    return qr.svg_inline(scale=3, border=2, dark="#172033", omitsize=False)
-
-
 # --- paying from the list -----------------------------------------------------------------
 
 

@@ -31,6 +31,8 @@ RULES = {
     # Sign-in per login email and per client address (C2).
     "login-email": Rule(5, timedelta(minutes=15), timedelta(minutes=15), 30),
     "login-ip": Rule(30, timedelta(minutes=15), timedelta(minutes=15), 200),
+    # Staff two-step codes per login (C5): a million codes, five tries per quarter hour.
+    "mfa-user": Rule(5, timedelta(minutes=15), timedelta(minutes=15), 20),
     # Registration, forgot password and pay-link emails per target (B3).
     "email-target": Rule(3, timedelta(hours=1), timedelta(hours=1), 10),
     # Self-registration tries per invoice number; the account-number path is weaker (A11).

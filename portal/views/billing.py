@@ -9,7 +9,7 @@ from ..auth import customer_required
 from ..forms.billing import CheckoutForm, QuestionForm, SelectionForm
 from ..security import unseal
 from ..services import billing, cases, payments, providers, quickpay, settings
-from ..web import absolute_url, redirect_to, render, wants_fragment
+from ..web import absolute_url, qr_svg, redirect_to, render, wants_fragment
 
 bp = Blueprint("billing", __name__, url_prefix="/invoices")
 invoices_required = customer_required("invoices", "invoices")
@@ -236,7 +236,7 @@ def printable(invoice_id):
     context.update(
         code=code,
         pay_link=link,
-        qr=billing.qr_svg(link) if link and context["state"] not in ("paid", "void") else None,
+        qr=qr_svg(link) if link and context["state"] not in ("paid", "void") else None,
         customer=current_user.customer,
         quickpay_url=absolute_url("quickpay.new"),
     )

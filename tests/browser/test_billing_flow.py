@@ -162,3 +162,16 @@ def test_filter_search_pay_two_see_receipt_csv_and_statement(app, page):
     screenshot(page, "billing-invoices-phone")
     page.goto("/")
     screenshot(page, "billing-dashboard-phone")
+
+    # G3: htmx runs with the hardened configuration, and after browsing invoices nothing
+    # of them is kept in web storage (no history cache).
+    config = page.evaluate(
+        "() => ({eval: htmx.config.allowEval, scripts: htmx.config.allowScriptTags,"
+        " history: htmx.config.historyCacheSize, styles: htmx.config.includeIndicatorStyles,"
+        " self: htmx.config.selfRequestsOnly})"
+    )
+    assert config == {"eval": False, "scripts": False, "history": 0, "styles": False, "self": True}
+    stored = page.evaluate(
+        "() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])"
+    )
+    assert "INV-2046" not in stored and "<" not in stored

@@ -1,16 +1,20 @@
 """The back office: staff sign-in and the staff home."""
 
-from flask import Blueprint, redirect, request, url_for
+import time
+
+from flask import Blueprint, flash, redirect, request, session, url_for
 from flask_login import current_user
 
 from ...auth import mark_fresh, safe_next, staff_required
 from ...filters import datetimefmt
-from ...forms.auth import ConfirmPasswordForm, SignInForm
-from ...models import AccessRequest, Case, OutboxMessage, Payment, PortalUser
+from ...forms.auth import ConfirmPasswordForm, SignInForm, TwoStepCodeForm
+from ...models import AccessRequest, Case, OutboxMessage, Payment, PortalUser, StaffUser
+from ...security import seal, unseal
 from ...services import auth as auth_service
+from ...services import mfa
 from ...services.ratelimit import guest_limit
-from ...web import redirect_to, render
-from ..auth import GENERIC_FAILURE, sign_in_view, sign_out
+from ...web import qr_svg, redirect_to, render
+from ..auth import GENERIC_FAILURE, sign_in, sign_in_view, sign_out
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -18,10 +22,109 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 @bp.route("/login", methods=["GET", "POST"])
 @guest_limit()
 def login():
-    """The back-office sign-in page."""
+    """The back-office sign-in page; the password may lead to the two-step code."""
     if request.method == "GET" and current_user.is_authenticated and current_user.is_staff:
         return redirect(url_for("staff.index"))
-    return sign_in_view(SignInForm(), "staff/login.html", True, url_for("staff.index"))
+    return sign_in_view(
+        SignInForm(), "staff/login.html", True, url_for("staff.index"), check=_second_step
+    )
+
+
+# The sign-in between the password and the code: who, their auth stamp, since when, where
+# to go next, and while setting up the authenticator its sealed new secret.
+PENDING = "_two_step"
+PENDING_SECONDS = 300
+
+
+def _second_step(user, form):
+    """After the right password: ask for the code (or set up the app) instead of signing in."""
+    step = mfa.next_step(user)
+    if step is None:
+        return None
+    if current_user.is_authenticated:
+        auth_service.end_session(current_user.session_key)
+    session.clear()
+    session[PENDING] = {
+        "uid": user.id,
+        "stamp": user.auth_stamp,
+        "at": int(time.time()),
+        "next": safe_next(request.args.get("next"), url_for("staff.index")),
+    }
+    return redirect_to(url_for("staff.two_step" if step == "code" else "staff.two_step_setup"))
+
+
+def _pending():
+    """The staff login half-way through signing in, with its pending data; (None, None)
+    when there is none, it took more than five minutes, or the login changed meanwhile."""
+    data = session.get(PENDING)
+    if not data or time.time() - data.get("at", 0) > PENDING_SECONDS:
+        return None, None
+    user = StaffUser.get_or_none(StaffUser.id == data["uid"])
+    if user is None or not user.is_active or user.auth_stamp != data["stamp"]:
+        return None, None
+    return user, data
+
+
+def _start_again():
+    had_pending = session.pop(PENDING, None) is not None
+    if had_pending:
+        flash("That sign-in took too long. Please sign in again.", "info")
+    return redirect(url_for("staff.login"))
+
+
+def _code_step(template: str, user, data, secret=None, **context):
+    """GET/POST of a code form: the code signs the login in, or is refused with a reason."""
+    form = TwoStepCodeForm()
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.validate():
+            result = mfa.check_code(user, form.code.data, secret=secret)
+            if result.ok:
+                return sign_in(user, data["next"])
+            if result.locked_until:
+                status = 429
+                form.code.errors = [
+                    f"Too many wrong codes. Try again after {datetimefmt(result.locked_until)}."
+                ]
+            else:
+                form.code.errors = [
+                    "That code did not match. Type the code your app shows now "
+                    "(each code works once)."
+                ]
+    return render(template, block="form", status=status, form=form, user=user, **context)
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@guest_limit()
+def two_step():
+    """Second step of a staff sign-in: the code of the login's authenticator app."""
+    user, data = _pending()
+    if user is None:
+        return _start_again()
+    if not user.totp_secret:
+        return redirect(url_for("staff.two_step_setup"))
+    return _code_step("staff/two_step.html", user, data)
+
+
+@bp.route("/login/setup", methods=["GET", "POST"])
+@guest_limit()
+def two_step_setup():
+    """First sign-in under required two-step: scan the QR code, prove it with a code."""
+    user, data = _pending()
+    if user is None:
+        return _start_again()
+    if user.totp_secret:
+        return redirect(url_for("staff.two_step"))
+    secret = unseal(data.get("secret", ""))
+    if not secret:
+        secret = mfa.new_secret()
+        session[PENDING] = {**data, "secret": seal(secret)}
+    uri = mfa.provisioning_uri(secret, user.email)
+    grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return _code_step(
+        "staff/two_step_setup.html", user, data, secret=secret, qr=qr_svg(uri), key=grouped
+    )
 
 
 @bp.post("/logout")
