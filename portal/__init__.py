@@ -1,5 +1,6 @@
 """Doorstep: a self-hosted customer self-service portal for small businesses."""
 
+import logging
 import os
 
 from flask import Flask
@@ -28,6 +29,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
+    _log_to_stderr()
     db.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)
@@ -48,3 +50,16 @@ def create_app(overrides: dict | None = None) -> Flask:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app
+
+
+def _log_to_stderr() -> None:
+    """The portal's own log lines (audit events at INFO, access denied, errors) go to stderr,
+    where gunicorn, systemd and container runtimes collect them, unless the host
+    application configured the `portal` logger itself."""
+    logger = logging.getLogger("portal")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

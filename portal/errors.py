@@ -1,7 +1,6 @@
 """Error pages: one generic page (or fragment) per status, with a reference id for support."""
 
 import logging
-import secrets
 
 from flask import flash, make_response, request
 from flask_limiter.errors import RateLimitExceeded
@@ -10,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .web import render
+from .web import render, request_id
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ def log_denied(status: int) -> None:
     except Exception:  # the session could not be read; nothing to attribute
         return
     log.warning(
-        "access denied: %s user %s got %s for %s %s (%s %s)",
+        "access denied: %s user %s got %s for %s %s (%s %s) request=%s",
         kind,
         who,
         status,
@@ -75,6 +74,7 @@ def log_denied(status: int) -> None:
         " ".join(f"{k}={v}" for k, v in sorted((request.view_args or {}).items())) or "-",
         request.method,
         request.path,
+        request_id(),
     )
 
 
@@ -110,7 +110,7 @@ def handle_csrf(error: CSRFError):
 
 def handle_unexpected(error: Exception):
     """Anything unhandled: a generic 500 with a reference id; the details go to the log only."""
-    reference = secrets.token_hex(4)
+    reference = request_id()  # the X-Request-Id header and the log lines carry it too
     log.exception("unhandled error, reference %s", reference)
     return _render_error(500, "", reference)
 

@@ -1,5 +1,6 @@
 """Page-or-fragment rendering, security headers, htmx assets and the template context."""
 
+import secrets
 from functools import lru_cache
 from importlib.resources import files
 
@@ -8,6 +9,8 @@ import nh3
 from flask import (
     abort,
     current_app,
+    g,
+    has_request_context,
     make_response,
     redirect,
     render_template,
@@ -71,6 +74,7 @@ def security_headers(response):
     """Headers on every response (checklist H1-H6); no-store on every page we render."""
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
+    headers["X-Request-Id"] = request_id()
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
@@ -82,6 +86,16 @@ def security_headers(response):
         response.headers["Cache-Control"] = "no-store"
         response.vary.add("HX-Request")
     return response
+
+
+def request_id() -> str:
+    """This request's correlation id: in the `X-Request-Id` header, every audit log line,
+    the access-denied lines and the reference shown on a 500 page (checklist K2)."""
+    if not has_request_context():
+        return "-"
+    if "request_id" not in g:
+        g.request_id = secrets.token_hex(6)
+    return g.request_id
 
 
 def refuse_cross_site():

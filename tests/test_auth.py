@@ -205,7 +205,8 @@ def _customer_failure_cases():
 
 def _normalised(response, email):
     # Headers but those that vary by design: the length (follows the echoed email), the
-    # rate-limit countdown, and the session cookie (set once per browser, not per outcome).
+    # rate-limit countdown, the session cookie (set once per browser, not per outcome) and
+    # the request id (new for every request, whatever its outcome).
     # The limiter's countdowns and the CSRF token's signing second tick with the clock.
     varying = (
         "Content-Length",
@@ -213,6 +214,7 @@ def _normalised(response, email):
         "X-RateLimit-Remaining",
         "X-RateLimit-Reset",
         "Retry-After",
+        "X-Request-Id",
     )
     headers = sorted((k, v) for k, v in response.headers if k not in varying)
     body = re.sub(r'"X-CSRFToken": "[^"]*"', '"X-CSRFToken": "TOKEN"', text(response))

@@ -183,3 +183,23 @@ def test_an_admin_resets_a_lost_phone_and_the_cli_can_too(client, app, clock):
 def test_a_fresh_install_has_no_staff_login(app):
     """C5: no default or shared admin account exists after install (only `create-staff`)."""
     assert StaffUser.select().count() == 0
+
+
+def test_a_password_change_or_deactivation_voids_the_half_finished_sign_in(client, clock):
+    from portal.security import new_stamp
+
+    user = enrolled()
+    staff_login(client, "sam@example.com")
+    app = client.application
+    session = app.session_interface.get_signing_serializer(app).loads(
+        client.get_cookie("doorstep_session").value
+    )
+    assert session["_two_step"]["uid"] == user.id
+    assert user.auth_stamp not in str(session)  # the readable cookie keeps only a digest
+    StaffUser.update(auth_stamp=new_stamp()).where(StaffUser.id == user.id).execute()
+    assert client.get("/staff/login/code").headers["Location"] == "/staff/login"
+    staff_login(client, "sam@example.com")
+    StaffUser.update(active=False).where(StaffUser.id == user.id).execute()
+    response = client.post("/staff/login/code", data={"code": code()})
+    assert response.headers["Location"] == "/staff/login"
+    assert LoginSession.select().count() == 0

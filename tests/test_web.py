@@ -381,6 +381,7 @@ def test_500_page_hides_the_details_and_gives_a_reference(web, caplog):
     assert "Traceback" not in body
     reference = re.search(r"Reference: <code>([0-9a-f]+)</code>", body).group(1)
     assert any(reference in record.getMessage() for record in caplog.records)
+    assert response.headers["X-Request-Id"] == reference  # K2: one id across page and logs
 
 
 def test_signed_in_error_pages_keep_the_navigation(web):
@@ -431,3 +432,21 @@ def test_the_client_address_comes_from_the_trusted_proxy_hop_only(make_app, prox
         )
         entry = AuditLog.get(AuditLog.action == "auth.sign_in_failed")
         assert entry.ip == expected
+
+
+def test_security_events_are_log_lines_with_the_request_id(web, caplog):
+    """K2: every audited event is also a log line naming the action, actor, address and
+    the request's correlation id (the X-Request-Id header); never the typed secrets."""
+    factories.portal_user(email="pat@example.com")
+    client = web.test_client()
+    token = csrf_token_from(html(client.get("/login")))
+    caplog.clear()
+    response = client.post(
+        "/login",
+        data={"email": "pat@example.com", "password": "hunter2-wrong", "csrf_token": token},
+    )
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit ")]
+    assert len(lines) == 1
+    assert lines[0].startswith("audit auth.sign_in_failed actor=guest:- ip=127.0.0.1 ")
+    assert lines[0].endswith(f"request={response.headers['X-Request-Id']}")
+    assert "hunter2" not in " ".join(r.getMessage() for r in caplog.records)

@@ -1,11 +1,14 @@
 """The audit log: who did what, when and from where, written inside the caller's transaction."""
 
 import json
+import logging
 
 from flask import has_request_context, request
 from flask_login import current_user
 
 from ..models import AuditLog
+
+log = logging.getLogger("portal.audit")
 
 
 def client_ip() -> str:
@@ -26,7 +29,7 @@ def record(action: str, obj=None, actor=None, **detail) -> AuditLog:
     if actor is not None:
         kind = getattr(actor, "actor_kind", None) or ("staff" if actor.is_staff else "portal")
         actor_id, label = actor.id, actor.email
-    return AuditLog.create(
+    entry = AuditLog.create(
         actor_kind=kind,
         actor_id=actor_id,
         actor_label=label,
@@ -36,3 +39,18 @@ def record(action: str, obj=None, actor=None, **detail) -> AuditLog:
         detail=json.dumps(detail, default=str, sort_keys=True) if detail else "",
         ip=client_ip(),
     )
+    # The same event as a log line for the log pipeline (K2); never the detail, which may
+    # name people, and never secrets (K3).
+    from ..web import request_id
+
+    log.info(
+        "audit %s actor=%s:%s ip=%s object=%s:%s request=%s",
+        action,
+        kind,
+        actor_id if actor_id is not None else "-",
+        entry.ip or "-",
+        entry.object_type or "-",
+        entry.object_id or "-",
+        request_id(),
+    )
+    return entry

@@ -104,3 +104,13 @@ def screenshot(page, name: str, full_page: bool = True) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def settled(page) -> None:
+    """Wait until htmx has finished a swap. New content gets its triggers in the settle step
+    (20 ms after the swap): a script that types inside that window goes unheard, a person
+    never does. Call it before typing into something an htmx navigation just put there."""
+    from playwright.sync_api import expect
+
+    busy = ".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added"
+    expect(page.locator(busy)).to_have_count(0)

@@ -1,10 +1,12 @@
 """A staff admin changes what customers see, in Chromium: bulletin and login message with a
 live preview, required login terms, and a test email that reaches the SMTP server."""
 
+import re
+
 from playwright.sync_api import expect
 
 from .. import factories
-from .conftest import screenshot
+from .conftest import screenshot, settled
 
 
 def test_admin_edits_messages_and_terms_then_customer_must_accept(app, page, mailbox):
@@ -24,6 +26,7 @@ def test_admin_edits_messages_and_terms_then_customer_must_accept(app, page, mai
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
     expect(page.get_by_role("heading", name="Portal settings")).to_be_visible()
+    settled(page)
 
     # Markdown with a live, sanitized preview beside each field.
     page.get_by_label("Bulletin message").fill("**Closed** on Friday for stocktaking.")
@@ -41,6 +44,8 @@ def test_admin_edits_messages_and_terms_then_customer_must_accept(app, page, mai
 
     # An email template: preview as typed, then "send me a test".
     page.get_by_role("link", name="Invitation").click()
+    expect(page).to_have_url(re.compile(r"/emails/invitation"))
+    settled(page)
     page.get_by_label("Subject").fill("Welcome aboard, {{ name }}")
     expect(page.locator("#email-preview .mail-subject")).to_have_text("Welcome aboard, Pat Buyer")
     page.get_by_role("button", name="Send me a test").click()
@@ -53,6 +58,7 @@ def test_admin_edits_messages_and_terms_then_customer_must_accept(app, page, mai
     page.get_by_role("link", name="Customers").click()
     expect(page.get_by_role("link", name="Acme Manufacturing")).to_be_visible()
     screenshot(page, "staff-customers")
+    settled(page)
     page.get_by_label("Search customers").fill("globex")
     expect(page.get_by_role("link", name="Acme Manufacturing")).to_be_hidden()
     expect(page.get_by_role("link", name="Globex Corporation")).to_be_visible()

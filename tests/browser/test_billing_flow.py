@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from portal.models import Invoice, InvoiceLine
 
 from .. import factories
-from .conftest import screenshot
+from .conftest import screenshot, settled
 
 
 def _books():
@@ -85,6 +85,7 @@ def test_filter_search_pay_two_see_receipt_csv_and_statement(app, page):
     expect(page.get_by_role("link", name="INV-2044")).to_be_visible()
     expect(page.get_by_role("link", name="INV-2047")).to_have_count(0)
     # Search by number.
+    settled(page)
     page.get_by_label("Search by invoice number").fill("2045")
     expect(page.get_by_role("link", name="INV-2044")).to_have_count(0)
     expect(page.get_by_role("link", name="INV-2045")).to_be_visible()
@@ -92,6 +93,7 @@ def test_filter_search_pay_two_see_receipt_csv_and_statement(app, page):
 
     page.get_by_role("link", name="Open").first.click()
     expect(page).to_have_url(re.compile(r"status=open&q=2045"))
+    settled(page)
     page.get_by_label("Search by invoice number").fill("")
     expect(page).to_have_url(re.compile(r"/invoices/\?status=open$"))
     expect(page.get_by_role("link", name="INV-2042")).to_be_visible()

@@ -9,7 +9,7 @@ from ...auth import mark_fresh, safe_next, staff_required
 from ...filters import datetimefmt
 from ...forms.auth import ConfirmPasswordForm, SignInForm, TwoStepCodeForm
 from ...models import AccessRequest, Case, OutboxMessage, Payment, PortalUser, StaffUser
-from ...security import seal, unseal
+from ...security import digest, seal, unseal
 from ...services import auth as auth_service
 from ...services import mfa
 from ...services.ratelimit import guest_limit
@@ -46,7 +46,7 @@ def _second_step(user, form):
     session.clear()
     session[PENDING] = {
         "uid": user.id,
-        "stamp": user.auth_stamp,
+        "stamp": digest(user.auth_stamp)[:16],  # the cookie is readable: never the stamp
         "at": int(time.time()),
         "next": safe_next(request.args.get("next"), url_for("staff.index")),
     }
@@ -60,7 +60,7 @@ def _pending():
     if not data or time.time() - data.get("at", 0) > PENDING_SECONDS:
         return None, None
     user = StaffUser.get_or_none(StaffUser.id == data["uid"])
-    if user is None or not user.is_active or user.auth_stamp != data["stamp"]:
+    if user is None or not user.is_active or digest(user.auth_stamp)[:16] != data["stamp"]:
         return None, None
     return user, data
 
