@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from portal.services import settings
 
 from .. import factories
-from .conftest import screenshot
+from .conftest import screenshot, settled
 
 PASSWORD = "granite river lantern"
 expect.set_options(timeout=10_000)
@@ -89,6 +89,7 @@ def test_sign_in_with_required_terms_then_manage_company_logins(app, page):
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "access-terms-required-phone")
     page.set_viewport_size({"width": 1280, "height": 860})
+    settled(page)
     page.get_by_label("Password").fill(factories.PASSWORD)
     page.get_by_label("I have read and accept the terms of use").check()
     page.get_by_role("button", name="Sign in").click()
@@ -123,6 +124,7 @@ def test_reset_a_forgotten_password(app, page, mailbox):
     page.get_by_role("button", name="Change password").click()
     expect(page.get_by_text("Your password is changed")).to_be_visible()
     screenshot(page, "access-reset-done")
+    settled(page)
     page.get_by_label("Email").fill("fran@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()

@@ -64,6 +64,8 @@ def test_admin_edits_messages_and_terms_then_customer_must_accept(app, page, mai
     expect(page.get_by_role("link", name="Globex Corporation")).to_be_visible()
     assert "q=globex" in page.url
     page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Staff sign in")).to_be_visible()
+    settled(page)
 
     # The customer sees the new login message and must accept the terms.
     page.goto("/login")
@@ -72,6 +74,7 @@ def test_admin_edits_messages_and_terms_then_customer_must_accept(app, page, mai
     page.get_by_label("Password").fill(factories.PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("Tick the box to accept the terms of use")).to_be_visible()
+    settled(page)
     page.get_by_label("Password").fill(factories.PASSWORD)
     page.get_by_label("I have read and accept the terms of use").check()
     page.get_by_role("button", name="Sign in").click()

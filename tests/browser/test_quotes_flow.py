@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from portal.models import CustomerPrice, Quote
 
 from .. import factories
-from .conftest import screenshot
+from .conftest import screenshot, settled
 
 
 def _sign_in(page, path, email):
@@ -33,6 +33,8 @@ def test_request_price_publish_accept_and_follow_the_order(
     _sign_in(page, "/login", "pat@acme.example")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Quotes").click()
     page.get_by_role("link", name="Request a quote").first.click()
+    expect(page.get_by_label("Quantity, item 1")).to_be_visible()
+    settled(page)
     page.get_by_label("Product, item 1").select_option(label=f"BRKT-200 · {bracket.description}")
     page.get_by_label("Quantity, item 1").fill("400")
     page.get_by_label("Description, item 2").fill("Welding jig for the bracket")
