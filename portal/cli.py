@@ -51,13 +51,13 @@ def create_staff_command(email, password, name, admin):
 def reset_two_step_command(email):
     """Forget a staff login's authenticator app (a lost phone); it sets up a new one at its
     next sign-in."""
-    from .services import mfa
+    from .services import two_step
 
     with db.db.connection_context():
         user = auth_service.find_staff_user(email)
         if user is None:
             raise click.ClickException(f"{email} has no back-office login.")
-        mfa.reset(user, None)
+        two_step.reset(user, None)
     click.echo(f"{user.email} will set up two-step sign-in again at the next sign-in.")
 
 

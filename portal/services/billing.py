@@ -114,6 +114,7 @@ def aging_chart(buckets, currency: str = "USD") -> dict:
 
 @prepared
 def _recent_invoices(sites):
+    """The scope's newest invoices, newest first."""
     return (
         Invoice.scoped(sites)
         .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
@@ -149,6 +150,7 @@ def payments_for(user):
 
 @prepared
 def _recent_payments(sites):
+    """The scope's newest payments, newest first."""
     return (
         payments_within(Slot("customer"), site_slots(sites))
         .order_by(Payment.received_at.desc(), Payment.id.desc())
@@ -404,6 +406,7 @@ def csv_rows(user, params: ListParams, on=None):
 
 @prepared
 def _invoice_by_id(sites):
+    """One invoice by id, inside the scope."""
     return Invoice.scoped(sites).where(Invoice.id == Slot("id")).limit(1)
 
 
@@ -419,6 +422,7 @@ def invoice_for(user, invoice_id) -> Invoice | None:
 
 @prepared
 def _lines_of():
+    """An invoice's lines in their printed order."""
     return (
         InvoiceLine.select()
         .where(InvoiceLine.invoice == Slot("invoice"))
@@ -432,6 +436,7 @@ def lines_of(invoice) -> list:
 
 @prepared
 def _applications_of():
+    """The applied payments of an invoice, with each payment."""
     return (
         PaymentApplication.select(PaymentApplication, Payment)
         .join(Payment)
@@ -447,6 +452,7 @@ def applications_of(invoice) -> list:
 
 @prepared
 def _cases_of(sites):
+    """The scope's support cases about one invoice, newest first."""
     return (
         SupportCase.scoped(sites)
         .where(SupportCase.invoice == Slot("invoice"))

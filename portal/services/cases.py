@@ -70,6 +70,7 @@ def for_user(user, status: str = "open"):
 
 @prepared
 def _open_count(sites):
+    """How many of the scope's cases are open."""
     return Case.scoped(sites, fn.COUNT(Case.id)).where(Case.status.in_(OPEN_STATUSES)).tuples()
 
 

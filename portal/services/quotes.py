@@ -133,6 +133,7 @@ def quote_for(user, quote_id) -> Quote | None:
 
 @prepared
 def _waiting(sites):
+    """How many published quotes of the scope are still open to answer."""
     query = Quote.scoped(sites, fn.COUNT(Quote.id)).where(Quote.status.in_(CUSTOMER_VISIBLE))
     return _where_status(query, "published", Slot("on", Quote.valid_until)).tuples()
 

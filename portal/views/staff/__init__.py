@@ -11,7 +11,7 @@ from ...forms.auth import ConfirmPasswordForm, SignInForm, TwoStepCodeForm
 from ...models import AccessRequest, Case, OutboxMessage, Payment, PortalUser, StaffUser
 from ...security import digest, seal, unseal
 from ...services import auth as auth_service
-from ...services import mfa
+from ...services import two_step as two_step_service
 from ...services.ratelimit import guest_limit
 from ...web import qr_svg, redirect_to, render
 from ..auth import GENERIC_FAILURE, sign_in, sign_in_view, sign_out
@@ -38,7 +38,7 @@ PENDING_SECONDS = 300
 
 def _second_step(user, form):
     """After the right password: ask for the code (or set up the app) instead of signing in."""
-    step = mfa.next_step(user)
+    step = two_step_service.next_step(user)
     if step is None:
         return None
     if current_user.is_authenticated:
@@ -79,7 +79,7 @@ def _code_step(template: str, user, data, secret=None, **context):
     if request.method == "POST":
         status = 422
         if form.validate():
-            result = mfa.check_code(user, form.code.data, secret=secret)
+            result = two_step_service.check_code(user, form.code.data, secret=secret)
             if result.ok:
                 return sign_in(user, data["next"])
             if result.locked_until:
@@ -118,9 +118,9 @@ def two_step_setup():
         return redirect(url_for("staff.two_step"))
     secret = unseal(data.get("secret", ""))
     if not secret:
-        secret = mfa.new_secret()
+        secret = two_step_service.new_secret()
         session[PENDING] = {**data, "secret": seal(secret)}
-    uri = mfa.provisioning_uri(secret, user.email)
+    uri = two_step_service.provisioning_uri(secret, user.email)
     grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
     return _code_step(
         "staff/two_step_setup.html", user, data, secret=secret, qr=qr_svg(uri), key=grouped

@@ -6,7 +6,7 @@ from ...auth import fresh_required
 from ...forms import ActionForm
 from ...forms.staff import StaffCreateForm, StaffEditForm, StaffPasswordForm
 from ...models import StaffUser
-from ...services import backoffice, mfa
+from ...services import backoffice, two_step
 from ...services.backoffice import Problem
 from ...web import redirect_to, render
 from ._common import attach, get_or_404, guard, me
@@ -110,6 +110,6 @@ def reset_two_step(user_id):
     sign-in sets up a new one when two-step is required."""
     user = get_or_404(StaffUser, user_id)
     ActionForm().validate()
-    mfa.reset(user, me())
+    two_step.reset(user, me())
     flash("Two-step sign-in reset; their sessions have ended.", "success")
     return redirect_to(url_for("staff_users.edit", user_id=user.id))
