@@ -78,9 +78,9 @@ def staff_required(admin: bool = False):
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated or not current_user.is_staff:
                 return _unauthorized()
-            if current_app.config["STAFF_MFA"] == "required" and not current_user.totp_secret:
-                # Signed in before two-step became required (or its app was reset): the
-                # session ends here, and the next sign-in asks for the code (checklist C5).
+            if current_app.config["STAFF_MFA"] == "required" and not session.get(TWO_STEP_KEY):
+                # Signed in without a code (before two-step became required, or while it
+                # was off): the session ends here, and the next sign-in asks for the code.
                 auth_service.end_session(current_user.session_key)
                 logout_user()
                 session.clear()
@@ -96,6 +96,13 @@ def staff_required(admin: bool = False):
 
 # When the password was last typed in this session (sign-in or re-confirmation), epoch seconds.
 FRESH_KEY = "_auth_at"
+# Set when this staff session was signed in with an authenticator code (checklist C5).
+TWO_STEP_KEY = "_two_step_ok"
+
+
+def mark_two_step() -> None:
+    """Record that this session's sign-in included a valid authenticator code."""
+    session[TWO_STEP_KEY] = True
 
 
 def mark_fresh() -> None:

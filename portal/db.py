@@ -203,6 +203,9 @@ class prepared:
     compiled SQL is kept per database class: SQLite and PostgreSQL spell it differently.
     """
 
+    # Shapes are few (scope sizes, tabs, sorts); past this many, compile without keeping.
+    MAX_SHAPES = 512
+
     def __init__(self, build):
         self.build = build
         self.__doc__ = build.__doc__
@@ -214,8 +217,10 @@ class prepared:
         if entry is None:
             query = self.build(*shape)
             sql, params = db.get_sql_context().sql(query).query()
+            entry = (query, sql, tuple(params))
             # Two threads may compile the same shape at once; both results are identical.
-            entry = self._compiled[key] = (query, sql, tuple(params))
+            if len(self._compiled) < self.MAX_SHAPES:
+                self._compiled[key] = entry
         return entry
 
     def execute(self, *shape, **values):

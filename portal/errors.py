@@ -51,6 +51,11 @@ def _render_error(status: int, message: str = "", reference: str = ""):
         return response
 
 
+def _escaped(value) -> str:
+    """Text from the URL, safe for one log line: a line break in it cannot forge another."""
+    return str(value).encode("unicode_escape").decode("ascii")
+
+
 def log_denied(status: int) -> None:
     """Checklist E7: one structured line per refused request of a signed-in user: who, which
     route and object (the URL arguments), when (the log record's time). A 404 counts when
@@ -71,9 +76,9 @@ def log_denied(status: int) -> None:
         who,
         status,
         request.endpoint,
-        " ".join(f"{k}={v}" for k, v in sorted((request.view_args or {}).items())) or "-",
+        " ".join(f"{k}={_escaped(v)}" for k, v in sorted((request.view_args or {}).items())) or "-",
         request.method,
-        request.path,
+        _escaped(request.path),
         request_id(),
     )
 

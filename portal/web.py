@@ -111,11 +111,16 @@ def refuse_nul():
     """Checklist G5: no text with a NUL character reaches a view. PostgreSQL cannot store
     it (the driver raises, a 500), SQLite would store it and cut strings short elsewhere;
     a person never means to type one."""
-    values = request.args.listvalues()
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
+    values = [[request.path], *request.args.listvalues()]
+    # The webhook is signed over its raw body: parsing it as a form here would use it up.
+    if request.method not in ("GET", "HEAD", "OPTIONS") and request.endpoint not in RAW_BODY:
         values = [*values, *request.form.listvalues()]
     if any("\x00" in value for group in values for value in group):
         abort(400, "Form fields cannot contain NUL characters. Remove them and try again.")
+
+
+# Endpoints that read the request body themselves (signature checks over the raw bytes).
+RAW_BODY = {"payments.webhook"}
 
 
 def htmx_js():

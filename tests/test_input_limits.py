@@ -95,3 +95,18 @@ def test_a_body_over_the_limit_is_refused(app, client):
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     response = client.post("/login", data={"email": "a@example.com", "password": "p" * 2_000_000})
     assert response.status_code == 413
+
+
+def test_a_nul_byte_in_the_path_is_refused_before_any_view(client):
+    """On PostgreSQL a NUL in a URL argument would reach the driver and fail with a 500."""
+    response = client.get("/payments/ab%00cd")
+    assert response.status_code == 400
+
+
+def test_a_sort_key_has_one_spelling(app):
+    """The sort is part of a prepared query's shape: "--due" must not compile another copy."""
+    from portal.services import billing
+
+    assert billing.ListParams.from_args({"status": "all", "sort": "--due"}).sort == "-issued"
+    assert billing.ListParams.from_args({"status": "all", "sort": "-due"}).sort == "-due"
+    assert billing.ListParams.from_args({"status": "open", "sort": "due"}).sort == "due"

@@ -8,7 +8,8 @@ import pytest
 import time_machine
 
 from portal.models import AuditLog, LoginSession, StaffUser
-from portal.security import seal
+from portal.security import seal, unseal
+from portal.services import two_step
 
 from . import factories
 from .conftest import staff_login
@@ -203,3 +204,38 @@ def test_a_password_change_or_deactivation_voids_the_half_finished_sign_in(clien
     response = client.post("/staff/login/code", data={"code": code()})
     assert response.headers["Location"] == "/staff/login"
     assert LoginSession.select().count() == 0
+
+
+def test_a_session_signed_in_without_the_code_ends_when_two_step_becomes_required(build, clock):
+    """Enrolled staff who signed in while two-step was off must type the code once it is
+    required: the session, not the account, must have passed the code."""
+    app = build("off")
+    enrolled()
+    client = app.test_client()
+    assert staff_login(client, "sam@example.com").headers["Location"] == "/staff/"
+    assert client.get("/staff/").status_code == 200
+    app.config["STAFF_MFA"] = "required"
+    assert client.get("/staff/").headers["Location"].startswith("/staff/login")
+    assert staff_login(client, "sam@example.com").headers["Location"] == "/staff/login/code"
+    assert client.post("/staff/login/code", data={"code": code()}).status_code == 303
+    assert client.get("/staff/").status_code == 200
+
+
+def test_a_finished_set_up_cannot_be_replaced_by_a_second_one(client, app, clock):
+    """Two set-up pages open at once: the first code proven wins; the other cannot swap
+    in its own key afterwards."""
+    factories.staff(email="new@example.com")
+    first, second = app.test_client(), app.test_client()
+    keys = []
+    for browser in (first, second):
+        staff_login(browser, "new@example.com")
+        page = browser.get("/staff/login/setup").get_data(as_text=True)
+        keys.append(re.search(r'class="secret-key">([A-Z2-7 ]+)<', page).group(1).replace(" ", ""))
+    assert keys[0] != keys[1]
+    assert first.post("/staff/login/setup", data={"code": code(keys[0])}).status_code == 303
+    response = second.post("/staff/login/setup", data={"code": code(keys[1])})
+    assert response.headers["Location"] == "/staff/login/code"
+    # The service holds the line too, for two set-ups racing past the page's check.
+    stored = StaffUser.get(StaffUser.email == "new@example.com")
+    assert not two_step.check_code(stored, code(keys[1], 1), secret=keys[1]).ok
+    assert unseal(StaffUser.get_by_id(stored.id).totp_secret) == keys[0]

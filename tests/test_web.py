@@ -450,3 +450,21 @@ def test_security_events_are_log_lines_with_the_request_id(web, caplog):
     assert lines[0].startswith("audit auth.sign_in_failed actor=guest:- ip=127.0.0.1 ")
     assert lines[0].endswith(f"request={response.headers['X-Request-Id']}")
     assert "hunter2" not in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_a_line_break_in_the_url_cannot_forge_a_log_line(web, caplog):
+    """E7/K2: URL text in the access-denied line is escaped, one event stays one line."""
+    factories.portal_user(email="pat@example.com")
+    client = web.test_client()
+    token = csrf_token_from(html(client.get("/login")))
+    client.post(
+        "/login",
+        data={"email": "pat@example.com", "password": factories.PASSWORD, "csrf_token": token},
+    )
+    caplog.clear()
+    forged = "abc%0A2026-01-01 INFO portal.audit: audit auth.signed_in actor=staff:1"
+    assert client.get(f"/invoices/1{forged}").status_code == 404
+    assert client.get(f"/payments/{forged}").status_code == 404
+    messages = [r.getMessage() for r in caplog.records if "access denied" in r.getMessage()]
+    assert messages and all("\n" not in m for m in messages)
+    assert any("abc\\n2026-01-01" in m for m in messages)

@@ -195,8 +195,10 @@ class ListParams:
         status = args.get("status", "open")
         status = status if status in STATUSES else "open"
         sort = args.get("sort", "")
-        if sort.lstrip("-") not in SORTS:
-            sort = DEFAULT_SORT[status]
+        key = sort.removeprefix("-")
+        # Canonical spelling only ("due" or "-due"): the sort is part of a prepared query's
+        # shape, so "--due" must not compile and keep another copy.
+        sort = sort if key in SORTS else DEFAULT_SORT[status]
         try:
             page = max(1, min(int(args.get("page", 1)), 100_000))
         except (TypeError, ValueError):

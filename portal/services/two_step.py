@@ -83,6 +83,9 @@ def check_code(user: StaffUser, code: str, secret: str | None = None) -> CodeRes
             return CodeResult(locked_until=until)
         current = locked(StaffUser.select().where(StaffUser.id == user.id)).get()
         enrolling = secret is not None
+        if enrolling and current.totp_secret:
+            # Another request finished the set-up first: this one must not replace it.
+            return CodeResult()
         secret = secret or unseal(current.totp_secret or "")
         step = _matching_step(secret, code, None if enrolling else current.totp_last_step)
         if secret and step is not None:

@@ -5,7 +5,7 @@ import time
 from flask import Blueprint, flash, redirect, request, session, url_for
 from flask_login import current_user
 
-from ...auth import mark_fresh, safe_next, staff_required
+from ...auth import mark_fresh, mark_two_step, safe_next, staff_required
 from ...filters import datetimefmt
 from ...forms.auth import ConfirmPasswordForm, SignInForm, TwoStepCodeForm
 from ...models import AccessRequest, Case, OutboxMessage, Payment, PortalUser, StaffUser
@@ -81,7 +81,9 @@ def _code_step(template: str, user, data, secret=None, **context):
         if form.validate():
             result = two_step_service.check_code(user, form.code.data, secret=secret)
             if result.ok:
-                return sign_in(user, data["next"])
+                response = sign_in(user, data["next"])  # a fresh session ...
+                mark_two_step()  # ... that passed the code
+                return response
             if result.locked_until:
                 status = 429
                 form.code.errors = [
