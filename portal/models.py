@@ -7,6 +7,7 @@ Query methods return composable queries scoped to the caller, Peewee-style.
 
 from flask_login import UserMixin
 from peewee import (
+    JOIN,
     BigIntegerField,
     BooleanField,
     CharField,
@@ -28,6 +29,23 @@ class BaseModel(Model):
     class Meta:
         database = db
         legacy_table_names = False
+
+
+class ProductLines:
+    """Lines of a document (RFQ, quote, order) that may name a catalog product; `OWNER` is
+    the name of the foreign key to the document."""
+
+    OWNER = ""
+
+    @classmethod
+    def of(cls, document) -> list:
+        """The document's lines in printed order, each with its product (one query)."""
+        return list(
+            cls.select(cls, Product)
+            .join(Product, JOIN.LEFT_OUTER)
+            .where(getattr(cls, cls.OWNER) == document)
+            .order_by(cls.position, cls.id)
+        )
 
 
 class CustomerOwned:
@@ -576,8 +594,10 @@ class Rfq(CustomerOwned, BaseModel):
     updated_at = UtcDateTimeField(default=utcnow)
 
 
-class RfqLine(BaseModel):
+class RfqLine(ProductLines, BaseModel):
     """One item asked for in an RFQ."""
+
+    OWNER = "rfq"
 
     rfq = ForeignKeyField(Rfq, backref="lines", on_delete="CASCADE")
     position = IntegerField(default=0)
@@ -606,8 +626,10 @@ class Quote(CustomerOwned, BaseModel):
     decided_by = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
 
 
-class QuoteLine(BaseModel):
+class QuoteLine(ProductLines, BaseModel):
     """A priced line of a quote."""
+
+    OWNER = "quote"
 
     quote = ForeignKeyField(Quote, backref="lines", on_delete="CASCADE")
     position = IntegerField(default=0)
@@ -634,8 +656,10 @@ class SalesOrder(CustomerOwned, BaseModel):
     total_cents = BigIntegerField(default=0, constraints=[Check("total_cents >= 0")])
 
 
-class SalesOrderLine(BaseModel):
+class SalesOrderLine(ProductLines, BaseModel):
     """A line of an order with how much of it has shipped."""
+
+    OWNER = "order"
 
     order = ForeignKeyField(SalesOrder, backref="lines", on_delete="CASCADE")
     position = IntegerField(default=0)

@@ -34,6 +34,25 @@ CSP = (
 HTMX_FILE = files("js_lib_htmx") / "static" / "htmx" / "htmx.min.js"
 
 
+def page_number() -> int:
+    """The `page` query argument as a positive integer (1 when absent or junk)."""
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+def choice(name: str, allowed, default: str) -> str:
+    """A query argument that must be one of `allowed` (a filter tab); else `default`."""
+    value = request.args.get(name, default)
+    return value if value in allowed else default
+
+
+def search_text() -> str:
+    """The `q` query argument of a list's search box, trimmed to 100 characters."""
+    return request.args.get("q", "").strip()[:100]
+
+
 def wants_fragment() -> bool:
     """A fragment only for a targeted htmx request: not boosted, not a history restore."""
     hx = request.htmx

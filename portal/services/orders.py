@@ -6,9 +6,7 @@ Read-only in the portal. Statuses: `open`, `partially_shipped`, `shipped`, `clos
 
 from urllib.parse import quote as urlquote
 
-from peewee import JOIN
-
-from ..models import Product, Quote, SalesOrder, SalesOrderLine, Shipment
+from ..models import Quote, SalesOrder, SalesOrderLine, Shipment
 from . import quotes
 
 STATUS_LABELS = {
@@ -45,12 +43,7 @@ def order_for(user, order_id) -> SalesOrder | None:
 
 def lines(order: SalesOrder) -> list[SalesOrderLine]:
     """The order's lines in order, with their products."""
-    return list(
-        SalesOrderLine.select(SalesOrderLine, Product)
-        .join(Product, JOIN.LEFT_OUTER)
-        .where(SalesOrderLine.order == order)
-        .order_by(SalesOrderLine.position, SalesOrderLine.id)
-    )
+    return SalesOrderLine.of(order)
 
 
 def shipments(order: SalesOrder) -> list[Shipment]:

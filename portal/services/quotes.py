@@ -217,22 +217,12 @@ def create_rfq(user, lines: list[Line], needed_by=None, notes: str = "", site_id
 
 def rfq_lines(rfq: Rfq) -> list[RfqLine]:
     """An RFQ's lines in order, with their products."""
-    return list(
-        RfqLine.select(RfqLine, Product)
-        .join(Product, JOIN.LEFT_OUTER)
-        .where(RfqLine.rfq == rfq)
-        .order_by(RfqLine.position, RfqLine.id)
-    )
+    return RfqLine.of(rfq)
 
 
 def quote_lines(quote: Quote) -> list[QuoteLine]:
     """A quote's lines in order, with their products."""
-    return list(
-        QuoteLine.select(QuoteLine, Product)
-        .join(Product, JOIN.LEFT_OUTER)
-        .where(QuoteLine.quote == quote)
-        .order_by(QuoteLine.position, QuoteLine.id)
-    )
+    return QuoteLine.of(quote)
 
 
 def visible_quotes_of(rfq: Rfq) -> list[Quote]:

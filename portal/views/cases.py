@@ -8,7 +8,7 @@ from ..forms import ActionForm
 from ..forms.cases import CaseForm, ReplyForm
 from ..services import cases
 from ..services.backoffice import paginate
-from ..web import redirect_to, render
+from ..web import choice, page_number, redirect_to, render
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 cases_required = customer_required("cases", "cases")
@@ -22,21 +22,12 @@ def _case_or_404(case_id):
     return case
 
 
-def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
-
-
 @bp.get("/")
 @cases_required
 def index():
     """The user's cases, open ones by default; htmx swaps only the list."""
-    status = request.args.get("status", "open")
-    if status not in FILTERS:
-        status = "open"
-    page = paginate(cases.for_user(current_user, status), _page_number())
+    status = choice("status", FILTERS, "open")
+    page = paginate(cases.for_user(current_user, status), page_number())
     return render(
         "cases/index.html",
         block="results",

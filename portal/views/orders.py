@@ -1,33 +1,24 @@
 """Orders of the signed-in customer: list with status filter and search, one order's detail."""
 
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort
 from flask_login import current_user
 
 from ..auth import customer_required
 from ..services import orders
 from ..services.backoffice import paginate
-from ..web import render
+from ..web import choice, page_number, render, search_text
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 orders_required = customer_required("orders", "orders")
-
-
-def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
 
 
 @bp.get("/")
 @orders_required
 def index():
     """The user's orders, open ones by default; search by order number or PO (htmx results)."""
-    status = request.args.get("status", "open")
-    if status not in orders.FILTERS:
-        status = "open"
-    q = request.args.get("q", "").strip()[:100]
-    page = paginate(orders.for_user(current_user, status, q), _page_number())
+    status = choice("status", orders.FILTERS, "open")
+    q = search_text()
+    page = paginate(orders.for_user(current_user, status, q), page_number())
     return render(
         "orders/index.html",
         block="results",

@@ -9,7 +9,7 @@ from ..forms.quotes import DeclineForm, RfqForm
 from ..models import Product
 from ..services import quotes
 from ..services.backoffice import paginate
-from ..web import redirect_to, render
+from ..web import choice, page_number, redirect_to, render
 
 bp = Blueprint("quotes", __name__, url_prefix="/quotes")
 quotes_required = customer_required("quotes", "quotes")
@@ -23,13 +23,6 @@ FILTERS = {
 }
 
 
-def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
-
-
 def _quote_or_404(quote_id):
     quote = quotes.quote_for(current_user, quote_id)
     if quote is None:
@@ -41,16 +34,12 @@ def _quote_or_404(quote_id):
 @quotes_required
 def index():
     """Quotes published to the company, or the company's requests; htmx swaps the results."""
-    tab = request.args.get("tab", "quotes")
-    if tab not in TABS:
-        tab = "quotes"
-    status = request.args.get("status", "all")
-    if status not in FILTERS:
-        status = "all"
+    tab = choice("tab", TABS, "quotes")
+    status = choice("status", FILTERS, "all")
     if tab == "quotes":
-        page = paginate(quotes.quotes_for(current_user, status), _page_number())
+        page = paginate(quotes.quotes_for(current_user, status), page_number())
     else:
-        page = paginate(quotes.rfqs_for(current_user), _page_number())
+        page = paginate(quotes.rfqs_for(current_user), page_number())
     return render(
         "quotes/index.html",
         block="results",

@@ -1,4 +1,4 @@
-"""Helpers every back-office blueprint shares: deny-by-default guard, paging, form errors."""
+"""Helpers every back-office blueprint shares: deny-by-default guard, form errors, pages."""
 
 from flask import abort, flash, request
 from flask_login import current_user
@@ -17,14 +17,6 @@ def guard(bp, admin: bool = False) -> None:
         return None
 
     bp.before_request(check)
-
-
-def page_number() -> int:
-    """The `page` query argument as a positive integer (1 when absent or junk)."""
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
 
 
 def attach(form, problem) -> None:

@@ -7,8 +7,8 @@ from werkzeug.datastructures import MultiDict
 
 from ...forms.staff import AuditFilterForm
 from ...services import backoffice
-from ...web import render
-from ._common import guard, page_number
+from ...web import page_number, render
+from ._common import guard
 
 bp = Blueprint("staff_audit", __name__, url_prefix="/staff/audit")
 guard(bp, admin=True)

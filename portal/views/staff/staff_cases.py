@@ -1,12 +1,12 @@
 """Support cases in the back office: the queue, one case with its conversation, answers."""
 
-from flask import Blueprint, flash, request, url_for
+from flask import Blueprint, flash, url_for
 
 from ...forms.cases import StaffReplyForm
 from ...models import Case
 from ...services import backoffice, cases
-from ...web import redirect_to, render
-from ._common import get_or_404, guard, me, page_number
+from ...web import choice, page_number, redirect_to, render, search_text
+from ._common import get_or_404, guard, me
 
 bp = Blueprint("staff_cases", __name__, url_prefix="/staff/cases")
 guard(bp)
@@ -16,10 +16,8 @@ FILTERS = {"open": "Open", "resolved": "Resolved", "closed": "Closed", "all": "A
 @bp.get("/")
 def index():
     """Cases waiting for the office first; search by number, subject or customer."""
-    q = request.args.get("q", "").strip()
-    status = request.args.get("status", "open")
-    if status not in FILTERS:
-        status = "open"
+    q = search_text()
+    status = choice("status", FILTERS, "open")
     page = backoffice.paginate(cases.staff_search(q, status), page_number())
     return render(
         "staff/cases/index.html",

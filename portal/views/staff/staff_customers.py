@@ -9,8 +9,8 @@ from ...forms.staff import AccessForm, ContactForm, CustomerForm, SiteForm
 from ...models import Contact, Customer, Invoice, Site
 from ...services import access, backoffice, settings
 from ...services.backoffice import Problem
-from ...web import redirect_to, render
-from ._common import attach, form_page, get_or_404, guard, me, page_number
+from ...web import page_number, redirect_to, render, search_text
+from ._common import attach, form_page, get_or_404, guard, me
 
 bp = Blueprint("staff_customers", __name__, url_prefix="/staff/customers")
 guard(bp)
@@ -30,7 +30,7 @@ CUSTOMER_FIELDS = (
 @bp.get("/")
 def index():
     """Customers with active search (a plain GET form; htmx swaps only the results)."""
-    q = request.args.get("q", "").strip()
+    q = search_text()
     page = backoffice.paginate(backoffice.search_customers(q), page_number())
     return render("staff/customers/index.html", block="results", q=q, page=page)
 

@@ -12,8 +12,8 @@ from ...money import to_decimal
 from ...security import format_code, unseal
 from ...services import backoffice, quickpay
 from ...services.backoffice import Problem
-from ...web import redirect_to, render
-from ._common import attach, get_or_404, guard, me, page_number
+from ...web import choice, page_number, redirect_to, render, search_text
+from ._common import attach, get_or_404, guard, me
 
 bp = Blueprint("staff_invoices", __name__, url_prefix="/staff/invoices")
 guard(bp)
@@ -25,10 +25,8 @@ BLANK_LINES = 3
 @bp.get("/")
 def index():
     """Invoices with search and a state filter (GET form; htmx swaps only the results)."""
-    q = request.args.get("q", "").strip()
-    state = request.args.get("state", "")
-    if state not in dict(STATES):
-        state = ""
+    q = search_text()
+    state = choice("state", dict(STATES), "")
     query = backoffice.search_invoices(q, state, today=date.today())
     page = backoffice.paginate(query, page_number())
     return render(

@@ -8,8 +8,8 @@ from peewee import fn
 from ...forms import ActionForm
 from ...models import OutboxMessage
 from ...services import backoffice
-from ...web import redirect_to, render
-from ._common import get_or_404, guard, me, page_number
+from ...web import page_number, redirect_to, render
+from ._common import get_or_404, guard, me
 
 bp = Blueprint("staff_outbox", __name__, url_prefix="/staff/outbox")
 guard(bp)

@@ -11,8 +11,8 @@ from ...forms.staff import NoteForm, PaymentFilterForm, VoidForm
 from ...models import Invoice, Payment, PaymentApplication
 from ...services import backoffice, payments
 from ...services.payments import PaymentError
-from ...web import redirect_to, render
-from ._common import get_or_404, guard, me, page_number
+from ...web import page_number, redirect_to, render
+from ._common import get_or_404, guard, me
 
 bp = Blueprint("staff_payments", __name__, url_prefix="/staff/payments")
 guard(bp)

@@ -10,8 +10,8 @@ from ...forms.quotes import QuoteForm
 from ...models import Quote, Rfq
 from ...money import to_decimal
 from ...services import backoffice, quotes
-from ...web import redirect_to, render
-from ._common import get_or_404, guard, me, page_number
+from ...web import choice, page_number, redirect_to, render, search_text
+from ._common import get_or_404, guard, me
 
 bp = Blueprint("staff_quotes", __name__, url_prefix="/staff/quotes")
 guard(bp)
@@ -30,10 +30,8 @@ VALID_DAYS = 30
 @bp.get("/")
 def index():
     """Requests for quote, the ones waiting for a quote first; search by number or customer."""
-    q = request.args.get("q", "").strip()[:100]
-    status = request.args.get("status", "submitted")
-    if status not in RFQ_FILTERS:
-        status = "submitted"
+    q = search_text()
+    status = choice("status", RFQ_FILTERS, "submitted")
     page = backoffice.paginate(quotes.staff_rfqs(status, q), page_number())
     return render(
         "staff/quotes/index.html",
@@ -49,10 +47,8 @@ def index():
 @bp.get("/list")
 def quotes_list():
     """Every quote, newest first, by status; search by number or customer."""
-    q = request.args.get("q", "").strip()[:100]
-    status = request.args.get("status", "all")
-    if status not in QUOTE_FILTERS:
-        status = "all"
+    q = search_text()
+    status = choice("status", QUOTE_FILTERS, "all")
     page = backoffice.paginate(quotes.staff_quotes(status, q), page_number())
     return render(
         "staff/quotes/list.html",
