@@ -170,9 +170,17 @@ def test_filter_search_pay_two_see_receipt_csv_and_statement(app, page):
     config = page.evaluate(
         "() => ({eval: htmx.config.allowEval, scripts: htmx.config.allowScriptTags,"
         " history: htmx.config.historyCacheSize, styles: htmx.config.includeIndicatorStyles,"
-        " self: htmx.config.selfRequestsOnly})"
+        " self: htmx.config.selfRequestsOnly, settle: htmx.config.attributesToSettle})"
     )
-    assert config == {"eval": False, "scripts": False, "history": 0, "styles": False, "self": True}
+    # attributesToSettle without "style": settling must not write style attributes (H1 CSP).
+    assert config == {
+        "eval": False,
+        "scripts": False,
+        "history": 0,
+        "styles": False,
+        "self": True,
+        "settle": ["class", "width", "height"],
+    }
     stored = page.evaluate(
         "() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])"
     )
