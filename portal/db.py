@@ -217,7 +217,8 @@ class prepared:
         if entry is None:
             query = self.build(*shape)
             sql, params = db.get_sql_context().sql(query).query()
-            entry = (query, sql, tuple(params))
+            # The last item is the cursor wrapper's column mapping, filled on first run.
+            entry = [query, sql, tuple(params), None]
             # Two threads may compile the same shape at once; both results are identical.
             if len(self._compiled) < self.MAX_SHAPES:
                 self._compiled[key] = entry
@@ -225,14 +226,26 @@ class prepared:
 
     def execute(self, *shape, **values):
         """Run with `values` for the Slots; returns Peewee's cursor wrapper (iterable)."""
-        query, sql, params = self._entry(shape)
+        entry = self._entry(shape)
+        query, sql, params, mapping = entry
         bound = [
             (p.convert(values[p.name]) if p.convert else values[p.name])
             if isinstance(p, Slot)
             else p
             for p in params
         ]
-        return query._get_cursor_wrapper(db.execute_sql(sql, bound))
+        wrapper = query._get_cursor_wrapper(db.execute_sql(sql, bound))
+        # Peewee works out, on each run, which result column goes to which model and field
+        # (for a joined select, as long as the query itself). That depends only on the SQL
+        # and the columns it returns, which are fixed here: work it out once and reuse it.
+        if mapping is None:
+            before = set(vars(wrapper))
+            wrapper.initialize()
+            entry[3] = {k: v for k, v in vars(wrapper).items() if k not in before}
+        else:
+            vars(wrapper).update(mapping)
+        wrapper.initialized = True
+        return wrapper
 
     def __call__(self, *shape, **values) -> list:
         """All rows, as a list."""

@@ -176,6 +176,14 @@ class Customer(BaseModel):
     auto_invite = BooleanField(default=False)
     created_at = UtcDateTimeField(default=utcnow)
     updated_at = UtcDateTimeField(default=utcnow)
+    # Raised by database triggers whenever the customer's invoices change (0010); keys the
+    # cached billing aggregates, so it is never written from Python.
+    billing_version = IntegerField(default=0)
+
+    class Meta:
+        # save() writes only the fields that were changed, so a form save can never put
+        # back a billing_version read before a trigger raised it.
+        only_save_dirty = True
 
 
 class Site(BaseModel):
@@ -366,7 +374,46 @@ class CustomerPrice(BaseModel):
 # --- billing ----------------------------------------------------------------------------
 
 
-class Invoice(CustomerOwned, BaseModel):
+class InvoiceFigures:
+    """What an invoice's numbers say, for the model and for `InvoiceRow` alike."""
+
+    @property
+    def balance_cents(self) -> int:
+        return self.total_cents - self.amount_paid_cents - self.discount_taken_cents
+
+    @property
+    def is_paid(self) -> bool:
+        return self.status == "open" and self.balance_cents <= 0
+
+    def is_overdue(self, today) -> bool:
+        return self.status == "open" and self.balance_cents > 0 and self.due_date < today
+
+    def state(self, today) -> str:
+        """open, overdue, partly paid, paid or void, as a customer reads it."""
+        if self.status == "void":
+            return "void"
+        if self.balance_cents <= 0:
+            return "paid"
+        if self.is_overdue(today):
+            return "overdue"
+        if self.amount_paid_cents or self.discount_taken_cents:
+            return "partly paid"
+        return "open"
+
+
+class InvoiceRow(InvoiceFigures):
+    """An invoice as a list page reads it: the selected columns as plain attributes.
+
+    A page of rows built as `Invoice` instances spends most of its time in Peewee's field
+    descriptors and dirty tracking, for objects that are only ever read; build these with
+    `query.objects(InvoiceRow)`. Foreign keys arrive as ids under the field's name.
+    """
+
+    def __init__(self, **columns):
+        self.__dict__.update(columns)
+
+
+class Invoice(InvoiceFigures, CustomerOwned, BaseModel):
     """An invoice from the books; balance = total - paid - discount taken, never negative."""
 
     number = CharField(max_length=50, unique=True)
@@ -416,10 +463,6 @@ class Invoice(CustomerOwned, BaseModel):
             (("customer", "issue_date"), False),  # 0004: the invoice list
         )
 
-    @property
-    def balance_cents(self) -> int:
-        return self.total_cents - self.amount_paid_cents - self.discount_taken_cents
-
     @classmethod
     def balance_expr(cls):
         return cls.total_cents - cls.amount_paid_cents - cls.discount_taken_cents
@@ -429,25 +472,6 @@ class Invoice(CustomerOwned, BaseModel):
         """Narrow a query to open invoices with something left to pay (the partial index
         `invoice_unpaid` of migration 0008 holds exactly these rows)."""
         return query.where((cls.status == "open") & (cls.balance_expr() > 0))
-
-    @property
-    def is_paid(self) -> bool:
-        return self.status == "open" and self.balance_cents <= 0
-
-    def is_overdue(self, today) -> bool:
-        return self.status == "open" and self.balance_cents > 0 and self.due_date < today
-
-    def state(self, today) -> str:
-        """open, overdue, partly paid, paid or void, as a customer reads it."""
-        if self.status == "void":
-            return "void"
-        if self.balance_cents <= 0:
-            return "paid"
-        if self.is_overdue(today):
-            return "overdue"
-        if self.amount_paid_cents or self.discount_taken_cents:
-            return "partly paid"
-        return "open"
 
 
 # 0008: the unpaid invoices only (most of an account's invoices are paid), for the

@@ -8,16 +8,26 @@ number of invoices, which keeps each page at a fixed number of queries (checked 
 import csv
 import io
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
+from flask import current_app
 from peewee import SQL, Case, fn
 
 from .. import money
 from ..db import Slot, prepared
 from ..models import Case as SupportCase
-from ..models import Invoice, InvoiceLine, Payment, PaymentApplication, site_slots
+from ..models import (
+    Customer,
+    Invoice,
+    InvoiceLine,
+    InvoiceRow,
+    Payment,
+    PaymentApplication,
+    site_slots,
+)
 from . import payments
 
 PER_PAGE = 25
@@ -67,9 +77,49 @@ def _aging(sites):
     )
 
 
+# --- aggregates, cached per customer version --------------------------------------------
+#
+# The balance, aging and tab counts read every unpaid invoice (and count every invoice) of
+# the account: the one cost on these pages that grows with the account. They are kept per
+# process under (customer, billing_version, business date, site scope). The version is
+# raised by database triggers in the same transaction as any change to the customer's
+# invoices (migration 0010) and is read *before* the aggregate, so an entry is never older
+# than the version it is filed under; a changed invoice means a new key, never a stale hit.
+# Entries also expire after AGGREGATE_SECONDS, a bound for the one case the version cannot
+# see: a database restored to an older backup under a running portal (restart after one).
+
+AGGREGATE_SECONDS = 300
+AGGREGATE_ENTRIES = 4096
+
+
+@prepared
+def _billing_version():
+    return Customer.select(Customer.billing_version).where(Customer.id == Slot("customer"))
+
+
+def _aggregate(kind: str, user, on: date, compute) -> dict:
+    """`compute()` for this user's scope on `on`, or the entry filed under the same version."""
+    cache = current_app.extensions.setdefault("billing_aggregates", {})
+    customer_id = user.contact.customer_id
+    version = _billing_version.execute(customer=customer_id).cursor.fetchone()
+    sites = user.site_ids
+    key = (kind, customer_id, version and version[0], on, sites and tuple(sites))
+    now = time.monotonic()
+    entry = cache.get(key)
+    if entry is None or entry[0] < now:
+        if len(cache) >= AGGREGATE_ENTRIES:
+            cache.clear()
+        entry = cache[key] = (now + AGGREGATE_SECONDS, compute())
+    return dict(entry[1])
+
+
 def summary(user, on: date | None = None) -> dict:
-    """Open balance, overdue amount, counts and the aging buckets (one query)."""
+    """Open balance, overdue amount, counts and the aging buckets (one query, cached)."""
     on = on or today()
+    return _aggregate("summary", user, on, lambda: _summary(user, on))
+
+
+def _summary(user, on: date) -> dict:
     sites, scope = Invoice.scope_of(user)
     days = {f"d{n}": on - timedelta(days=n) for n in (30, 60, 90)}
     counts, amounts = [0] * len(BUCKETS), [0] * len(BUCKETS)
@@ -279,7 +329,7 @@ def _page_rows(sites, status, sort):
     on = Slot("on", Invoice.due_date)
     ids = sort_by(status_filter(Invoice.scoped(sites, Invoice.id), status, on), sort)
     ids = ids.limit(Slot("limit")).offset(Slot("offset"))
-    return sort_by(Invoice.select().where(Invoice.id.in_(ids)), sort)
+    return sort_by(Invoice.select().where(Invoice.id.in_(ids)), sort).objects(InvoiceRow)
 
 
 @dataclass
@@ -340,7 +390,9 @@ def invoice_page(user, params: ListParams, per_page: int = PER_PAGE, on=None, co
     if params.q:
         # Searches vary too much to be worth compiling once: the same deferred join, built.
         ids = ordered(filtered(user, params, on, Invoice.id), params).paginate(page, per_page)
-        items = list(ordered(Invoice.select().where(Invoice.id.in_(ids)), params))
+        items = list(
+            ordered(Invoice.select().where(Invoice.id.in_(ids)), params).objects(InvoiceRow)
+        )
     else:
         sites, scope = Invoice.scope_of(user)
         items = _page_rows(
@@ -649,8 +701,9 @@ def pay(user, lines, provider, payer_name, payer_email):
 @prepared
 def _invoice_totals(sites):
     """How many invoices the scope has, and how many of them are void."""
-    void = Invoice.scoped(sites, fn.COUNT(Invoice.id)).where(Invoice.status == "void")
-    return Invoice.scoped(sites, fn.COUNT(Invoice.id), void).tuples()
+    # COUNT(*), not COUNT(id): SQLite then counts index entries without reading a column.
+    void = Invoice.scoped(sites, fn.COUNT(SQL("*"))).where(Invoice.status == "void")
+    return Invoice.scoped(sites, fn.COUNT(SQL("*")), void).tuples()
 
 
 def status_counts(user, on=None) -> dict:
@@ -660,7 +713,12 @@ def status_counts(user, on=None) -> dict:
     (stored as open, nothing left to pay) is what remains. One query with a CASE per tab
     costs several times as much: it evaluates every condition on every invoice.
     """
-    unpaid = summary(user, on)
+    on = on or today()
+    return _aggregate("counts", user, on, lambda: _status_counts(user, on))
+
+
+def _status_counts(user, on: date) -> dict:
+    unpaid = _summary(user, on)
     sites, scope = Invoice.scope_of(user)
     every, void = _invoice_totals.first(sites, **scope)
     return {

@@ -19,6 +19,10 @@ def init_app(app) -> None:
     # RATELIMIT_ENABLED=False would leave it switched off for every later app in the process.
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
+    # Every limit here is a decorator on a guest endpoint, checked by the decorator itself.
+    # The extension's own before-request hook looks for application-wide limits, which we
+    # never set, on every request of every page: off the hot path.
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
 
 
 def guest_limit():

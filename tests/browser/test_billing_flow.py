@@ -141,7 +141,9 @@ def test_filter_search_pay_two_see_receipt_csv_and_statement(app, page):
     page.get_by_role("link", name="INV-2046").click()
     expect(page).to_have_url(re.compile(r"/invoices/\d+$"))
     expect(page.get_by_role("heading", name="INV-2046")).to_be_visible()
-    expect(page.get_by_role("heading", name="Invoices", exact=True)).to_have_count(0)  # a page, not a swap
+    expect(page.get_by_role("heading", name="Invoices", exact=True)).to_have_count(
+        0
+    )  # a page, not a swap
     expect(page.get_by_text("Payments applied")).to_be_visible()
     screenshot(page, "billing-invoice")
     page.get_by_role("link", name="Printable invoice").click()

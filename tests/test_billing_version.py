@@ -1,0 +1,127 @@
+"""The customer's billing version (migration 0010) and the aggregates cached under it.
+
+The balance, aging and tab counts are kept per process under the customer's
+`billing_version`, which database triggers raise with every change to its invoices. These
+tests show that every kind of change raises it (including SQL written by hand, outside the
+portal's code), that unrelated changes do not, and that a page never shows a cached
+number after the invoices changed.
+"""
+
+import re
+from datetime import date, timedelta
+
+from playhouse.test_utils import count_queries
+
+from portal.db import db
+from portal.models import Customer, Invoice
+
+from . import factories
+from .conftest import login
+
+TODAY = date.today()
+
+
+def version(customer) -> int:
+    return Customer.select(Customer.billing_version).where(Customer.id == customer.id).scalar()
+
+
+def test_every_change_the_aggregates_read_raises_the_version(app):
+    acme, other = factories.customer(), factories.customer()
+    seen = [version(acme)]
+
+    def changed() -> bool:
+        seen.append(version(acme))
+        return seen[-1] > seen[-2]
+
+    invoice, _ = factories.invoice(acme, total_cents=10_000)
+    assert changed(), "a new invoice"
+    Invoice.update(amount_paid_cents=4_000).where(Invoice.id == invoice.id).execute()
+    assert changed(), "a payment applied"
+    Invoice.update(due_date=TODAY - timedelta(days=40)).where(Invoice.id == invoice.id).execute()
+    assert changed(), "a new due date moves it between aging buckets"
+    Invoice.update(description="Boiler service").where(Invoice.id == invoice.id).execute()
+    assert not changed(), "the description is not part of any aggregate"
+    Invoice.update(quick_pay_version=Invoice.quick_pay_version + 1).where(
+        Invoice.id == invoice.id
+    ).execute()
+    assert not changed(), "a regenerated quick-pay code is not either"
+    Invoice.update(status="void").where(Invoice.id == invoice.id).execute()
+    assert changed(), "a void"
+
+    before_other = version(other)
+    Invoice.update(customer=other).where(Invoice.id == invoice.id).execute()
+    assert changed() and version(other) > before_other, "moved: both customers change"
+    second, _ = factories.invoice(acme)
+    seen.append(version(acme))
+    Invoice.delete().where(Invoice.id == second.id).execute()
+    assert changed(), "a deleted invoice"
+    # Hand-written SQL (an accountant's fix in the database) is seen too: it is a trigger.
+    third, _ = factories.invoice(acme, total_cents=5_000)
+    seen.append(version(acme))
+    db.execute_sql(f"UPDATE invoice SET total_cents = 6000 WHERE id = {int(third.id)}")
+    assert changed(), "raw SQL"
+
+
+def test_saving_a_customer_read_earlier_keeps_the_raised_version(app):
+    """A back-office form saves the customer it loaded before a payment raised the
+    version: only the changed fields are written, never the old version."""
+    acme = factories.customer()
+    loaded = Customer.get_by_id(acme.id)
+    factories.invoice(acme)
+    raised = version(acme)
+    assert raised > loaded.billing_version
+    loaded.name = "Acme Renamed"
+    loaded.save()
+    assert version(acme) == raised and Customer.get_by_id(acme.id).name == "Acme Renamed"
+
+
+def _tabs(html: str) -> dict:
+    return dict(re.findall(r'>(Open|Overdue|Paid|All) <span class="tab-count">(\d+)</span>', html))
+
+
+def test_cached_counts_are_reused_and_never_outlive_a_change(app, client):
+    customer = factories.customer()
+    site = factories.site(customer)
+    user = factories.portal_user(customer, email="pat@acme.example")
+    for i in range(3):
+        factories.invoice(customer, number=f"INV-{i}", total_cents=10_000, site=site if i else None)
+    login(client, user.email)
+    url = "/invoices/?status=all"
+    with count_queries() as first:
+        html = client.get(url).get_data(as_text=True)
+    assert _tabs(html) == {"Open": "3", "Overdue": "0", "Paid": "0", "All": "3"}
+    with count_queries() as again:
+        assert _tabs(client.get(url).get_data(as_text=True)) == _tabs(html)
+    assert again.count < first.count, "the second visit reuses the aggregates"
+
+    # Paid in the ERP and written straight into the database: the next page shows it.
+    db.execute_sql(
+        "UPDATE invoice SET amount_paid_cents = total_cents WHERE number = 'INV-0'",
+    )
+    html = client.get(url).get_data(as_text=True)
+    assert _tabs(html) == {"Open": "2", "Overdue": "0", "Paid": "1", "All": "3"}
+    assert "balance $200.00" in html
+
+    # Another login of the same company limited to one site: its own numbers, not ours.
+    limited = factories.portal_user(customer, email="site@acme.example", sites=[site])
+    client.post("/logout")
+    login(client, limited.email)
+    html = client.get(url).get_data(as_text=True)
+    assert _tabs(html) == {"Open": "2", "Overdue": "0", "Paid": "0", "All": "2"}
+
+
+def test_the_dashboard_balance_follows_a_payment_at_once(app, client):
+    customer = factories.customer()
+    user = factories.portal_user(customer, email="pat@acme.example")
+    invoice, _ = factories.invoice(customer, total_cents=25_000)
+    login(client, user.email)
+
+    def open_balance() -> str:
+        html = client.get("/").get_data(as_text=True)
+        return re.search(r'class="tile-value">([^<]+)<', html).group(1)
+
+    assert open_balance() == "$250.00"
+    Invoice.update(amount_paid_cents=Invoice.amount_paid_cents + 10_000).where(
+        Invoice.id == invoice.id
+    ).execute()
+    assert open_balance() == "$150.00"
