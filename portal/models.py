@@ -401,16 +401,20 @@ class InvoiceFigures:
         return "open"
 
 
-class InvoiceRow(InvoiceFigures):
-    """An invoice as a list page reads it: the selected columns as plain attributes.
+class PlainRow:
+    """A row a page only reads: the selected columns as plain attributes.
 
-    A page of rows built as `Invoice` instances spends most of its time in Peewee's field
-    descriptors and dirty tracking, for objects that are only ever read; build these with
-    `query.objects(InvoiceRow)`. Foreign keys arrive as ids under the field's name.
+    Built as model instances, a page of rows spends most of its time in Peewee's field
+    descriptors and dirty tracking; build these with `query.objects(PlainRow)` and select only
+    the columns the page shows. Foreign keys arrive as ids under the field's name.
     """
 
     def __init__(self, **columns):
         self.__dict__.update(columns)
+
+
+class InvoiceRow(InvoiceFigures, PlainRow):
+    """An invoice in a list: `INVOICE_ROW_FIELDS`, with the model's balance and state."""
 
 
 class Invoice(InvoiceFigures, CustomerOwned, BaseModel):
@@ -487,6 +491,23 @@ Invoice.add_index(
         where=(Invoice.status == "open") & (Invoice.balance_expr() > 0),
         name="invoice_unpaid",
     )
+)
+
+
+# What an invoice list shows (no quick-pay secrets, no timestamps), for `InvoiceRow`.
+INVOICE_ROW_FIELDS = (
+    Invoice.id,
+    Invoice.number,
+    Invoice.description,
+    Invoice.issue_date,
+    Invoice.due_date,
+    Invoice.status,
+    Invoice.total_cents,
+    Invoice.amount_paid_cents,
+    Invoice.discount_taken_cents,
+    Invoice.currency,
+    Invoice.discount_bp,
+    Invoice.discount_days,
 )
 
 

@@ -208,3 +208,20 @@ def order(customer_, site=None, status="open", lines=None, shipments=(), **field
             tracking_number=tracking,
         )
     return made
+
+
+def payment(customer_, amount_cents=5_000, **fields):
+    """A payment row as the payments core would leave it (applied, nothing applied yet)."""
+    from portal.models import Payment
+
+    n = next(_seq)
+    values = {
+        "receipt_number": f"R-T{n:05d}",
+        "provider": "offline",
+        "provider_reference": f"ref-{n}",
+        "customer": customer_,
+        "amount_cents": amount_cents,
+        "currency": "USD",
+    }
+    values.update(fields)
+    return Payment.create(**values)

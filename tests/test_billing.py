@@ -185,7 +185,7 @@ def test_query_count_does_not_grow_with_the_data(app, client, url):
 
 def test_detail_shows_lines_payments_and_balance(app, client):
     """Detail: lines, the payments applied and the remaining balance."""
-    from portal.models import InvoiceLine, Payment, PaymentApplication
+    from portal.models import InvoiceLine, PaymentApplication
 
     customer, user, _ = _account()
     invoice, _ = factories.invoice(customer, total_cents=50_000, paid_cents=20_000)
@@ -196,14 +196,7 @@ def test_detail_shows_lines_payments_and_balance(app, client):
         unit_price_cents=20_000,
         amount_cents=50_000,
     )
-    payment = Payment.create(
-        receipt_number="R-000777",
-        provider="offline",
-        provider_reference="x",
-        customer=customer,
-        amount_cents=20_000,
-        currency="USD",
-    )
+    payment = factories.payment(customer, 20_000, receipt_number="R-000777")
     PaymentApplication.create(payment=payment, invoice=invoice, amount_cents=20_000)
     login(client, user.email)
     html = client.get(f"/invoices/{invoice.id}").get_data(as_text=True)

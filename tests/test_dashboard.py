@@ -54,9 +54,11 @@ def test_dashboard_shows_bulletin_balances_chart_and_recent_activity(app, client
         customer, number="INV-LATE", total_cents=40_000, issue_date=TODAY - timedelta(days=50)
     )
     factories.invoice(customer, number="INV-NOW", total_cents=12_500)
+    factories.payment(customer, 7_725, receipt_number="R-00042", status="pending")
     settings.save({"bulletin_message": "**Closed** on Friday <script>alert(1)</script>"})
     login(client, user.email)
     html = client.get("/").get_data(as_text=True)
+    assert "R-00042" in html and "$77.25" in html and "awaiting transfer" in html
     assert "<strong>Closed</strong>" in html and "<script>alert" not in html
     assert "$525.00" in html  # open balance
     assert "$400.00" in html  # overdue

@@ -95,14 +95,7 @@ def test_flagged_credit_is_listed_and_cleared_with_a_note(client, agent):
         flagged=True,
         flag_reason="unapplied credit",
     )
-    Payment.create(
-        receipt_number="R-PLAIN",
-        provider="test-checkout",
-        provider_reference="ref-2",
-        customer=customer,
-        amount_cents=5000,
-        currency="USD",
-    )
+    factories.payment(customer, 5000, receipt_number="R-PLAIN", provider="test-checkout")
     html = client.get(URL + "?flagged=y", headers=HX).get_data(as_text=True)
     assert "R-FLAG" in html and "R-PLAIN" not in html and "<html" not in html
     response = client.post(URL + f"{payment.id}/resolve", data={"note": ""})

@@ -18,16 +18,18 @@ from peewee import SQL, Case, fn
 
 from .. import money
 from ..db import Slot, prepared
-from ..models import Case as SupportCase
 from ..models import (
+    INVOICE_ROW_FIELDS,
     Customer,
     Invoice,
     InvoiceLine,
     InvoiceRow,
     Payment,
     PaymentApplication,
+    PlainRow,
     site_slots,
 )
+from ..models import Case as SupportCase
 from . import payments
 
 PER_PAGE = 25
@@ -166,9 +168,10 @@ def aging_chart(buckets, currency: str = "USD") -> dict:
 def _recent_invoices(sites):
     """The scope's newest invoices, newest first."""
     return (
-        Invoice.scoped(sites)
+        Invoice.scoped(sites, *INVOICE_ROW_FIELDS)
         .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
         .limit(Slot("limit"))
+        .objects(InvoiceRow)
     )
 
 
@@ -203,9 +206,22 @@ def _recent_payments(sites):
     """The scope's newest payments, newest first."""
     return (
         payments_within(Slot("customer"), site_slots(sites))
+        .select(*PAYMENT_ROW_FIELDS)
         .order_by(Payment.received_at.desc(), Payment.id.desc())
         .limit(Slot("limit"))
+        .objects(PlainRow)
     )
+
+
+# What the dashboard lists of a payment.
+PAYMENT_ROW_FIELDS = (
+    Payment.id,
+    Payment.receipt_number,
+    Payment.received_at,
+    Payment.status,
+    Payment.amount_cents,
+    Payment.currency,
+)
 
 
 def recent_payments(user, limit: int = 5) -> list:
@@ -329,7 +345,8 @@ def _page_rows(sites, status, sort):
     on = Slot("on", Invoice.due_date)
     ids = sort_by(status_filter(Invoice.scoped(sites, Invoice.id), status, on), sort)
     ids = ids.limit(Slot("limit")).offset(Slot("offset"))
-    return sort_by(Invoice.select().where(Invoice.id.in_(ids)), sort).objects(InvoiceRow)
+    rows = Invoice.select(*INVOICE_ROW_FIELDS).where(Invoice.id.in_(ids))
+    return sort_by(rows, sort).objects(InvoiceRow)
 
 
 @dataclass
@@ -390,9 +407,8 @@ def invoice_page(user, params: ListParams, per_page: int = PER_PAGE, on=None, co
     if params.q:
         # Searches vary too much to be worth compiling once: the same deferred join, built.
         ids = ordered(filtered(user, params, on, Invoice.id), params).paginate(page, per_page)
-        items = list(
-            ordered(Invoice.select().where(Invoice.id.in_(ids)), params).objects(InvoiceRow)
-        )
+        rows = Invoice.select(*INVOICE_ROW_FIELDS).where(Invoice.id.in_(ids))
+        items = list(ordered(rows, params).objects(InvoiceRow))
     else:
         sites, scope = Invoice.scope_of(user)
         items = _page_rows(
