@@ -48,6 +48,10 @@ def test_every_change_the_aggregates_read_raises_the_version(app):
     Invoice.update(status="void").where(Invoice.id == invoice.id).execute()
     assert changed(), "a void"
 
+    site = factories.site(acme)
+    Invoice.update(site=site).where(Invoice.id == invoice.id).execute()
+    assert changed(), "a new site: a site-limited login's totals change"
+
     before_other = version(other)
     Invoice.update(customer=other).where(Invoice.id == invoice.id).execute()
     assert changed() and version(other) > before_other, "moved: both customers change"
@@ -125,3 +129,34 @@ def test_the_dashboard_balance_follows_a_payment_at_once(app, client):
         Invoice.id == invoice.id
     ).execute()
     assert open_balance() == "$150.00"
+
+
+def test_a_login_limited_to_no_site_sees_empty_totals(app, client):
+    """A site-limited login whose last site was removed: nothing to see, not an error."""
+    customer = factories.customer()
+    factories.invoice(customer, total_cents=10_000)
+    user = factories.portal_user(customer, email="nosite@acme.example", sites=[])
+    login(client, user.email)
+    assert client.get("/").status_code == 200
+    html = client.get("/invoices/?status=all").get_data(as_text=True)
+    assert _tabs(html) == {"Open": "0", "Overdue": "0", "Paid": "0", "All": "0"}
+
+
+def test_an_import_that_moves_invoices_between_sites_is_seen(app, client, runner, tmp_path):
+    """A re-import that changes only an invoice's site still raises the version."""
+    customer = factories.customer(account_number="ACME")
+    north, south = factories.site(customer, site_code="N"), factories.site(customer, site_code="S")
+    factories.invoice(customer, number="INV-MOVE", total_cents=10_000, site=north)
+    limited = factories.portal_user(customer, email="north@acme.example", sites=[north])
+    login(client, limited.email)
+    assert _tabs(client.get("/invoices/?status=all").get_data(as_text=True))["All"] == "1"
+    invoice = Invoice.get(Invoice.number == "INV-MOVE")
+    csv_file = tmp_path / "invoices.csv"
+    csv_file.write_text(
+        "number,account_number,site_code,issue_date,due_date,total\n"
+        f"INV-MOVE,ACME,S,{invoice.issue_date},{invoice.due_date},100.00\n"
+    )
+    result = runner.invoke(args=["import", "invoices", str(csv_file)])
+    assert result.exit_code == 0, result.output
+    assert Invoice.get(Invoice.number == "INV-MOVE").site_id == south.id
+    assert _tabs(client.get("/invoices/?status=all").get_data(as_text=True))["All"] == "0"

@@ -12,12 +12,17 @@ bump is a deferred constraint trigger: it runs at commit, after the transaction 
 every other lock it needs, so a payment holding invoice locks can never wait for a
 customer row held by a transaction that then waits for those invoices (no deadlock cycle
 through the customer row); and the row lock on the customer orders the bumps the way the
-commits are ordered, which a timestamp or sequence read from the invoices would not.
+commits are ordered, which a timestamp or sequence read from the invoices would not. A
+transaction that changes invoices of several customers locks them in id order just before
+it commits (`Customer.lock_versions`), so two of them queue instead of deadlocking.
 """
 
 from peewee import IntegerField, SqliteDatabase
 
-WATCHED = "status, due_date, total_cents, amount_paid_cents, discount_taken_cents, customer_id"
+# Every column the aggregates read or filter on (site_id: a site-limited login's scope).
+WATCHED = (
+    "status, due_date, total_cents, amount_paid_cents, discount_taken_cents, customer_id, site_id"
+)
 BUMP = "UPDATE customer SET billing_version = billing_version + 1 WHERE id = {}"
 
 SQLITE = [

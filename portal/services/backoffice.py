@@ -416,8 +416,11 @@ def update_invoice(invoice: Invoice, values: dict, lines: list[dict], by) -> dic
             if old_lines != new_lines:
                 changed["lines"] = [len(old_lines), len(new_lines)]
         if changed:
+            moved_from = current.customer_id
             current.updated_at = utcnow()
             current.save()
+            # Moved to another customer: both versions are raised at commit, in id order.
+            Customer.lock_versions({moved_from, values["customer_id"]})
             audit.record("invoice.updated", current, actor=by, changes=changed)
     return changed
 

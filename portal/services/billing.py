@@ -105,7 +105,8 @@ def _aggregate(kind: str, user, on: date, compute) -> dict:
     customer_id = user.contact.customer_id
     version = _billing_version.execute(customer=customer_id).cursor.fetchone()
     sites = user.site_ids
-    key = (kind, customer_id, version and version[0], on, sites and tuple(sites))
+    scope = None if sites is None else tuple(sorted(sites))
+    key = (kind, customer_id, version and version[0], on, scope)
     now = time.monotonic()
     entry = cache.get(key)
     if entry is None or entry[0] < now:

@@ -457,6 +457,11 @@ class Customers(Kind):
         return {"account_number": row.key, **row.values, "created_at": now, "updated_at": now}
 
     def write(self, rows, state, prepared, now):
+        # Customer rows in id order before any is changed: the same order the invoice
+        # import locks them in (`Customer.lock_versions`), so the two never deadlock.
+        Customer.lock_versions(
+            state["existing"][r.key].id for r in rows if r.key in state["existing"]
+        )
         return self._upsert(Customer, rows, state, now, stamp=("updated_at",))
 
 
@@ -828,9 +833,10 @@ class Invoices(Kind):
         return {"quick_pay_hash": ready[1], "quick_pay_sealed": ready[2]}
 
     def write(self, rows, state, prepared, now):
-        new, updates = [], []
+        new, updates, touched = [], [], set()
         for row in rows:
             customer = state["customers"][row.refs["account"]]
+            touched.add(customer.id)
             values = dict(row.values)
             site_code = row.refs["site"]
             if site_code is not ABSENT:
@@ -850,6 +856,7 @@ class Invoices(Kind):
                 }
                 new.append({f: merged[f] for f in self.insert_fields})
                 continue
+            touched.add(invoice.customer_id)
             values["amount_paid_cents"] = self._merged(row, invoice)["amount_paid_cents"]
             changes = _changes(invoice, values)
             if not changes:
@@ -861,6 +868,7 @@ class Invoices(Kind):
             updates.append((invoice.id, changes))
         _update_many(Invoice, updates)
         _insert(Invoice, new)
+        Customer.lock_versions(touched)
         return len(new), len(updates)
 
 

@@ -20,9 +20,12 @@ def init_app(app) -> None:
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
     # Every limit here is a decorator on a guest endpoint, checked by the decorator itself.
-    # The extension's own before-request hook looks for application-wide limits, which we
-    # never set, on every request of every page: off the hot path.
-    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    # The extension's own before-request hook looks for default and application-wide
+    # limits on every request of every page; without any configured, it only costs time.
+    hooks = app.before_request_funcs.get(None, [])
+    configured = app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION")
+    if limiter._check_request_limit in hooks and not configured:
+        hooks.remove(limiter._check_request_limit)
 
 
 def guest_limit():

@@ -213,7 +213,6 @@ def _show_context(invoice, question_form=None):
         "can_question": can_question,
         "question_form": question_form or QuestionForm(formdata=None),
         "suggested": billing.suggested(invoice, today),
-        "form": SelectionForm(formdata=None),
     }
 
 
