@@ -3,6 +3,7 @@
 import logging
 import os
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,6 +130,10 @@ def is_sqlite() -> bool:
     return isinstance(db.obj, SqliteDatabase)
 
 
+# What the open `write_txn` runs once it has committed (see `after_commit`).
+_after_commit: ContextVar[list | None] = ContextVar("after_commit", default=None)
+
+
 @contextmanager
 def write_txn():
     """Open the outermost transaction of a write, taking the write lock up front.
@@ -140,8 +145,27 @@ def write_txn():
     """
     if db.transaction_depth() > 0:
         raise RuntimeError("write_txn() does not nest; call it once per unit of work")
-    with db.atomic("IMMEDIATE") if is_sqlite() else db.atomic():
-        yield
+    pending: list = []
+    token = _after_commit.set(pending)
+    try:
+        with db.atomic("IMMEDIATE") if is_sqlite() else db.atomic():
+            yield
+    finally:
+        _after_commit.reset(token)
+    # Reached only when the block committed: an exception rolled it back and went past.
+    for callback in pending:
+        callback()
+
+
+def after_commit(callback) -> None:
+    """Run `callback` when the open `write_txn` commits, never if it rolls back; at once
+    outside one. For effects outside the database that must not announce a change that
+    did not happen (the audit log line)."""
+    pending = _after_commit.get()
+    if pending is None or db.transaction_depth() == 0:
+        callback()
+    else:
+        pending.append(callback)
 
 
 def locked(query):

@@ -12,7 +12,7 @@ from flask import abort
 
 from portal import csrf
 from portal.db import db
-from portal.models import PortalUser
+from portal.models import AuditLog, PortalUser
 from portal.services.ratelimit import limiter
 
 from . import factories
@@ -418,7 +418,6 @@ def test_the_client_address_comes_from_the_trusted_proxy_hop_only(make_app, prox
     """K5: with one trusted proxy, the address it appended counts, never the client-supplied
     left part of X-Forwarded-For; with none configured the header is ignored. Throttles and
     the audit log use that address."""
-    from portal.models import AuditLog
 
     app = make_app(TRUSTED_PROXIES=proxies)
     with app.app_context():
@@ -450,6 +449,27 @@ def test_security_events_are_log_lines_with_the_request_id(web, caplog):
     assert lines[0].startswith("audit auth.sign_in_failed actor=guest:- ip=127.0.0.1 ")
     assert lines[0].endswith(f"request={response.headers['X-Request-Id']}")
     assert "hunter2" not in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_an_action_that_rolls_back_leaves_no_audit_line(web, caplog):
+    """K2: the log line follows the audit row: written when the transaction commits,
+    not at all when it rolls back."""
+    from portal.db import write_txn
+    from portal.services import audit
+
+    caplog.clear()
+    with pytest.raises(RuntimeError), write_txn():
+        audit.record("test.rolled_back")
+        assert "test.rolled_back" not in caplog.text  # not before the commit either
+        raise RuntimeError("the action failed after auditing")
+    assert "test.rolled_back" not in caplog.text
+    assert not AuditLog.select().where(AuditLog.action == "test.rolled_back").exists()
+    with write_txn():
+        audit.record("test.committed")
+        assert "test.committed" not in caplog.text
+    assert "audit test.committed actor=system:-" in caplog.text
+    audit.record("test.outside")  # no transaction open: logged at once
+    assert "audit test.outside" in caplog.text
 
 
 def test_a_line_break_in_the_url_cannot_forge_a_log_line(web, caplog):

@@ -1,11 +1,14 @@
-"""The audit log: who did what, when and from where, written inside the caller's transaction."""
+"""The audit log: who did what, when and from where, written inside the caller's transaction
+(and logged as a line once that transaction has committed)."""
 
 import json
 import logging
+from functools import partial
 
 from flask import has_request_context, request
 from flask_login import current_user
 
+from ..db import after_commit
 from ..models import AuditLog
 
 log = logging.getLogger("portal.audit")
@@ -40,17 +43,21 @@ def record(action: str, obj=None, actor=None, **detail) -> AuditLog:
         ip=client_ip(),
     )
     # The same event as a log line for the log pipeline (K2); never the detail, which may
-    # name people, and never secrets (K3).
+    # name people, and never secrets (K3). Only once the entry is committed: a rolled-back
+    # action leaves neither the row nor a line claiming it happened.
     from ..web import request_id
 
-    log.info(
-        "audit %s actor=%s:%s ip=%s object=%s:%s request=%s",
-        action,
-        kind,
-        actor_id if actor_id is not None else "-",
-        entry.ip or "-",
-        entry.object_type or "-",
-        entry.object_id or "-",
-        request_id(),
+    after_commit(
+        partial(
+            log.info,
+            "audit %s actor=%s:%s ip=%s object=%s:%s request=%s",
+            action,
+            kind,
+            actor_id if actor_id is not None else "-",
+            entry.ip or "-",
+            entry.object_type or "-",
+            entry.object_id or "-",
+            request_id(),
+        )
     )
     return entry
