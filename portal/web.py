@@ -206,7 +206,6 @@ def nav_items() -> list[dict]:
             and (module is None or values[f"module_{module}"])
         ]
     current_bp = request.blueprint
-    views = current_app.view_functions
     return [
         {
             "endpoint": e,
@@ -215,7 +214,7 @@ def nav_items() -> list[dict]:
             "current": e.split(".")[0] == current_bp,
         }
         for e, label in rows
-        if e in views
+        if has_endpoint(e)
     ]
 
 

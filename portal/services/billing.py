@@ -202,6 +202,17 @@ def payments_for(user):
     return payments_within(user.contact.customer_id, user.site_ids)
 
 
+# What the dashboard lists of a payment.
+PAYMENT_ROW_FIELDS = (
+    Payment.id,
+    Payment.receipt_number,
+    Payment.received_at,
+    Payment.status,
+    Payment.amount_cents,
+    Payment.currency,
+)
+
+
 @prepared
 def _recent_payments(sites):
     """The scope's newest payments, newest first."""
@@ -212,17 +223,6 @@ def _recent_payments(sites):
         .limit(Slot("limit"))
         .objects(PlainRow)
     )
-
-
-# What the dashboard lists of a payment.
-PAYMENT_ROW_FIELDS = (
-    Payment.id,
-    Payment.receipt_number,
-    Payment.received_at,
-    Payment.status,
-    Payment.amount_cents,
-    Payment.currency,
-)
 
 
 def recent_payments(user, limit: int = 5) -> list:
@@ -326,12 +326,8 @@ def status_filter(query, status: str, on):
     return query
 
 
-def ordered(query, params: ListParams):
-    """Apply the sort, with the id as a tiebreak so pages never overlap."""
-    return sort_by(query, params.sort)
-
-
 def sort_by(query, sort: str):
+    """Apply a list sort, with the id as a tiebreak so pages never overlap."""
     column = SORTS[sort.lstrip("-")]
     if sort.startswith("-"):
         return query.order_by(column.desc(), Invoice.id.desc())
@@ -345,7 +341,11 @@ def _page_rows(sites, status, sort):
     are read in full."""
     on = Slot("on", Invoice.due_date)
     ids = sort_by(status_filter(Invoice.scoped(sites, Invoice.id), status, on), sort)
-    ids = ids.limit(Slot("limit")).offset(Slot("offset"))
+    return _rows_by_id(ids.limit(Slot("limit")).offset(Slot("offset")), sort)
+
+
+def _rows_by_id(ids, sort: str):
+    """The list rows of the invoices a subquery of `ids` names, in the list's order."""
     rows = Invoice.select(*INVOICE_ROW_FIELDS).where(Invoice.id.in_(ids))
     return sort_by(rows, sort).objects(InvoiceRow)
 
@@ -407,9 +407,8 @@ def invoice_page(user, params: ListParams, per_page: int = PER_PAGE, on=None, co
     page = min(params.page, pages)
     if params.q:
         # Searches vary too much to be worth compiling once: the same deferred join, built.
-        ids = ordered(filtered(user, params, on, Invoice.id), params).paginate(page, per_page)
-        rows = Invoice.select(*INVOICE_ROW_FIELDS).where(Invoice.id.in_(ids))
-        items = list(ordered(rows, params).objects(InvoiceRow))
+        ids = sort_by(filtered(user, params, on, Invoice.id), params.sort)
+        items = list(_rows_by_id(ids.paginate(page, per_page), params.sort))
     else:
         sites, scope = Invoice.scope_of(user)
         items = _page_rows(
@@ -449,7 +448,7 @@ def csv_rows(user, params: ListParams, on=None):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_HEADER)
-    query = ordered(filtered(user, params, on), params).iterator()
+    query = sort_by(filtered(user, params, on), params.sort).iterator()
     for count, invoice in enumerate(query, start=1):
         writer.writerow(
             [
@@ -735,7 +734,7 @@ def status_counts(user, on=None) -> dict:
 
 
 def _status_counts(user, on: date) -> dict:
-    unpaid = _summary(user, on)
+    unpaid = summary(user, on)
     sites, scope = Invoice.scope_of(user)
     every, void = _invoice_totals.first(sites, **scope)
     return {
