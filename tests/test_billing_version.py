@@ -8,11 +8,12 @@ number after the invoices changed.
 """
 
 import re
+import threading
 from datetime import date, timedelta
 
 from playhouse.test_utils import count_queries
 
-from portal.db import db
+from portal.db import db, is_sqlite, write_txn
 from portal.models import Customer, Invoice
 
 from . import factories
@@ -160,3 +161,44 @@ def test_an_import_that_moves_invoices_between_sites_is_seen(app, client, runner
     assert result.exit_code == 0, result.output
     assert Invoice.get(Invoice.number == "INV-MOVE").site_id == south.id
     assert _tabs(client.get("/invoices/?status=all").get_data(as_text=True))["All"] == "0"
+
+
+def test_two_transactions_over_the_same_customers_in_opposite_orders_both_commit(build_app):
+    """PostgreSQL raises the versions at commit in the order invoices were written; two
+    transactions that wrote customers A, B and B, A would each lock one customer row and
+    wait for the other. `Customer.lock_versions` takes them in id order first, so the
+    second one waits and then commits. (SQLite runs one writer at a time: nothing races.)"""
+    app = build_app(DATABASE_MAX_CONNECTIONS=10)
+    a, b = factories.customer(), factories.customer()
+    (a1, _), (a2, _) = factories.invoice(a), factories.invoice(a)
+    (b1, _), (b2, _) = factories.invoice(b), factories.invoice(b)
+    before = version(a), version(b)
+    both_wrote = None if is_sqlite() else threading.Barrier(2)
+    errors = []
+
+    def change(first, second):
+        with app.app_context():
+            try:
+                with write_txn():
+                    for invoice in (first, second):
+                        Invoice.update(total_cents=Invoice.total_cents + 1).where(
+                            Invoice.id == invoice.id
+                        ).execute()
+                    if both_wrote:
+                        both_wrote.wait(timeout=10)
+                    Customer.lock_versions({first.customer_id, second.customer_id})
+            except Exception as exc:  # asserted below
+                errors.append(exc)
+            finally:
+                db.close()
+
+    threads = [
+        threading.Thread(target=change, args=(a1, b1)),
+        threading.Thread(target=change, args=(b2, a2)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert version(a) >= before[0] + 2 and version(b) >= before[1] + 2

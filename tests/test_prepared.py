@@ -5,7 +5,7 @@ from datetime import date, timedelta
 from playhouse.test_utils import count_queries
 
 from portal.db import Slot, prepared
-from portal.models import Invoice
+from portal.models import Invoice, Payment, PaymentApplication
 from portal.services import billing
 
 from . import factories
@@ -91,3 +91,26 @@ def test_prepared_billing_queries_match_the_ordinary_ones_for_every_scope(app):
             )
             assert [i.number for i in page.items] == [i.number for i in expected[:2]]
     assert len({i.number for i in Invoice.for_user(limited)}) == 2
+
+
+def test_a_joined_query_first_run_empty_then_with_rows(app):
+    """The column-to-model mapping worked out on the first run (here one with no rows) is
+    reused for later runs: joined rows still come back as models with their relation."""
+    customer = factories.customer()
+    invoice, _ = factories.invoice(customer, total_cents=9_000)
+
+    @prepared
+    def applied():
+        return (
+            PaymentApplication.select(PaymentApplication, Payment)
+            .join(Payment)
+            .where(PaymentApplication.invoice == Slot("invoice"))
+        )
+
+    with app.app_context():
+        assert applied(invoice=invoice.id) == []
+        payment = factories.payment(customer, 4_000, receipt_number="R-JOIN")
+        PaymentApplication.create(payment=payment, invoice=invoice, amount_cents=4_000)
+        (row,) = applied(invoice=invoice.id)
+        assert isinstance(row, PaymentApplication) and row.amount_cents == 4_000
+        assert row.payment.receipt_number == "R-JOIN"

@@ -488,3 +488,37 @@ def test_a_line_break_in_the_url_cannot_forge_a_log_line(web, caplog):
     messages = [r.getMessage() for r in caplog.records if "access denied" in r.getMessage()]
     assert messages and all("\n" not in m for m in messages)
     assert any("abc\\n2026-01-01" in m for m in messages)
+
+
+def test_the_invoice_pages_pay_button_carries_a_valid_csrf_token(web):
+    """F1: the one-invoice pay form posts the session's token (CSRF on, as in production);
+    a forged one is refused."""
+    customer = factories.customer()
+    factories.portal_user(customer, email="pat@example.com")
+    invoice, _ = factories.invoice(customer)
+    client = web.test_client()
+    token = csrf_token_from(html(client.get("/login")))
+    data = {"email": "pat@example.com", "password": factories.PASSWORD, "csrf_token": token}
+    assert client.post("/login", data=data).status_code == 303
+    page = html(client.get(f"/invoices/{invoice.id}"))
+    form = re.search(
+        r'<form method="post" action="/invoices/review" class="pay-one[^"]*">(.*?)</form>',
+        page,
+        re.S,
+    )
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(1)))
+    assert set(fields) == {"csrf_token", "invoice", "action"}
+    review = client.post("/invoices/review", data=fields)
+    assert review.status_code == 200 and "Review your payment" in html(review)
+    forged = client.post("/invoices/review", data={**fields, "csrf_token": "forged"})
+    assert forged.status_code == 400
+
+
+def test_links_follow_where_the_portal_is_mounted(app, client):
+    """Templates remember the links they build, per mount point: the same page served
+    under /portal and at the root links to each its own way."""
+    root = html(client.get("/login"))
+    mounted = html(client.get("/login", environ_overrides={"SCRIPT_NAME": "/portal"}))
+    assert 'href="/static/css/portal.css' in root
+    assert 'href="/portal/static/css/portal.css' in mounted
+    assert 'href="/static/css/portal.css' in html(client.get("/login"))
