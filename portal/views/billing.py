@@ -32,6 +32,8 @@ def _list_context(params, form=None, preview=None):
     counts = billing.status_counts(current_user)
     page = billing.invoice_page(current_user, params, counts=counts)
     ticked = billing.parse_ids(request.form.getlist("invoice")) if request.method == "POST" else []
+    on = billing.today()
+    suggested = {i.id: billing.suggested(i, on) for i in page.items}
     return {
         "counts": counts,
         "summary_balance": counts["open_balance"],
@@ -40,11 +42,13 @@ def _list_context(params, form=None, preview=None):
         "params": params,
         "page": page,
         "today": billing.today(),
-        "form": form or SelectionForm(),
+        # A GET needs no form object (only a POST that failed review has values to show):
+        # building a FlaskForm costs as much as rendering ten table rows.
+        "form": form,
         "preview": preview,
         "partial": settings.get("partial_payments"),
-        "suggested": {i.id: billing.suggested(i) for i in page.items},
-        "discounts": {i.id: i.balance_cents - billing.suggested(i) for i in page.items},
+        "suggested": suggested,
+        "discounts": {i.id: i.balance_cents - suggested[i.id] for i in page.items},
     }
 
 
