@@ -489,6 +489,69 @@ def test_staff_quote_validation_is_422_with_typed_values_kept(client, priced_rfq
     assert Quote.select().count() == 0 and QuoteLine.select().count() == 0
 
 
+def test_office_quotes_a_customer_with_no_request(client, acme, buyer, mailbox):
+    """A quote the office starts itself: the customer named by account number, one of its
+    sites, typed lines; published, it goes to the company's address and the customer (a
+    login of that site) sees it and can accept it."""
+    factories.product(item_code="BRKT-200", description="Bracket", price_cents=1290)
+    north = factories.site(acme, name="North plant")
+    buyer.all_sites = False
+    buyer.save()
+    from portal.models import PortalUserSite
+
+    PortalUserSite.create(user=buyer, site=north)
+    factories.staff(email="sam@example.com")
+    staff_login(client, "sam@example.com")
+    page = client.get(f"/staff/quotes/new?customer_id={acme.id}").get_data(as_text=True)
+    assert f'value="{acme.account_number} · Acme Manufacturing"' in page
+    assert "North plant" in page and page.count('name="lines-') >= 12  # three blank rows
+
+    data = staff_quote_data(customer=acme.account_number, site_id=str(north.id))
+    response = client.post("/staff/quotes/new", data=data)
+    assert response.status_code == 303
+    quote = Quote.get()
+    assert (quote.customer_id, quote.site_id, quote.rfq_id) == (acme.id, north.id, None)
+    assert quote.status == "draft" and quote.total_cents == 400 * 1250 + 38000
+    assert AuditLog.get(AuditLog.action == "quote.created").object_id == str(quote.id)
+
+    mailbox.clear()
+    assert client.post(f"/staff/quotes/{quote.id}/publish").status_code == 303
+    (message,) = mailbox.wait_for(1)
+    assert message["To"] == "ap@acme.example"  # no requester: the company's address
+    client.post("/staff/logout")
+    login(client, "pat@acme.example")
+    assert quote.number in client.get("/quotes/").get_data(as_text=True)
+    assert client.post(f"/quotes/{quote.id}/accept").status_code == 303
+    assert Quote.get_by_id(quote.id).status == "accepted"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"customer": ""}, "Enter the customer&#39;s account number or name."),
+        ({"customer": "Initech"}, "No customer has this account number or name."),
+        ({"site_id": "999999"}, "Not a valid choice"),
+        ({"lines-0-unit_price": ""}, "Enter a unit price."),
+    ],
+)
+def test_office_quote_validation_is_422_and_keeps_what_was_typed(client, acme, extra, message):
+    """A bad customer, a site not the customer's or a bad line: 422 next to the field,
+    nothing stored, the lines and the customer box as typed."""
+    factories.product(item_code="BRKT-200", description="Bracket", price_cents=1290)
+    other_site = factories.site(factories.customer(), name="Elsewhere")
+    factories.staff(email="sam@example.com")
+    staff_login(client, "sam@example.com")
+    data = staff_quote_data(**{"customer": acme.account_number, **extra})
+    if extra.get("site_id"):
+        data["site_id"] = str(other_site.id)
+    response = client.post("/staff/quotes/new", data=data)
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert message in body and 'class="error"' in body
+    assert 'value="Custom jig"' in body and f'value="{data["customer"]}"' in body
+    assert Quote.select().count() == 0 and QuoteLine.select().count() == 0
+
+
 def test_staff_close_rfq_and_quote_list_filter(client, acme, priced_rfq):
     """Closing an RFQ is a POST; the quote list filters by status."""
     draft = factories.quote(acme, status="draft")
@@ -516,6 +579,8 @@ def test_staff_pages_need_a_staff_login(client, buyer, priced_rfq):
     for url in ("/staff/quotes/", f"/staff/quotes/rfqs/{priced_rfq.id}"):
         assert client.get(url).status_code in (302, 403)
     response = client.post(f"/staff/quotes/rfqs/{priced_rfq.id}/quote", data=staff_quote_data())
+    assert response.status_code in (302, 403)
+    response = client.post("/staff/quotes/new", data=staff_quote_data(customer="Acme"))
     assert response.status_code in (302, 403)
     assert Quote.select().count() == 0
 

@@ -23,11 +23,11 @@ def agent(client):
     return user
 
 
-def invoice_data(customer, **overrides) -> dict:
+def invoice_data(who, **overrides) -> dict:
     today = date.today()
     data = {
         "number": "INV-9001",
-        "customer_id": str(customer.id),
+        "customer": who.account_number,
         "site_id": "0",
         "issue_date": today.isoformat(),
         "due_date": (today + timedelta(days=30)).isoformat(),
@@ -94,7 +94,8 @@ def test_create_with_only_a_total(client, agent):
     "overrides, message",
     [
         ({"number": ""}, "Enter the invoice number."),
-        ({"customer_id": "0"}, "Choose a customer."),
+        ({"customer": ""}, "Enter the customer&#39;s account number or name."),
+        ({"customer": "nobody-like-this"}, "No customer has this account number or name."),
         ({"lines-0-quantity": "-1"}, "Enter a quantity like 2 or 2.5."),
         ({"lines-1-unit_price": "abc"}, "Enter an amount like 1250.00"),
         ({"due_date": "2000-01-01"}, "The due date cannot be before the issue date."),
@@ -211,7 +212,12 @@ def test_site_options_follow_the_customer(client, agent):
     acme = factories.customer()
     north = factories.site(acme, name="North")
     factories.site(factories.customer(), name="Elsewhere")
-    html = client.get(URL + f"sites?customer_id={acme.id}", headers=HX).get_data(as_text=True)
+    url = f"/staff/customers/sites?customer={acme.account_number}"
+    html = client.get(url, headers=HX).get_data(as_text=True)
+    assert f'<option value="{north.id}">' in html  # nothing chosen yet
+    # A refresh while staff are still typing keeps the site already chosen.
+    html = client.get(url + f"&site_id={north.id}", headers=HX).get_data(as_text=True)
+    assert f'<option selected value="{north.id}">' in html
     assert "North" in html and "Elsewhere" not in html and str(north.id) in html
 
 
@@ -240,3 +246,70 @@ def test_lists_do_not_query_per_row(app, client, agent, url):
     with count_queries() as many:
         client.get(url, headers=HX)
     assert many.count == few.count
+
+
+@pytest.fixture
+def three(app):
+    with app.app_context():
+        return (
+            factories.customer(account_number="ACME-01", name="Acme Tools"),
+            factories.customer(account_number="ACME-02", name="Acme Tools East"),
+            factories.customer(account_number="GLOBEX", name="Globex"),
+        )
+
+
+@pytest.mark.parametrize(
+    "typed, expected",
+    [
+        ("acme-02", "ACME-02"),  # an account number, any case
+        ("ACME-02 · Acme Tools East", "ACME-02"),  # a picked suggestion
+        ("  glob ", "GLOBEX"),  # a name only one customer contains
+        ("acme tools", "ACME-01"),  # a name one customer has exactly, though two contain it
+        ("Acme", None),
+        ("Initech", None),
+        ("", None),
+    ],
+)
+def test_customer_box_names_one_customer(app, three, typed, expected):
+    """The staff customer box: account number, picked suggestion or an unambiguous name."""
+    from portal.services.backoffice import find_customer
+
+    with app.app_context():
+        found, message = find_customer(typed)
+    assert (found.account_number if found else None) == expected
+    assert bool(message) == (expected is None)
+    if typed == "Acme":
+        assert "Several customers match" in message and "ACME-01 · Acme Tools" in message
+
+
+def test_customer_suggestions_fill_the_datalist(client, agent, three):
+    """As staff type, htmx swaps in suggestions: account numbers starting with the text
+    first, then names containing it; only staff get them (E5)."""
+    html = client.get("/staff/customers/options?customer=acme", headers=HX).get_data(as_text=True)
+    assert html.startswith('<datalist id="customer-options">')
+    assert html.index("ACME-01 · Acme Tools") < html.index("ACME-02 · Acme Tools East")
+    assert "Globex" not in html
+    html = client.get("/staff/customers/options?customer=", headers=HX).get_data(as_text=True)
+    assert "<option" not in html
+    client.post("/staff/logout")
+    response = client.get("/staff/customers/options?customer=acme")
+    assert response.status_code in (302, 403) and "Acme" not in response.get_data(as_text=True)
+
+
+def test_invoice_for_a_customer_named_in_the_box(client, agent, three):
+    """Create by name; an ambiguous name is a 422 next to the box that keeps what was typed;
+    editing shows the customer as account · name."""
+    acme, _, globex = three
+    response = client.post(URL + "new", data=invoice_data(globex, customer="globex"))
+    assert response.status_code == 303
+    invoice = Invoice.get(Invoice.number == "INV-9001")
+    assert invoice.customer_id == globex.id
+    response = client.post(URL + "new", data=invoice_data(acme, number="INV-9002", customer="Acme"))
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Several customers match" in html and 'value="Acme"' in html
+    assert 'aria-describedby="customer-hint customer-error"' in html
+    html = client.get(URL + f"{invoice.id}/edit").get_data(as_text=True)
+    assert 'value="GLOBEX · Globex"' in html and 'list="customer-options"' in html
+    html = client.get(URL + f"new?customer_id={acme.id}").get_data(as_text=True)
+    assert 'value="ACME-01 · Acme Tools"' in html

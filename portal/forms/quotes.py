@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
-from .staff import money_to_cents, parse_quantity
+from .staff import CustomerSiteFields, money_to_cents, parse_quantity
 
 RFQ_ROWS = 5
 QUOTE_BLANK_ROWS = 2
@@ -190,3 +190,7 @@ class QuoteForm(FlaskForm):
             for entry in self.lines
             if not entry.form.is_blank
         ]
+
+
+class DirectQuoteForm(CustomerSiteFields, QuoteForm):
+    """A quote the office starts itself: for which customer (and site), then as QuoteForm."""

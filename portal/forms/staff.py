@@ -33,6 +33,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..models import PORTAL_ROLES
 from ..money import AmountError, parse_amount, to_decimal
+from ..services.backoffice import find_customer
 
 ROLE_LABELS = {
     "invoices": "Invoices: view and pay",
@@ -294,15 +295,33 @@ class LineForm(Form):
             field.cents = money_to_cents(field.data or "", "price")
 
 
-class InvoiceForm(FlaskForm):
+class CustomerField(StringField):
+    """A customer named by account number, picked suggestion or name (see
+    `backoffice.find_customer`); once validated, `.customer` is the one it names."""
+
+    customer = None
+
+    def pre_validate(self, form):
+        self.customer, message = find_customer(self.data)
+        if self.customer is None:
+            raise ValidationError(message)
+
+
+class CustomerSiteFields:
+    """The customer box and that customer's site, for any back-office form that creates
+    something for a customer (`site_choices` fills the sites)."""
+
+    customer = CustomerField("Customer", validators=[Length(max=200)])
+    site_id = SelectField("Site", coerce=int, choices=[(0, "No particular site")], default=0)
+
+
+class InvoiceForm(CustomerSiteFields, FlaskForm):
     """An invoice with its lines; without lines, the total is typed."""
 
     number = StringField(
         "Invoice number",
         validators=[DataRequired("Enter the invoice number."), Length(max=50), CODE],
     )
-    customer_id = SelectField("Customer", coerce=int, validators=[InputRequired()], choices=[])
-    site_id = SelectField("Site", coerce=int, choices=[(0, "No particular site")], default=0)
     issue_date = DateField("Issue date", validators=[InputRequired("Enter the issue date.")])
     due_date = DateField("Due date", validators=[InputRequired("Enter the due date.")])
     currency = SelectField(
@@ -369,7 +388,7 @@ class InvoiceForm(FlaskForm):
         """Typed invoice values (after validation)."""
         return {
             "number": self.number.data.strip(),
-            "customer_id": self.customer_id.data,
+            "customer_id": self.customer.customer.id,
             "site_id": self.site_id.data or None,
             "issue_date": self.issue_date.data,
             "due_date": self.due_date.data,
@@ -522,3 +541,7 @@ def today() -> date:
 
 
 __all__ = ["HiddenField"]
+
+
+class SiteChoiceForm(CustomerSiteFields, FlaskForm):
+    """Only the customer and site fields: the site options htmx refreshes."""

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from flask import g, has_request_context
 from peewee import JOIN, fn
+from peewee import Case as SqlCase
 
 from ..db import locked, utcnow, write_txn
 from ..models import (
@@ -266,6 +267,59 @@ def portal_user_of(contact: Contact) -> PortalUser | None:
 INVOICE_STATES = ("open", "overdue", "paid", "void")
 
 
+LABEL_SEPARATOR = " · "
+
+
+def customer_label(customer) -> str:
+    """How a staff form names a chosen customer: `ACME-01 · Acme Tools`."""
+    return f"{customer.account_number}{LABEL_SEPARATOR}{customer.name}"
+
+
+def customer_suggestions(text: str, limit: int = 12) -> list:
+    """Customers a staff form's customer box suggests for `text`: account numbers starting
+    with it first, then names containing it, alphabetically."""
+    text = " ".join((text or "").split(LABEL_SEPARATOR)[0].split())
+    if not text:
+        return []
+    starts = fn.LOWER(Customer.account_number).startswith(text.lower())
+    first = SqlCase(None, [(starts, 0)], 1)
+    return list(
+        Customer.select(Customer.id, Customer.account_number, Customer.name)
+        .where(starts | (Customer.name ** _like(text)))
+        .order_by(first, Customer.name, Customer.id)
+        .limit(limit)
+    )
+
+
+def find_customer(text: str):
+    """The one customer a staff form's customer box names — an account number, a picked
+    suggestion (`ACME-01 · Acme Tools`) or a name only one customer has or contains — as
+    (customer, ""), or (None, what to tell the user)."""
+    text = " ".join((text or "").split())
+    if not text:
+        return None, "Enter the customer's account number or name."
+    account = text.split(LABEL_SEPARATOR.strip(), 1)[0].strip().lower()
+    found = Customer.get_or_none(fn.LOWER(Customer.account_number) == account)
+    if found is not None:
+        return found, ""
+    exact = list(Customer.select().where(fn.LOWER(Customer.name) == text.lower()).limit(2))
+    if len(exact) == 1:
+        return exact[0], ""
+    named = list(
+        Customer.select()
+        .where(Customer.name ** _like(text))
+        .order_by(Customer.name, Customer.id)
+        .limit(6)
+    )
+    if len(named) == 1:
+        return named[0], ""
+    if not named:
+        return None, "No customer has this account number or name."
+    shown = "; ".join(customer_label(c) for c in named[:5])
+    more = "; …" if len(named) > 5 else ""
+    return None, f"Several customers match ({shown}{more}): type the account number."
+
+
 def search_invoices(q: str = "", state: str = "", today=None):
     """Invoices matching `q` (number, customer name or account) in `state`, newest first."""
     query = (
@@ -308,7 +362,7 @@ def _check_invoice(values: dict, exclude_id=None) -> None:
     if query.exists():
         raise Problem("number", "Another invoice already has this number.")
     if not Customer.select().where(Customer.id == values["customer_id"]).exists():
-        raise Problem("customer_id", "Choose a customer.")
+        raise Problem("customer", "Choose a customer.")
     site_id = values.get("site_id")
     if site_id and not _site_of(site_id, values["customer_id"]):
         raise Problem("site_id", "Choose one of this customer's sites.")

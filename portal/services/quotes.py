@@ -378,15 +378,36 @@ def _store_lines(quote: Quote, lines: list[Line]) -> int:
     return total
 
 
-def create_quote(rfq: Rfq, staff, lines: list[Line], valid_until: date, notes: str = "") -> Quote:
-    """A draft quote answering an RFQ, with its priced lines, in one transaction."""
+def create_quote(
+    rfq: Rfq | None,
+    staff,
+    lines: list[Line],
+    valid_until: date,
+    notes: str = "",
+    *,
+    customer: Customer | None = None,
+    site_id: int | None = None,
+) -> Quote:
+    """A draft quote with its priced lines, in one transaction: answering an RFQ (for its
+    customer and site), or started by the office for `customer` (and `site_id`)."""
     if not lines:
         raise QuoteError("Add at least one line.", "lines")
+    if rfq is not None:
+        customer_id, site_id = rfq.customer_id, rfq.site_id
+    else:
+        customer_id = customer.id
+        if (
+            site_id
+            and not Site.select()
+            .where((Site.id == site_id) & (Site.customer == customer_id))
+            .exists()
+        ):
+            raise QuoteError("Choose one of this customer's sites.", "site_id")
     with write_txn():
         quote = Quote.create(
             number=counters.next_number("quote", "Q"),
-            customer=rfq.customer_id,
-            site=rfq.site_id,
+            customer=customer_id,
+            site=site_id,
             rfq=rfq,
             status="draft",
             valid_until=valid_until,
@@ -396,7 +417,9 @@ def create_quote(rfq: Rfq, staff, lines: list[Line], valid_until: date, notes: s
         total = _store_lines(quote, lines)
         Quote.update(total_cents=total).where(Quote.id == quote.id).execute()
         quote.total_cents = total
-        audit.record("quote.created", quote, actor=staff, rfq=rfq.number, total_cents=total)
+        audit.record(
+            "quote.created", quote, actor=staff, rfq=rfq.number if rfq else None, total_cents=total
+        )
     return quote
 
 

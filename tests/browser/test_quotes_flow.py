@@ -96,3 +96,33 @@ def test_request_price_publish_accept_and_follow_the_order(
     expect(page.get_by_text("1Z999AA10123456784")).to_be_visible()
     expect(page.get_by_role("link", name=quote.number, exact=True)).to_be_visible()
     screenshot(page, "order-show")
+
+
+def test_office_starts_a_quote_picking_the_customer_as_it_types(app, page, live_server):
+    """No request behind it: staff type part of a name, the suggestions fill in, picking one
+    offers that customer's sites, and the draft is saved for that customer and site."""
+    acme = factories.customer(account_number="ACME-01", name="Acme Manufacturing")
+    factories.customer(account_number="BIRCH", name="Birchwood Dental")
+    factories.site(acme, site_code="P2", name="Plant 2")
+    factories.staff(email="sam@example.com")
+    _sign_in(page, "/staff/login", "sam@example.com")
+    page.goto("/staff/quotes/list")
+    page.get_by_role("link", name="New quote").click()
+    box = page.get_by_label("Customer", exact=True)
+    expect(box).to_be_visible()
+    settled(page)
+    box.press_sequentially("manuf", delay=30)
+    option = page.locator("#customer-options option")
+    expect(option).to_have_count(1)
+    expect(option).to_have_attribute("value", "ACME-01 · Acme Manufacturing")
+    box.fill("ACME-01 · Acme Manufacturing")  # what picking the suggestion types
+    expect(page.locator("#site_id option", has_text="P2 · Plant 2")).to_have_count(1)
+    page.get_by_label("Site").select_option(label="P2 · Plant 2")
+    page.get_by_label("Description, line 1").fill("Fixture rebuild")
+    page.get_by_label("Quantity, line 1").fill("1")
+    page.get_by_label("Unit price, line 1").fill("950.00")
+    screenshot(page, "staff-quote-new")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_text("Drafts are not visible to the customer.")).to_be_visible()
+    quote = Quote.get()
+    assert (quote.customer_id, quote.site.name, quote.total_cents) == (acme.id, "Plant 2", 95000)

@@ -4,6 +4,8 @@ from flask import abort, flash, request
 from flask_login import current_user
 
 from ...auth import staff_required
+from ...models import Site
+from ...services import backoffice
 from ...services.backoffice import Problem
 from ...web import redirect_to, render
 
@@ -26,6 +28,17 @@ def attach(form, problem) -> None:
         field.errors = list(field.errors or []) + [problem.message]
     else:
         form.form_errors.append(problem.message)
+
+
+def site_choices(form, customer=None) -> None:
+    """The site options of the customer the form's customer box names (none until it names
+    one); set before validation, so a posted site is checked against that customer's."""
+    if customer is None:
+        customer, _ = backoffice.find_customer(form.customer.data)
+    sites = Site.select().where(Site.customer == (customer.id if customer else 0))
+    form.site_id.choices = [(0, "No particular site")] + [
+        (s.id, f"{s.site_code} · {s.name}") for s in sites.order_by(Site.site_code)
+    ]
 
 
 def get_or_404(model, object_id):

@@ -5,12 +5,12 @@ from datetime import date
 from flask import Blueprint, abort, flash, request, url_for
 
 from ...forms import ActionForm
-from ...forms.staff import AccessForm, ContactForm, CustomerForm, SiteForm
+from ...forms.staff import AccessForm, ContactForm, CustomerForm, SiteChoiceForm, SiteForm
 from ...models import Contact, Customer, Invoice, Site
 from ...services import access, backoffice, settings
 from ...services.backoffice import Problem
 from ...web import page_number, redirect_to, render, search_text
-from ._common import attach, form_page, get_or_404, guard, me
+from ._common import attach, form_page, get_or_404, guard, me, site_choices
 
 bp = Blueprint("staff_customers", __name__, url_prefix="/staff/customers")
 guard(bp)
@@ -35,7 +35,28 @@ def index():
     return render("staff/customers/index.html", block="results", q=q, page=page)
 
 
+@bp.get("/options")
+def options():
+    """Suggestions for a staff form's customer box, as the datalist htmx swaps in."""
+    found = backoffice.customer_suggestions(request.args.get("customer", ""))
+    return render(
+        "staff/customers/_options.html", labels=[backoffice.customer_label(c) for c in found]
+    )
+
+
 # --- customers --------------------------------------------------------------------------
+
+
+@bp.get("/sites")
+def sites():
+    """The site options of the customer typed in a form's customer box (htmx refreshes
+    them when it changes)."""
+    form = SiteChoiceForm(formdata=None)
+    form.customer.data = request.args.get("customer", "")
+    site_choices(form)
+    chosen = request.args.get("site_id", type=int)
+    form.site_id.data = chosen if chosen in {value for value, _ in form.site_id.choices} else 0
+    return render("staff/customers/_sites.html", form=form)
 
 
 def _customer_values(form) -> dict:

@@ -7,13 +7,13 @@ from flask import Blueprint, abort, flash, request, url_for
 
 from ...forms import ActionForm
 from ...forms.staff import InvoiceForm, VoidForm
-from ...models import Customer, Invoice, InvoiceLine, Payment, PaymentApplication, Site
+from ...models import Customer, Invoice, InvoiceLine, Payment, PaymentApplication
 from ...money import to_decimal
 from ...security import format_code, unseal
 from ...services import backoffice, quickpay
 from ...services.backoffice import Problem
 from ...web import choice, page_number, redirect_to, render, search_text
-from ._common import attach, get_or_404, guard, me
+from ._common import attach, get_or_404, guard, me, site_choices
 
 bp = Blueprint("staff_invoices", __name__, url_prefix="/staff/invoices")
 guard(bp)
@@ -43,20 +43,6 @@ def index():
 # --- create and edit --------------------------------------------------------------------
 
 
-def _choices(form, customer_id=None):
-    form.customer_id.choices = [(0, "Choose a customer…")] + [
-        (c.id, f"{c.name} ({c.account_number})")
-        for c in Customer.select(Customer.id, Customer.name, Customer.account_number).order_by(
-            Customer.name
-        )
-    ]
-    customer_id = customer_id or form.customer_id.data
-    sites = Site.select().where(Site.customer == (customer_id or 0)).order_by(Site.site_code)
-    form.site_id.choices = [(0, "No particular site")] + [
-        (s.id, f"{s.site_code} · {s.name}") for s in sites
-    ]
-
-
 def _pad(form, minimum=BLANK_LINES):
     """Blank line rows to type into (without JavaScript, 'More lines' adds rows)."""
     blank = sum(1 for line in form.lines if line.form.is_blank)
@@ -83,16 +69,17 @@ def new():
     """Create an invoice (with lines, or just a total) and its quick-pay code."""
     if request.method == "GET":
         today = date.today()
+        chosen = Customer.get_or_none(Customer.id == request.args.get("customer_id", type=int))
         form = InvoiceForm(
             data={
-                "customer_id": request.args.get("customer_id", type=int) or 0,
+                "customer": backoffice.customer_label(chosen) if chosen else "",
                 "issue_date": today,
                 "due_date": today + timedelta(days=30),
             }
         )
     else:
         form = InvoiceForm()
-    _choices(form)
+    site_choices(form)
     if request.method == "POST" and _submitted(form):
         try:
             invoice, _ = backoffice.create_invoice(form.values(), form.line_values(), me())
@@ -109,7 +96,7 @@ def new():
 def _edit_data(invoice) -> dict:
     return {
         "number": invoice.number,
-        "customer_id": invoice.customer_id,
+        "customer": backoffice.customer_label(invoice.customer),
         "site_id": invoice.site_id or 0,
         "issue_date": invoice.issue_date,
         "due_date": invoice.due_date,
@@ -138,7 +125,7 @@ def edit(invoice_id):
         flash("A void invoice cannot be changed.", "error")
         return redirect_to(url_for("staff_invoices.show", invoice_id=invoice.id))
     form = InvoiceForm() if request.method == "POST" else InvoiceForm(data=_edit_data(invoice))
-    _choices(form)
+    site_choices(form)
     if request.method == "POST" and _submitted(form):
         try:
             changed = backoffice.update_invoice(invoice, form.values(), form.line_values(), me())
@@ -150,14 +137,6 @@ def edit(invoice_id):
     _pad(form, 1)
     status = 422 if request.method == "POST" and request.form.get("action") != "more" else 200
     return _form_page(form, invoice=invoice, status=status)
-
-
-@bp.get("/sites")
-def sites():
-    """The site options of a customer (htmx refreshes them when the customer changes)."""
-    form = InvoiceForm(formdata=None)
-    _choices(form, request.args.get("customer_id", type=int))
-    return render("staff/invoices/_sites.html", form=form)
 
 
 # --- one invoice ------------------------------------------------------------------------

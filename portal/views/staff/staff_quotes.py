@@ -6,12 +6,12 @@ from flask import Blueprint, abort, flash, request, url_for
 
 from ...filters import quantity
 from ...forms import ActionForm
-from ...forms.quotes import QuoteForm
-from ...models import Quote, Rfq
+from ...forms.quotes import DirectQuoteForm, QuoteForm
+from ...models import Customer, Quote, Rfq
 from ...money import to_decimal
 from ...services import backoffice, quotes
 from ...web import choice, page_number, redirect_to, render, search_text
-from ._common import get_or_404, guard, me
+from ._common import attach, get_or_404, guard, me, site_choices
 
 bp = Blueprint("staff_quotes", __name__, url_prefix="/staff/quotes")
 guard(bp)
@@ -25,6 +25,7 @@ QUOTE_FILTERS = {
     "expired": "Expired",
 }
 VALID_DAYS = 30
+QUOTE_FIRST_ROWS = 3  # blank rows a quote started from nothing opens with
 
 
 @bp.get("/")
@@ -128,8 +129,20 @@ def _submitted(form) -> bool:
 
 
 def _form_page(form, rfq=None, quote=None, status=200):
+    if quote is not None:
+        back = url_for("staff_quotes.show", quote_id=quote.id)
+    elif rfq is not None:
+        back = url_for("staff_quotes.rfq", rfq_id=rfq.id)
+    else:
+        back = url_for("staff_quotes.quotes_list")
     return render(
-        "staff/quotes/form.html", block="form", status=status, form=form, rfq=rfq, quote=quote
+        "staff/quotes/form.html",
+        block="form",
+        status=status,
+        form=form,
+        rfq=rfq,
+        quote=quote,
+        back=back,
     )
 
 
@@ -152,6 +165,41 @@ def new(rfq_id):
     form.pad()
     status = 200 if request.form.get("action") == "more" else 422
     return _form_page(form, rfq=found, status=status)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new_direct():
+    """A draft quote the office starts itself, for any customer, with no request behind it."""
+    form = DirectQuoteForm()
+    if request.method == "GET":
+        chosen = Customer.get_or_none(Customer.id == request.args.get("customer_id", type=int))
+        form.customer.data = backoffice.customer_label(chosen) if chosen else ""
+        form.valid_until.data = quotes.today() + timedelta(days=VALID_DAYS)
+        form.pad(QUOTE_FIRST_ROWS)
+        site_choices(form, chosen)
+        return _form_page(form)
+    site_choices(form)
+    if _submitted(form):
+        lines = _lines(form)
+        if lines is not None:
+            try:
+                quote = quotes.create_quote(
+                    None,
+                    me(),
+                    lines,
+                    form.valid_until.data,
+                    form.notes.data,
+                    customer=form.customer.customer,
+                    site_id=form.site_id.data or None,
+                )
+            except quotes.QuoteError as exc:
+                attach(form, exc)
+            else:
+                flash(f"Draft {quote.number} is saved. Check it, then publish it.", "success")
+                return redirect_to(url_for("staff_quotes.show", quote_id=quote.id))
+    form.pad()
+    status = 200 if request.form.get("action") == "more" else 422
+    return _form_page(form, status=status)
 
 
 @bp.get("/<int:quote_id>")
