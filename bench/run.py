@@ -197,9 +197,12 @@ def main() -> int:
         f"in {facts['build_seconds']} s",
         flush=True,
     )
+    from portal.ids import OpaqueIds
+
     from . import dataset
 
-    detail = facts["detail_invoice_id"]
+    # Invoice pages are addressed by opaque id (portal/ids.py), made with the portal's key.
+    detail = OpaqueIds(SECRET).encode("invoice", facts["detail_invoice_id"])
     deep = facts["big_account_invoices"] // 25 * 3 // 4
     pages = [
         ("Dashboard", "/"),

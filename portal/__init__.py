@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config, db
+from . import config, db, ids
 
 csrf = CSRFProtect()
 htmx = Htmx()
@@ -31,6 +31,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     _log_to_stderr()
     db.init_app(app)
+    ids.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)
 

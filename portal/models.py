@@ -21,6 +21,7 @@ from peewee import (
 )
 
 from .db import Slot, UtcDateTimeField, db, is_sqlite, utcnow
+from .ids import public_id
 
 PORTAL_ROLES = ("invoices", "statements", "quotes", "orders", "cases", "company_admin")
 STAFF_ROLES = ("admin", "agent")
@@ -47,6 +48,17 @@ class ProductLines:
             .where(getattr(cls, cls.OWNER) == document)
             .order_by(cls.position, cls.id)
         )
+
+
+class PublicId:
+    """Rows a customer's URLs name by an opaque token, never the sequential id (portal/ids.py,
+    checklist E3); `KIND` names the row type the token is tagged with."""
+
+    KIND = ""
+
+    @property
+    def public_id(self) -> str:
+        return public_id(self.KIND, self.id)
 
 
 class CustomerOwned:
@@ -227,8 +239,10 @@ class Contact(BaseModel):
         return f"{self.first_name} {self.last_name}".strip() or (self.email or "")
 
 
-class PortalUser(LoginMixin, BaseModel):
+class PortalUser(PublicId, LoginMixin, BaseModel):
     """A contact's login: roles, site scope and status (invited, pending, active, disabled)."""
+
+    KIND = "portal_user"
 
     contact = ForeignKeyField(Contact, unique=True, backref="portal_users", on_delete="CASCADE")
     password_hash = CharField(max_length=255, null=True)
@@ -430,8 +444,10 @@ class InvoiceRow(InvoiceFigures, PlainRow):
     """An invoice in a list: `INVOICE_ROW_FIELDS`, with the model's balance and state."""
 
 
-class Invoice(InvoiceFigures, CustomerOwned, BaseModel):
+class Invoice(PublicId, InvoiceFigures, CustomerOwned, BaseModel):
     """An invoice from the books; balance = total - paid - discount taken, never negative."""
+
+    KIND = "invoice"
 
     number = CharField(max_length=50, unique=True)
     customer = ForeignKeyField(Customer, backref="invoices", on_delete="RESTRICT")
@@ -582,8 +598,10 @@ PaymentAttemptItem.add_index(
 )
 
 
-class Payment(BaseModel):
+class Payment(PublicId, BaseModel):
     """Money received (or promised offline), applied to invoices; the rest is credit."""
+
+    KIND = "payment"
 
     receipt_number = CharField(max_length=30, unique=True)
     attempt = ForeignKeyField(PaymentAttempt, null=True, unique=True, on_delete="RESTRICT")
@@ -638,8 +656,10 @@ class TestCheckoutSession(BaseModel):
 # --- sales ------------------------------------------------------------------------------
 
 
-class Rfq(CustomerOwned, BaseModel):
+class Rfq(PublicId, CustomerOwned, BaseModel):
     """A customer's request for quote."""
+
+    KIND = "rfq"
 
     number = CharField(max_length=30, unique=True)
     customer = ForeignKeyField(Customer, backref="rfqs", on_delete="RESTRICT")
@@ -664,8 +684,10 @@ class RfqLine(ProductLines, BaseModel):
     quantity_milli = BigIntegerField(default=1000, constraints=[Check("quantity_milli > 0")])
 
 
-class Quote(CustomerOwned, BaseModel):
+class Quote(PublicId, CustomerOwned, BaseModel):
     """A quote from the back office; published quotes can be accepted or declined."""
+
+    KIND = "quote"
 
     number = CharField(max_length=30, unique=True)
     customer = ForeignKeyField(Customer, backref="quotes", on_delete="RESTRICT")
@@ -698,8 +720,10 @@ class QuoteLine(ProductLines, BaseModel):
     amount_cents = BigIntegerField(default=0)
 
 
-class SalesOrder(CustomerOwned, BaseModel):
+class SalesOrder(PublicId, CustomerOwned, BaseModel):
     """A customer's order as the ERP knows it."""
+
+    KIND = "order"
 
     number = CharField(max_length=30, unique=True)
     customer = ForeignKeyField(Customer, backref="orders", on_delete="RESTRICT")
@@ -744,8 +768,10 @@ class Shipment(BaseModel):
 # --- support ----------------------------------------------------------------------------
 
 
-class Case(CustomerOwned, BaseModel):
+class Case(PublicId, CustomerOwned, BaseModel):
     """A support case opened by a customer (or by staff for one)."""
+
+    KIND = "case"
 
     number = CharField(max_length=30, unique=True)
     customer = ForeignKeyField(Customer, backref="cases", on_delete="RESTRICT")

@@ -352,7 +352,7 @@ def test_a_failing_permission_check_fails_closed(app, monkeypatch):
         raise RuntimeError("role store unavailable")
 
     monkeypatch.setattr(PortalUser, "has_role", broken)
-    for url in ("/invoices/", f"/invoices/{invoice.id}", "/"):
+    for url in ("/invoices/", f"/invoices/{invoice.public_id}", "/"):
         response = client.get(url)
         assert response.status_code == 500, url
         page = response.get_data(as_text=True)

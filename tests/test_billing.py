@@ -44,15 +44,15 @@ def test_list_shows_only_own_invoices_and_others_answer_404(app, client):
     login(client, user.email)
     html = client.get("/invoices/?status=all").get_data(as_text=True)
     assert sorted(_numbers(html)) == ["INV-1000", "INV-1001"]
-    for url in (f"/invoices/{other.id}", f"/invoices/{other.id}/print"):
+    for url in (f"/invoices/{other.public_id}", f"/invoices/{other.public_id}/print"):
         assert client.get(url).status_code == 404
     assert (
         client.post(
-            f"/invoices/{other.id}/question", data={"subject": "x", "message": "y"}
+            f"/invoices/{other.public_id}/question", data={"subject": "x", "message": "y"}
         ).status_code
         == 404
     )
-    assert client.get(f"/invoices/{mine[0].id}").status_code == 200
+    assert client.get(f"/invoices/{mine[0].public_id}").status_code == 200
 
 
 def test_site_scoped_user_sees_only_their_sites(app, client):
@@ -70,7 +70,7 @@ def test_site_scoped_user_sees_only_their_sites(app, client):
         )
     )
     assert [r["number"] for r in rows] == ["INV-N"]
-    assert client.get(f"/invoices/{there.id}").status_code == 404
+    assert client.get(f"/invoices/{there.public_id}").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ def test_query_count_does_not_grow_with_the_data(app, client, url):
     """Scale: the same number of queries per page for 5 and for 50 invoices."""
     customer, user, invoices = _account(5)
     login(client, user.email)
-    target = url.format(id=invoices[0].id)
+    target = url.format(id=invoices[0].public_id)
     client.get(target)  # warm-up: first request of a session may differ
 
     def queries() -> int:
@@ -199,7 +199,7 @@ def test_detail_shows_lines_payments_and_balance(app, client):
     payment = factories.payment(customer, 20_000, receipt_number="R-000777")
     PaymentApplication.create(payment=payment, invoice=invoice, amount_cents=20_000)
     login(client, user.email)
-    html = client.get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    html = client.get(f"/invoices/{invoice.public_id}").get_data(as_text=True)
     assert "Boiler service" in html and ">2.5<" in html
     assert "R-000777" in html and "$300.00" in html  # balance due
 
@@ -209,7 +209,7 @@ def test_print_view_has_quick_pay_code_and_qr_of_the_pay_link(app, client):
     customer, user, _ = _account()
     invoice, code = factories.invoice(customer)
     login(client, user.email)
-    html = client.get(f"/invoices/{invoice.id}/print").get_data(as_text=True)
+    html = client.get(f"/invoices/{invoice.public_id}/print").get_data(as_text=True)
     assert format_code(code) in html
     assert "<svg" in html and 'aria-label="QR code' in html
     assert "Balance due" in html
@@ -220,7 +220,7 @@ def test_roles_and_module_switch_guard_the_invoices(app, client):
     _, user, invoices = _account(1, roles="statements")
     login(client, user.email)
     assert client.get("/invoices/").status_code == 403
-    assert client.get(f"/invoices/{invoices[0].id}").status_code == 403
+    assert client.get(f"/invoices/{invoices[0].public_id}").status_code == 403
     settings.save({"module_invoices": False})
     assert client.get("/invoices/").status_code == 404
 
@@ -364,9 +364,9 @@ def test_one_payment_for_several_invoices_through_test_checkout(app, client, mai
     emailed = mailbox.wait_for(1)[-1]
     assert emailed["To"] == "pat@acme.example"
     assert payment.receipt_number in emailed.get_body().get_content()
-    assert payment.receipt_number in client.get(f"/statements/payments/{payment.id}").get_data(
-        as_text=True
-    )
+    assert payment.receipt_number in client.get(
+        f"/statements/payments/{payment.public_id}"
+    ).get_data(as_text=True)
 
 
 def test_pay_drops_invoices_of_other_companies_and_rechecks_amounts(app, client):
@@ -408,7 +408,7 @@ def test_pay_without_csrf_token_is_refused(make_app):
             "/invoices/total",
             "/invoices/review",
             "/invoices/pay",
-            f"/invoices/{invoices[0].id}/question",
+            f"/invoices/{invoices[0].public_id}/question",
         ):
             assert client.post(url, data={"invoice": str(invoices[0].id)}).status_code == 400, url
         db.close()
@@ -420,12 +420,12 @@ def test_question_this_invoice_opens_a_linked_case(app, client, hx):
     invoice = invoices[0]
     login(client, user.email)
     bad = client.post(
-        f"/invoices/{invoice.id}/question", data={"subject": "", "message": ""}, headers=hx
+        f"/invoices/{invoice.public_id}/question", data={"subject": "", "message": ""}, headers=hx
     )
     assert bad.status_code == 422 and "Say in a few words" in bad.get_data(as_text=True)
     assert Case.select().count() == 0
     response = client.post(
-        f"/invoices/{invoice.id}/question",
+        f"/invoices/{invoice.public_id}/question",
         data={"subject": "Wrong quantity", "message": "We ordered 2, not 3."},
     )
     assert response.status_code == 303
@@ -433,16 +433,16 @@ def test_question_this_invoice_opens_a_linked_case(app, client, hx):
     assert case.invoice_id == invoice.id and case.customer_id == customer.id
     assert case.portal_user_id == user.id and case.status == "new"
     assert CaseMessage.get().body == "We ordered 2, not 3."
-    html = client.get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    html = client.get(f"/invoices/{invoice.public_id}").get_data(as_text=True)
     assert case.number in html and "Wrong quantity" in html
 
 
 def test_question_needs_the_cases_role(app, client):
     _, user, invoices = _account(1, roles="invoices")
     login(client, user.email)
-    html = client.get(f"/invoices/{invoices[0].id}").get_data(as_text=True)
+    html = client.get(f"/invoices/{invoices[0].public_id}").get_data(as_text=True)
     assert "Question this invoice" not in html
     response = client.post(
-        f"/invoices/{invoices[0].id}/question", data={"subject": "a", "message": "b"}
+        f"/invoices/{invoices[0].public_id}/question", data={"subject": "a", "message": "b"}
     )
     assert response.status_code == 403 and Case.select().count() == 0

@@ -27,7 +27,7 @@ def test_customer_opens_a_case_and_sees_it(client, buyer):
     response = open_case(client)
     assert response.status_code == 303
     case = Case.get()
-    assert response.headers["Location"] == f"/cases/{case.id}"
+    assert response.headers["Location"] == f"/cases/{case.public_id}"
     assert case.customer_id == buyer.contact.customer_id
     assert case.status == "new"
     assert [m.body for m in case.messages] == ["Two boxes arrived crushed."]
@@ -38,7 +38,7 @@ def test_customer_opens_a_case_and_sees_it(client, buyer):
     listing = response.get_data(as_text=True)
     assert 'aria-current="page">Open</a>' in listing
     assert case.number in listing and "Damaged pallet" in listing
-    page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+    page = client.get(f"/cases/{case.public_id}").get_data(as_text=True)
     assert "Two boxes arrived crushed." in page
 
 
@@ -78,14 +78,15 @@ def test_case_about_an_invoice_is_linked_and_scoped(client, buyer):
     mine, _ = factories.invoice(buyer.contact.customer)
     theirs, _ = factories.invoice(factories.customer())
     login(client, "pat@acme.example")
-    form = client.get(f"/cases/new?invoice={mine.id}").get_data(as_text=True)
+    form = client.get(f"/cases/new?invoice={mine.public_id}").get_data(as_text=True)
     assert f"Question about invoice {mine.number}" in form
-    assert client.get(f"/cases/new?invoice={theirs.id}").status_code == 404
-    assert open_case(client, invoice=str(theirs.id)).status_code == 404
-    assert open_case(client, invoice=str(mine.id)).status_code == 303
+    assert client.get(f"/cases/new?invoice={theirs.public_id}").status_code == 404
+    assert open_case(client, invoice=theirs.public_id).status_code == 404
+    assert open_case(client, invoice=str(mine.id)).status_code == 404  # E3: no raw ids
+    assert open_case(client, invoice=mine.public_id).status_code == 303
     case = Case.get()
     assert case.invoice_id == mine.id
-    assert "About invoice" in client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "About invoice" in client.get(f"/cases/{case.public_id}").get_data(as_text=True)
 
 
 def test_other_company_and_out_of_scope_site_answer_404(client, buyer):
@@ -101,20 +102,24 @@ def test_other_company_and_out_of_scope_site_answer_404(client, buyer):
     plant2_case = cases.create_case(plant2_user, "Plant 2 issue", "Leaking valve")
 
     login(client, "pat@acme.example")  # whole account: sees Plant 2's case, not the other company's
-    assert client.get(f"/cases/{plant2_case.id}").status_code == 200
-    for url in (f"/cases/{theirs.id}", f"/cases/{theirs.id}/reply", f"/cases/{theirs.id}/resolve"):
-        method = client.get if url.endswith(str(theirs.id)) else client.post
+    assert client.get(f"/cases/{plant2_case.public_id}").status_code == 200
+    for url in (
+        f"/cases/{theirs.public_id}",
+        f"/cases/{theirs.public_id}/reply",
+        f"/cases/{theirs.public_id}/resolve",
+    ):
+        method = client.get if url.endswith(theirs.public_id) else client.post
         assert method(url, data={"body": "hi"}).status_code == 404, url
 
     client.post("/logout")
     login(client, "p1@acme.example")
-    assert client.get(f"/cases/{plant2_case.id}").status_code == 404
+    assert client.get(f"/cases/{plant2_case.public_id}").status_code == 404
     assert "Plant 2 issue" not in client.get("/cases/").get_data(as_text=True)
 
     client.post("/logout")
     login(client, "noroles@acme.example")
     assert client.get("/cases/").status_code == 403
-    assert client.get(f"/cases/{plant2_case.id}").status_code == 403
+    assert client.get(f"/cases/{plant2_case.public_id}").status_code == 403
     assert CaseMessage.select().where(CaseMessage.body == "hi").count() == 0
 
 
@@ -137,7 +142,7 @@ def test_staff_answer_emails_the_customer_and_waits(client, buyer, mailbox):
     assert case.number in message["Subject"]
     text = message.get_content()
     assert "A replacement ships today." in text
-    assert f"/cases/{case.id}" in text
+    assert f"/cases/{case.public_id}" in text
 
 
 def test_internal_notes_are_hidden_from_customers_and_not_emailed(client, buyer, mailbox):
@@ -154,7 +159,7 @@ def test_internal_notes_are_hidden_from_customers_and_not_emailed(client, buyer,
     assert mailbox.messages == []
     client.post("/staff/logout")
     login(client, "pat@acme.example")
-    assert "Carrier claim #77" not in client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "Carrier claim #77" not in client.get(f"/cases/{case.public_id}").get_data(as_text=True)
 
 
 def test_staff_must_write_or_change_something(client, buyer):
@@ -171,16 +176,17 @@ def test_customer_resolves_and_a_reply_reopens(client, buyer):
     """Resolve is a POST; a later customer reply sends the case back to the office."""
     case = cases.create_case(buyer, "Damaged pallet", "Two boxes arrived crushed.")
     login(client, "pat@acme.example")
-    assert client.get(f"/cases/{case.id}/resolve").status_code == 405
-    assert client.post(f"/cases/{case.id}/resolve").status_code == 303
+    assert client.get(f"/cases/{case.public_id}/resolve").status_code == 405
+    assert client.post(f"/cases/{case.public_id}/resolve").status_code == 303
     assert Case.get_by_id(case.id).status == "resolved"
     assert "Resolved" in client.get("/cases/?status=closed").get_data(as_text=True)
     assert (
-        client.post(f"/cases/{case.id}/reply", data={"body": "It broke again."}).status_code == 303
+        client.post(f"/cases/{case.public_id}/reply", data={"body": "It broke again."}).status_code
+        == 303
     )
     reopened = Case.get_by_id(case.id)
     assert reopened.status == "open" and reopened.resolved_at is None
-    assert client.post(f"/cases/{case.id}/reply", data={"body": ""}).status_code == 422
+    assert client.post(f"/cases/{case.public_id}/reply", data={"body": ""}).status_code == 422
 
 
 def test_cases_pages_need_a_customer_or_staff_login(client, buyer):

@@ -197,18 +197,18 @@ def test_admin_edits_access_and_deactivates(app, client, acme):
     theirs = app.test_client()
     login(theirs, colleague.email)
     login(client, admin.email)
-    assert client.get(f"/company/users/{colleague.id}").status_code == 200
+    assert client.get(f"/company/users/{colleague.public_id}").status_code == 200
     response = client.post(
-        f"/company/users/{colleague.id}",
+        f"/company/users/{colleague.public_id}",
         data={"roles": ["invoices"], "sites": [str(plant1.id), str(plant2.id)]},
     )
     assert response.status_code == 303
     stored = PortalUser.get_by_id(colleague.id)
     assert (stored.role_set, sorted(stored.site_ids)) == ({"invoices"}, [plant1.id, plant2.id])
     assert b"Sign out" not in theirs.get("/").data  # narrowed: signed out
-    assert client.post(f"/company/users/{colleague.id}/deactivate").status_code == 303
+    assert client.post(f"/company/users/{colleague.public_id}/deactivate").status_code == 303
     assert PortalUser.get_by_id(colleague.id).status == "disabled"
-    client.post(f"/company/users/{colleague.id}/reactivate")
+    client.post(f"/company/users/{colleague.public_id}/reactivate")
     assert PortalUser.get_by_id(colleague.id).status == "active"
 
 
@@ -220,8 +220,8 @@ def test_admin_approves_and_rejects_pending_registrations(client, acme, mailbox)
     login(client, admin.email)
     html = client.get("/company/").get_data(as_text=True)
     assert "Waiting for your approval" in html and "Pen" in html
-    client.post(f"/company/users/{pending.id}/approve")
-    client.post(f"/company/users/{other.id}/reject")
+    client.post(f"/company/users/{pending.public_id}/approve")
+    client.post(f"/company/users/{other.public_id}/reject")
     assert PortalUser.get_by_id(pending.id).status == "invited"
     assert PortalUser.get_by_id(other.id).status == "disabled"
     assert {m["To"] for m in mailbox.wait_for(2)} == {pending.email, other.email}
@@ -233,9 +233,9 @@ def test_other_companys_login_is_404(client, acme, caplog):
     admin = factories.portal_user(customer)
     stranger = factories.portal_user(factories.customer())
     login(client, admin.email)
-    assert client.get(f"/company/users/{stranger.id}").status_code == 404
+    assert client.get(f"/company/users/{stranger.public_id}").status_code == 404
     for action in ("deactivate", "reactivate", "resend", "approve", "reject"):
-        assert client.post(f"/company/users/{stranger.id}/{action}").status_code == 404
+        assert client.post(f"/company/users/{stranger.public_id}/{action}").status_code == 404
     assert PortalUser.get_by_id(stranger.id).status == "active"
     denied = [r for r in caplog.records if r.getMessage().startswith("access denied")]
     assert len(denied) == 6
@@ -244,7 +244,7 @@ def test_other_companys_login_is_404(client, acme, caplog):
         .getMessage()
         .startswith(
             f"access denied: portal user {admin.id} got 404 for company.edit user_id={stranger.id}"
-            f" (GET /company/users/{stranger.id}) request="
+            f" (GET /company/users/{stranger.public_id}) request="
         )
     )
 
@@ -253,7 +253,7 @@ def test_admin_cannot_deactivate_themselves(client, acme):
     customer, _, _ = acme
     admin = factories.portal_user(customer)
     login(client, admin.email)
-    response = client.post(f"/company/users/{admin.id}/deactivate", follow_redirects=True)
+    response = client.post(f"/company/users/{admin.public_id}/deactivate", follow_redirects=True)
     assert "cannot change your own login" in response.get_data(as_text=True)
     assert PortalUser.get_by_id(admin.id).status == "active"
 
@@ -263,7 +263,7 @@ def test_site_limited_admin_cannot_touch_whole_account_logins(client, acme):
     admin = factories.portal_user(customer, sites=[plant1])
     wide = factories.portal_user(customer, roles="invoices")
     login(client, admin.email)
-    client.post(f"/company/users/{wide.id}/deactivate")
+    client.post(f"/company/users/{wide.public_id}/deactivate")
     assert PortalUser.get_by_id(wide.id).status == "active"
     response = client.post(
         "/company/users/new",

@@ -75,13 +75,13 @@ def test_order_page_shows_lines_shipments_promised_date_and_quote(client, acme, 
         shipments=[("UPS", "1Z999AA10123456784"), ("Local courier", "LC-77")],
     )
     login(client, "pat@acme.example")
-    page = client.get(f"/orders/{order.id}").get_data(as_text=True)
+    page = client.get(f"/orders/{order.public_id}").get_data(as_text=True)
     assert "Bracket" in page and "Hex bolt" in page
     assert ">30<" in page and "10</td>" in page  # ordered and shipped
     assert "Mar 15, 2099" in page and "PO-AC-7781" in page
     assert "https://www.ups.com/track?tracknum=1Z999AA10123456784" in page
     assert "Local courier" in page and "LC-77" in page
-    assert f'href="/quotes/{quote.id}"' in page
+    assert f'href="/quotes/{quote.public_id}"' in page
     shipped_value = 400 * 1250 + 10 * 1950
     assert f"{shipped_value * 100 // (400 * 1250 + 30 * 1950)}%" in page  # by value: 93%
 
@@ -92,8 +92,8 @@ def test_quote_link_only_when_the_user_may_see_the_quote(client, acme):
     order = factories.order(acme, quote=quote)
     factories.portal_user(acme, email="shipping@acme.example", roles="orders")
     login(client, "shipping@acme.example")
-    page = client.get(f"/orders/{order.id}").get_data(as_text=True)
-    assert order.number in page and f"/quotes/{quote.id}" not in page
+    page = client.get(f"/orders/{order.public_id}").get_data(as_text=True)
+    assert order.number in page and f"/quotes/{quote.public_id}" not in page
 
 
 def test_other_company_and_out_of_scope_site_answer_404(client, acme, buyer):
@@ -106,26 +106,26 @@ def test_other_company_and_out_of_scope_site_answer_404(client, acme, buyer):
     factories.portal_user(acme, email="billing@acme.example", roles="invoices")
 
     login(client, "pat@acme.example")
-    assert client.get(f"/orders/{theirs.id}").status_code == 404
-    assert client.get(f"/orders/{plant2_order.id}").status_code == 200
+    assert client.get(f"/orders/{theirs.public_id}").status_code == 404
+    assert client.get(f"/orders/{plant2_order.public_id}").status_code == 200
     assert theirs.number not in client.get("/orders/?status=all&q=PO-SECRET").get_data(as_text=True)
 
     client.post("/logout")
     login(client, "p1@acme.example")
-    assert client.get(f"/orders/{plant2_order.id}").status_code == 404
+    assert client.get(f"/orders/{plant2_order.public_id}").status_code == 404
     assert plant2_order.number not in client.get("/orders/?status=all").get_data(as_text=True)
 
     client.post("/logout")
     login(client, "billing@acme.example")
     assert client.get("/orders/").status_code == 403
-    assert client.get(f"/orders/{plant2_order.id}").status_code == 403
+    assert client.get(f"/orders/{plant2_order.public_id}").status_code == 403
 
 
 def test_orders_are_read_only(client, acme, buyer):
     """There is no way to change an order from the portal: POST is not allowed."""
     order = factories.order(acme)
     login(client, "pat@acme.example")
-    assert client.post(f"/orders/{order.id}").status_code == 405
+    assert client.post(f"/orders/{order.public_id}").status_code == 405
     assert client.post("/orders/").status_code == 405
 
 

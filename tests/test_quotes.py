@@ -54,7 +54,7 @@ def test_customer_sends_an_rfq_with_catalog_and_free_text_lines(client, buyer):
     )
     assert response.status_code == 303
     rfq = Rfq.get()
-    assert response.headers["Location"] == f"/quotes/requests/{rfq.id}"
+    assert response.headers["Location"] == f"/quotes/requests/{rfq.public_id}"
     assert rfq.status == "submitted" and rfq.customer_id == buyer.contact.customer_id
     assert rfq.portal_user_id == buyer.id and rfq.needed_by.isoformat() == needed
     lines = [(ln.product_id, ln.description, ln.quantity_milli) for ln in rfq.lines]
@@ -63,7 +63,7 @@ def test_customer_sends_an_rfq_with_catalog_and_free_text_lines(client, buyer):
         (bolt.id, "Hex bolt M10", 2500),
     ]
     assert AuditLog.get(AuditLog.action == "rfq.submitted").object_id == str(rfq.id)
-    page = client.get(f"/quotes/requests/{rfq.id}").get_data(as_text=True)
+    page = client.get(f"/quotes/requests/{rfq.public_id}").get_data(as_text=True)
     assert "Laser-cut bracket" in page and "We are working on it" in page
     listing = client.get("/quotes/?tab=requests").get_data(as_text=True)
     assert rfq.number in listing and '<td class="num">2</td>' in listing  # two items
@@ -163,8 +163,8 @@ def test_drafts_are_never_shown_to_customers(client, acme, buyer):
     assert draft.number not in listing
     for quote in (published, accepted, expired):
         assert quote.number in listing
-    assert client.get(f"/quotes/{draft.id}").status_code == 404
-    assert client.post(f"/quotes/{draft.id}/accept").status_code == 404
+    assert client.get(f"/quotes/{draft.public_id}").status_code == 404
+    assert client.post(f"/quotes/{draft.public_id}/accept").status_code == 404
     waiting = client.get("/quotes/?status=published").get_data(as_text=True)
     assert published.number in waiting and expired.number not in waiting
     assert accepted.number not in waiting
@@ -182,7 +182,7 @@ def test_quote_page_shows_lines_total_and_validity(client, acme, buyer):
         notes="Lead time two weeks.",
     )
     login(client, "pat@acme.example")
-    page = client.get(f"/quotes/{quote.id}").get_data(as_text=True)
+    page = client.get(f"/quotes/{quote.public_id}").get_data(as_text=True)
     assert "BOLT-M10" in page and "Fitting (hours)" in page
     assert "$58.50" in page and "$142.50" in page and "$201.00" in page
     assert "Jan 31, 2099" in page and "Lead time two weeks." in page
@@ -196,10 +196,10 @@ def test_accept_records_who_and_when_audits_and_emails_the_office(client, acme, 
     quote = factories.quote(acme)
     login(client, "pat@acme.example")
     mailbox.clear()
-    assert client.get(f"/quotes/{quote.id}/accept").status_code == 405
-    response = client.post(f"/quotes/{quote.id}/accept")
+    assert client.get(f"/quotes/{quote.public_id}/accept").status_code == 405
+    response = client.post(f"/quotes/{quote.public_id}/accept")
     assert response.status_code == 303
-    assert response.headers["Location"] == f"/quotes/{quote.id}"
+    assert response.headers["Location"] == f"/quotes/{quote.public_id}"
     stored = Quote.get_by_id(quote.id)
     assert stored.status == "accepted"
     assert stored.decided_by_id == buyer.id and stored.decided_at is not None
@@ -208,7 +208,7 @@ def test_accept_records_who_and_when_audits_and_emails_the_office(client, acme, 
     assert message["To"] == office
     assert quote.number in message["Subject"] and "accepted" in message["Subject"]
     assert "pat@acme.example" in message.get_content()
-    page = client.get(f"/quotes/{quote.id}").get_data(as_text=True)
+    page = client.get(f"/quotes/{quote.public_id}").get_data(as_text=True)
     assert "You accepted this quote" in page and "Accept quote" not in page
 
 
@@ -217,11 +217,11 @@ def test_double_click_or_second_decision_changes_nothing(client, acme, buyer):
     and sends no second email."""
     quote = factories.quote(acme)
     login(client, "pat@acme.example")
-    assert client.post(f"/quotes/{quote.id}/accept").status_code == 303
+    assert client.post(f"/quotes/{quote.public_id}/accept").status_code == 303
     first = Quote.get_by_id(quote.id).decided_at
-    again = client.post(f"/quotes/{quote.id}/accept", follow_redirects=True)
+    again = client.post(f"/quotes/{quote.public_id}/accept", follow_redirects=True)
     assert "already accepted" in again.get_data(as_text=True)
-    response = client.post(f"/quotes/{quote.id}/decline", data={"reason": "Changed mind"})
+    response = client.post(f"/quotes/{quote.public_id}/decline", data={"reason": "Changed mind"})
     assert response.status_code == 303
     stored = Quote.get_by_id(quote.id)
     assert stored.status == "accepted" and stored.decided_at == first
@@ -233,11 +233,11 @@ def test_expired_quote_cannot_be_accepted(client, acme, buyer):
     """Past valid_until a published quote reads "Expired" and accept/decline change nothing."""
     quote = factories.quote(acme, valid_until=date.today() - timedelta(days=1))
     login(client, "pat@acme.example")
-    page = client.get(f"/quotes/{quote.id}").get_data(as_text=True)
+    page = client.get(f"/quotes/{quote.public_id}").get_data(as_text=True)
     assert "Expired" in page and "Accept quote" not in page
-    answer = client.post(f"/quotes/{quote.id}/accept", follow_redirects=True)
+    answer = client.post(f"/quotes/{quote.public_id}/accept", follow_redirects=True)
     assert "expired" in answer.get_data(as_text=True)
-    client.post(f"/quotes/{quote.id}/decline", data={"reason": "Too late"})
+    client.post(f"/quotes/{quote.public_id}/decline", data={"reason": "Too late"})
     stored = Quote.get_by_id(quote.id)
     assert stored.status == "published" and stored.decided_at is None
     assert quotes.status_of(stored) == "expired"
@@ -247,7 +247,7 @@ def test_a_quote_valid_until_today_can_still_be_accepted(client, acme, buyer):
     """valid_until is the last day it can be accepted (inclusive)."""
     quote = factories.quote(acme, valid_until=date.today())
     login(client, "pat@acme.example")
-    client.post(f"/quotes/{quote.id}/accept")
+    client.post(f"/quotes/{quote.public_id}/accept")
     assert Quote.get_by_id(quote.id).status == "accepted"
 
 
@@ -255,15 +255,17 @@ def test_decline_needs_a_reason_and_stores_it(client, acme, buyer, mailbox):
     """Decline without a reason: 422 next to the field; with one: stored, audited, emailed."""
     quote = factories.quote(acme)
     login(client, "pat@acme.example")
-    response = client.post(f"/quotes/{quote.id}/decline", data={"reason": "  "})
+    response = client.post(f"/quotes/{quote.public_id}/decline", data={"reason": "  "})
     assert response.status_code == 422
     assert "Tell us briefly why." in response.get_data(as_text=True)
     assert Quote.get_by_id(quote.id).status == "published"
-    fragment = client.post(f"/quotes/{quote.id}/decline", data={"reason": ""}, headers=HX)
+    fragment = client.post(f"/quotes/{quote.public_id}/decline", data={"reason": ""}, headers=HX)
     assert fragment.status_code == 422
     assert fragment.get_data(as_text=True).lstrip().startswith('<div id="decide">')
     mailbox.clear()
-    response = client.post(f"/quotes/{quote.id}/decline", data={"reason": "Lead time too long"})
+    response = client.post(
+        f"/quotes/{quote.public_id}/decline", data={"reason": "Lead time too long"}
+    )
     assert response.status_code == 303
     stored = Quote.get_by_id(quote.id)
     assert stored.status == "declined" and stored.decline_reason == "Lead time too long"
@@ -285,26 +287,28 @@ def test_other_company_and_out_of_scope_site_answer_404(client, acme, buyer):
     factories.portal_user(acme, email="billing@acme.example", roles="invoices")
 
     login(client, "pat@acme.example")
-    assert client.get(f"/quotes/{plant2_quote.id}").status_code == 200
-    assert client.get(f"/quotes/requests/{plant2_rfq.id}").status_code == 200
-    assert client.get(f"/quotes/{theirs.id}").status_code == 404
-    assert client.get(f"/quotes/requests/{their_rfq.id}").status_code == 404
-    assert client.post(f"/quotes/{theirs.id}/accept").status_code == 404
-    assert client.post(f"/quotes/{theirs.id}/decline", data={"reason": "x"}).status_code == 404
+    assert client.get(f"/quotes/{plant2_quote.public_id}").status_code == 200
+    assert client.get(f"/quotes/requests/{plant2_rfq.public_id}").status_code == 200
+    assert client.get(f"/quotes/{theirs.public_id}").status_code == 404
+    assert client.get(f"/quotes/requests/{their_rfq.public_id}").status_code == 404
+    assert client.post(f"/quotes/{theirs.public_id}/accept").status_code == 404
+    assert (
+        client.post(f"/quotes/{theirs.public_id}/decline", data={"reason": "x"}).status_code == 404
+    )
     assert theirs.number not in client.get("/quotes/").get_data(as_text=True)
 
     client.post("/logout")
     login(client, "p1@acme.example")
-    assert client.get(f"/quotes/{plant2_quote.id}").status_code == 404
-    assert client.post(f"/quotes/{plant2_quote.id}/accept").status_code == 404
-    assert client.get(f"/quotes/requests/{plant2_rfq.id}").status_code == 404
+    assert client.get(f"/quotes/{plant2_quote.public_id}").status_code == 404
+    assert client.post(f"/quotes/{plant2_quote.public_id}/accept").status_code == 404
+    assert client.get(f"/quotes/requests/{plant2_rfq.public_id}").status_code == 404
     assert plant2_quote.number not in client.get("/quotes/").get_data(as_text=True)
     assert plant2_rfq.number not in client.get("/quotes/?tab=requests").get_data(as_text=True)
 
     client.post("/logout")
     login(client, "billing@acme.example")
     assert client.get("/quotes/").status_code == 403
-    assert client.post(f"/quotes/{plant2_quote.id}/accept").status_code == 403
+    assert client.post(f"/quotes/{plant2_quote.public_id}/accept").status_code == 403
     assert Quote.select().where(Quote.status != "published").count() == 0
 
 
@@ -323,11 +327,11 @@ def test_accept_needs_the_csrf_token(make_app, mailbox):
         token = page.split('name="csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]
         data = {"email": "pat@acme.example", "password": factories.PASSWORD, "csrf_token": token}
         assert client.post("/login", data=data).status_code == 303
-        assert client.post(f"/quotes/{quote.id}/accept").status_code == 400
+        assert client.post(f"/quotes/{quote.public_id}/accept").status_code == 400
         assert Quote.get_by_id(quote.id).status == "published"
-        page = client.get(f"/quotes/{quote.id}").get_data(as_text=True)
+        page = client.get(f"/quotes/{quote.public_id}").get_data(as_text=True)
         token = page.split('name="csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]
-        response = client.post(f"/quotes/{quote.id}/accept", data={"csrf_token": token})
+        response = client.post(f"/quotes/{quote.public_id}/accept", data={"csrf_token": token})
         assert response.status_code == 303
         assert Quote.get_by_id(quote.id).status == "accepted"
         db.close()
@@ -437,7 +441,7 @@ def test_staff_create_edit_publish_flow_emails_the_requester(client, priced_rfq,
     assert message["To"] == "pat@acme.example"
     assert message["Subject"] == f"Your quote {quote.number} is ready"
     text = message.get_content()
-    assert "Hello Pat," in text and "$5,400.00" in text and f"/quotes/{quote.id}" in text
+    assert "Hello Pat," in text and "$5,400.00" in text and f"/quotes/{quote.public_id}" in text
 
     # Published quotes are no longer editable, and a second publish changes nothing.
     assert client.get(f"/staff/quotes/{quote.id}/edit").status_code == 303
@@ -447,7 +451,7 @@ def test_staff_create_edit_publish_flow_emails_the_requester(client, priced_rfq,
     client.post("/staff/logout")
     login(client, "pat@acme.example")
     assert quote.number in client.get("/quotes/").get_data(as_text=True)
-    assert client.get(f"/quotes/{quote.id}").status_code == 200
+    assert client.get(f"/quotes/{quote.public_id}").status_code == 200
 
 
 def test_draft_is_invisible_until_published(client, priced_rfq, buyer):
@@ -458,8 +462,8 @@ def test_draft_is_invisible_until_published(client, priced_rfq, buyer):
     quote = Quote.get()
     client.post("/staff/logout")
     login(client, "pat@acme.example")
-    assert client.get(f"/quotes/{quote.id}").status_code == 404
-    assert quote.number not in client.get(f"/quotes/requests/{priced_rfq.id}").get_data(
+    assert client.get(f"/quotes/{quote.public_id}").status_code == 404
+    assert quote.number not in client.get(f"/quotes/requests/{priced_rfq.public_id}").get_data(
         as_text=True
     )
 
@@ -521,7 +525,7 @@ def test_office_quotes_a_customer_with_no_request(client, acme, buyer, mailbox):
     client.post("/staff/logout")
     login(client, "pat@acme.example")
     assert quote.number in client.get("/quotes/").get_data(as_text=True)
-    assert client.post(f"/quotes/{quote.id}/accept").status_code == 303
+    assert client.post(f"/quotes/{quote.public_id}/accept").status_code == 303
     assert Quote.get_by_id(quote.id).status == "accepted"
 
 
@@ -647,7 +651,7 @@ def test_customer_text_is_escaped_on_every_page(client, acme, buyer):
         data=rfq_data(notes=payload, **{"lines-0-description": payload}),
     )
     rfq = Rfq.get()
-    customer_page = client.get(f"/quotes/requests/{rfq.id}").get_data(as_text=True)
+    customer_page = client.get(f"/quotes/requests/{rfq.public_id}").get_data(as_text=True)
     factories.staff(email="sam@example.com")
     client.post("/logout")
     staff_login(client, "sam@example.com")

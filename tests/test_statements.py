@@ -164,9 +164,9 @@ def test_payment_history_and_receipts_are_scoped(books, client):
     login(client, user.email)
     html = client.get("/statements/payments").get_data(as_text=True)
     assert "R-BEFORE" in html and "R-INSIDE" in html and "R-FOREIGN" not in html
-    assert client.get(f"/statements/payments/{foreign.id}").status_code == 404
+    assert client.get(f"/statements/payments/{foreign.public_id}").status_code == 404
     mine = Payment.get(Payment.receipt_number == "R-INSIDE")
-    receipt = client.get(f"/statements/payments/{mine.id}").get_data(as_text=True)
+    receipt = client.get(f"/statements/payments/{mine.public_id}").get_data(as_text=True)
     assert "INV-OLD" in receipt and "$100.00" in receipt and "$10.00" in receipt
     assert customer.id == mine.customer_id
 

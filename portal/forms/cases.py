@@ -8,7 +8,7 @@ from ..services.cases import STATUS_LABELS
 
 
 class CaseForm(FlaskForm):
-    """A new case; `invoice` carries the id of an invoice the case is about, if any."""
+    """A new case; `invoice` carries the public id of an invoice the case is about, if any."""
 
     subject = StringField(
         "Subject",

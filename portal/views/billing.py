@@ -220,7 +220,7 @@ def _show_context(invoice, question_form=None):
     }
 
 
-@bp.get("/<int:invoice_id>")
+@bp.get("/<opaque('invoice'):invoice_id>")
 @invoices_required
 def show(invoice_id):
     """One invoice: lines, payments applied, remaining balance, pay and question actions."""
@@ -228,7 +228,7 @@ def show(invoice_id):
     return render("billing/show.html", **_show_context(invoice))
 
 
-@bp.get("/<int:invoice_id>/print")
+@bp.get("/<opaque('invoice'):invoice_id>/print")
 @invoices_required
 def printable(invoice_id):
     """The invoice as a document to print, with its quick-pay code and a QR pay link."""
@@ -246,7 +246,7 @@ def printable(invoice_id):
     return render("billing/print.html", **context)
 
 
-@bp.post("/<int:invoice_id>/question")
+@bp.post("/<opaque('invoice'):invoice_id>/question")
 @customer_required("cases", "cases")
 def question(invoice_id):
     """Open a support case about this invoice; it shows on the invoice and on the case."""

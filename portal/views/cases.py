@@ -6,6 +6,7 @@ from flask_login import current_user
 from ..auth import customer_required
 from ..forms import ActionForm
 from ..forms.cases import CaseForm, ReplyForm
+from ..ids import from_public_id
 from ..services import cases
 from ..services.backoffice import paginate
 from ..web import choice, page_number, redirect_to, render
@@ -41,14 +42,16 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @cases_required
 def new():
-    """Open a case, about an invoice when `?invoice=` names one the user can see."""
+    """Open a case, about an invoice when `?invoice=` (its public id) names one the user
+    can see."""
     form = CaseForm()
-    invoice_id = form.invoice.data if request.method == "POST" else request.args.get("invoice")
+    token = form.invoice.data if request.method == "POST" else request.args.get("invoice")
+    invoice_id = from_public_id("invoice", token)
     invoice = cases.invoice_for(current_user, invoice_id) if invoice_id else None
-    if invoice_id and invoice is None:
+    if token and invoice is None:
         abort(404)
     if request.method == "GET" and invoice is not None:
-        form.invoice.data = str(invoice.id)
+        form.invoice.data = invoice.public_id
         form.subject.data = f"Question about invoice {invoice.number}"
     if request.method == "POST" and form.validate():
         case = cases.create_case(current_user, form.subject.data, form.body.data, invoice=invoice)
@@ -58,7 +61,7 @@ def new():
     return render("cases/new.html", block="form", status=status, form=form, invoice=invoice)
 
 
-@bp.get("/<int:case_id>")
+@bp.get("/<opaque('case'):case_id>")
 @cases_required
 def show(case_id):
     """One case: its conversation, what it is about, and a reply box."""
@@ -79,7 +82,7 @@ def _show(case, form, status=200):
     )
 
 
-@bp.post("/<int:case_id>/reply")
+@bp.post("/<opaque('case'):case_id>/reply")
 @cases_required
 def reply(case_id):
     """Add a reply; a resolved case is reopened by it."""
@@ -92,7 +95,7 @@ def reply(case_id):
     return redirect_to(url_for("cases.show", case_id=case.id))
 
 
-@bp.post("/<int:case_id>/resolve")
+@bp.post("/<opaque('case'):case_id>/resolve")
 @cases_required
 def resolve(case_id):
     """Mark the case resolved (the customer's question is answered)."""

@@ -84,7 +84,7 @@ def new():
     return render("company/new.html", block="form", status=status, form=form)
 
 
-@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@bp.route("/users/<opaque('portal_user'):user_id>", methods=["GET", "POST"])
 @customer_required("company_admin")
 def edit(user_id):
     """Change what a colleague may do and which sites they see."""
@@ -135,35 +135,35 @@ def _act(action: str, user_id: int):
     return redirect_to(url_for("company.index"))
 
 
-@bp.post("/users/<int:user_id>/deactivate")
+@bp.post("/users/<opaque('portal_user'):user_id>/deactivate")
 @customer_required("company_admin")
 def deactivate(user_id):
     """Switch a colleague's login off (or revoke an invitation)."""
     return _act("deactivate", user_id)
 
 
-@bp.post("/users/<int:user_id>/reactivate")
+@bp.post("/users/<opaque('portal_user'):user_id>/reactivate")
 @customer_required("company_admin")
 def reactivate(user_id):
     """Switch a colleague's login back on."""
     return _act("reactivate", user_id)
 
 
-@bp.post("/users/<int:user_id>/resend")
+@bp.post("/users/<opaque('portal_user'):user_id>/resend")
 @customer_required("company_admin")
 def resend(user_id):
     """Send a colleague's invitation again."""
     return _act("resend", user_id)
 
 
-@bp.post("/users/<int:user_id>/approve")
+@bp.post("/users/<opaque('portal_user'):user_id>/approve")
 @customer_required("company_admin")
 def approve(user_id):
     """Approve a pending self-registration."""
     return _act("approve", user_id)
 
 
-@bp.post("/users/<int:user_id>/reject")
+@bp.post("/users/<opaque('portal_user'):user_id>/reject")
 @customer_required("company_admin")
 def reject(user_id):
     """Turn down a pending self-registration."""

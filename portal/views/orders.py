@@ -30,7 +30,7 @@ def index():
     )
 
 
-@bp.get("/<int:order_id>")
+@bp.get("/<opaque('order'):order_id>")
 @orders_required
 def show(order_id):
     """One order: lines with ordered and shipped quantities, shipments, promised date."""

@@ -103,7 +103,7 @@ def new():
     return render("quotes/new.html", block="form", status=status, form=form)
 
 
-@bp.get("/requests/<int:rfq_id>")
+@bp.get("/requests/<opaque('rfq'):rfq_id>")
 @quotes_required
 def rfq(rfq_id):
     """One request for quote: what was asked, and the quotes that answer it."""
@@ -121,7 +121,7 @@ def rfq(rfq_id):
     )
 
 
-@bp.get("/<int:quote_id>")
+@bp.get("/<opaque('quote'):quote_id>")
 @quotes_required
 def show(quote_id):
     """One quote with its lines and total; accept or decline while it is open."""
@@ -142,7 +142,7 @@ def _show(quote, decline_form, status=200):
     )
 
 
-@bp.post("/<int:quote_id>/accept")
+@bp.post("/<opaque('quote'):quote_id>/accept")
 @quotes_required
 def accept(quote_id):
     """Accept the quote (once, while it is valid); the office is told by email."""
@@ -160,7 +160,7 @@ def accept(quote_id):
     return redirect_to(url_for("quotes.show", quote_id=quote.id))
 
 
-@bp.post("/<int:quote_id>/decline")
+@bp.post("/<opaque('quote'):quote_id>/decline")
 @quotes_required
 def decline(quote_id):
     """Decline the quote with a reason (once, while it is open)."""

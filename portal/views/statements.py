@@ -80,7 +80,7 @@ def payments():
     return render("statements/payments.html", block="history", page=page)
 
 
-@bp.get("/payments/<int:payment_id>")
+@bp.get("/payments/<opaque('payment'):payment_id>")
 @statements_required
 def receipt(payment_id):
     """The receipt of one payment (also for payments made outside the portal)."""
