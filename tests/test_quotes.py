@@ -529,13 +529,36 @@ def test_office_quotes_a_customer_with_no_request(client, acme, buyer, mailbox):
     assert Quote.get_by_id(quote.id).status == "accepted"
 
 
+def test_catalog_line_without_a_price_gets_the_customers_price(client, acme):
+    """A line with an item code and no unit price is priced from the customer's price list,
+    else the catalog; a free-text line still needs a price."""
+    from portal.models import CustomerPrice
+
+    bracket = factories.product(item_code="BRKT-200", description="Bracket", price_cents=1290)
+    factories.product(item_code="BOLT-M10", description="Hex bolt", price_cents=1950)
+    CustomerPrice.create(customer=acme, product=bracket, price_cents=1250)
+    factories.staff(email="sam@example.com")
+    staff_login(client, "sam@example.com")
+    data = staff_quote_data(
+        customer=acme.account_number,
+        **{
+            "lines-0-unit_price": "",
+            "lines-2-item_code": "bolt-m10",
+            "lines-2-quantity": "10",
+        },
+    )
+    assert client.post("/staff/quotes/new", data=data).status_code == 303
+    prices = [(ln.description, ln.unit_price_cents) for ln in Quote.get().lines]
+    assert prices == [("Bracket", 1250), ("Custom jig", 38000), ("Hex bolt", 1950)]
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         ({"customer": ""}, "Enter the customer&#39;s account number or name."),
         ({"customer": "Initech"}, "No customer has this account number or name."),
         ({"site_id": "999999"}, "Not a valid choice"),
-        ({"lines-0-unit_price": ""}, "Enter a unit price."),
+        ({"lines-1-unit_price": ""}, "Enter a unit price."),
     ],
 )
 def test_office_quote_validation_is_422_and_keeps_what_was_typed(client, acme, extra, message):

@@ -139,9 +139,13 @@ class QuoteLineForm(Form):
             field.milli = parse_quantity(field.data)
 
     def validate_unit_price(self, field):
+        # Blank on a catalog line (an item code) means "the customer's price for it", which
+        # the view looks up; a free-text line has no price to fall back on.
         field.cents = None
         if not self.is_blank:
             if not (field.data or "").strip():
+                if (self.item_code.data or "").strip():
+                    return
                 raise ValidationError("Enter a unit price.")
             field.cents = money_to_cents(field.data, "price")
 
@@ -179,7 +183,8 @@ class QuoteForm(FlaskForm):
             self.lines.append_entry()
 
     def filled_lines(self) -> list[tuple[str, str, int, int]]:
-        """(item code, description, quantity thousandths, unit price cents) of filled rows."""
+        """(item code, description, quantity thousandths, unit price cents) of filled rows;
+        the price is None where a catalog line was left to the customer's price."""
         return [
             (
                 (entry.form.item_code.data or "").strip(),

@@ -101,8 +101,9 @@ def _prefill(form, lines, price_free_text: bool = True) -> None:
             entry.form.unit_price.data = str(to_decimal(line.unit_price_cents))
 
 
-def _lines(form):
-    """The typed lines as service Lines; None (errors attached) when an item code is unknown."""
+def _lines(form, customer_id: int):
+    """The typed lines as service Lines; None (errors attached) when an item code is unknown.
+    A catalog line typed without a price gets the customer's price for it."""
     result, ok = [], True
     filled = [entry for entry in form.lines if not entry.form.is_blank]
     for entry, (code, description, milli, cents) in zip(filled, form.filled_lines(), strict=True):
@@ -111,6 +112,8 @@ def _lines(form):
             entry.form.item_code.errors = ["No product has this item code."]
             ok = False
             continue
+        if cents is None:
+            cents = quotes.price_for(customer_id, product)
         result.append(
             quotes.Line(
                 product, description or (product.description if product else ""), milli, cents
@@ -157,7 +160,7 @@ def new(rfq_id):
         form.pad()
         return _form_page(form, rfq=found)
     if _submitted(form):
-        lines = _lines(form)
+        lines = _lines(form, found.customer_id)
         if lines is not None:
             quote = quotes.create_quote(found, me(), lines, form.valid_until.data, form.notes.data)
             flash(f"Draft {quote.number} is saved. Check it, then publish it.", "success")
@@ -180,7 +183,7 @@ def new_direct():
         return _form_page(form)
     site_choices(form)
     if _submitted(form):
-        lines = _lines(form)
+        lines = _lines(form, form.customer.customer.id)
         if lines is not None:
             try:
                 quote = quotes.create_quote(
@@ -231,7 +234,7 @@ def edit(quote_id):
         form.pad()
         return _form_page(form, quote=quote)
     if _submitted(form):
-        lines = _lines(form)
+        lines = _lines(form, quote.customer_id)
         if lines is not None:
             try:
                 quotes.update_draft(quote, me(), lines, form.valid_until.data, form.notes.data)
