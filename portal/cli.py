@@ -6,6 +6,7 @@ from flask import current_app
 
 from . import db
 from .services import auth as auth_service
+from .services.importer import KINDS as IMPORT_KINDS
 
 
 @click.command("init-db")
@@ -83,9 +84,7 @@ def backup_command(destination):
 
 
 @click.command("import")
-@click.argument(
-    "kind", type=click.Choice(["customers", "sites", "contacts", "invoices", "products", "prices"])
-)
+@click.argument("kind", type=click.Choice(IMPORT_KINDS))
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def import_command(kind, path):
     """Upsert KIND from a CSV file: all rows or none, every bad row reported."""

@@ -360,6 +360,134 @@ def test_products_and_customer_prices(accounts):
     ]
 
 
+ORDERS = (
+    "number,account_number,site_code,order_date,promised_date,customer_po,status,currency,"
+    "quote_number\n"
+    "SO-1,ACME01,P2,2026-03-02,2026-03-20,PO-77,open,,Q-ACC\n"
+    "SO-2,BIRCH01,,2026-03-03,,,Partially shipped,EUR,\n"
+)
+ORDER_LINES = (
+    "order_number,line,item_code,description,quantity,shipped_quantity,unit_price\n"
+    "SO-1,1,BOLT-10,,400,150,12.50\n"
+    "SO-1,2,,Welding jig,1,,380.00\n"
+    "SO-2,1,,Compressor service,2.5,2.5,95.00\n"
+)
+SHIPMENTS = (
+    "order_number,number,shipped_on,carrier,tracking_number,delivered_on\n"
+    "SO-1,SH-1,2026-03-10,UPS,1Z999,2026-03-12\n"
+    "SO-1,SH-2,2026-03-15,FedEx,7777,\n"
+)
+
+
+def test_orders_their_lines_and_shipments_come_from_the_erp(accounts):
+    """Orders (tied to the accepted quote), then their lines (totals follow), then shipments;
+    re-importing changes only what changed. The customer sees them under Orders."""
+    from portal.models import SalesOrder, SalesOrderLine, Shipment
+
+    factories.product(item_code="BOLT-10", description="Hex bolt M10", price_cents=1290)
+    quote = factories.quote(accounts["ACME01"], status="accepted", number="Q-ACC")
+    assert import_ok("orders", ORDERS).created == 2
+    so1 = SalesOrder.get(SalesOrder.number == "SO-1")
+    assert (so1.customer_id, so1.site.site_code, so1.quote_id) == (
+        accounts["ACME01"].id,
+        "P2",
+        quote.id,
+    )
+    assert (so1.promised_date, so1.customer_po, so1.status, so1.currency) == (
+        date(2026, 3, 20),
+        "PO-77",
+        "open",
+        "USD",
+    )
+    so2 = SalesOrder.get(SalesOrder.number == "SO-2")
+    assert (so2.site_id, so2.quote_id, so2.status, so2.currency) == (
+        None,
+        None,
+        "partially_shipped",
+        "EUR",
+    )
+
+    assert import_ok("order_lines", ORDER_LINES).created == 3
+    lines = list(
+        SalesOrderLine.select().where(SalesOrderLine.order == so1).order_by(SalesOrderLine.position)
+    )
+    assert [(ln.product.item_code if ln.product else None, ln.description) for ln in lines] == [
+        ("BOLT-10", "Hex bolt M10"),
+        (None, "Welding jig"),
+    ]
+    assert [(ln.quantity_milli, ln.shipped_milli, ln.amount_cents) for ln in lines] == [
+        (400_000, 150_000, 500_000),
+        (1000, 0, 38_000),
+    ]
+    assert SalesOrder.get_by_id(so1.id).total_cents == 538_000
+    assert SalesOrder.get_by_id(so2.id).total_cents == 23_750
+
+    assert import_ok("shipments", SHIPMENTS).created == 2
+    first = Shipment.get(Shipment.number == "SH-1")
+    assert (first.status, first.carrier, first.delivered_at.date()) == (
+        "delivered",
+        "UPS",
+        date(2026, 3, 12),
+    )
+    assert Shipment.get(Shipment.number == "SH-2").status == "shipped"
+
+    # The ERP ships more and delivers the second parcel: only those rows change.
+    more = ORDER_LINES.replace("SO-1,1,BOLT-10,,400,150,12.50", "SO-1,1,BOLT-10,,400,400,12.50")
+    result = import_ok("order_lines", more)
+    assert (result.created, result.updated, result.unchanged) == (0, 1, 2)
+    delivered = SHIPMENTS.replace("7777,", "7777,2026-03-18")
+    assert import_ok("shipments", delivered).updated == 1
+    assert Shipment.get(Shipment.number == "SH-2").status == "delivered"
+    shipped = ORDERS.replace(",open,", ",shipped,")
+    assert import_ok("orders", shipped).updated == 1
+
+    for kind, text in (("orders", shipped), ("order_lines", more), ("shipments", delivered)):
+        again = import_ok(kind, text)
+        assert (again.created, again.updated) == (0, 0), kind
+
+
+def test_order_rows_are_checked_against_the_database(accounts):
+    """Unknown accounts, sites, quotes, orders and items are named with their line; an order
+    cannot move to another account; nothing is written when any row is bad."""
+    from portal.models import SalesOrder
+
+    factories.quote(accounts["BIRCH01"], status="accepted", number="Q-BIRCH")
+    bad = run(
+        "orders",
+        "number,account_number,site_code,order_date,status,quote_number\n"
+        "SO-9,NOPE,,2026-03-02,,\n"
+        "SO-8,ACME01,ZZ,2026-03-02,,\n"
+        "SO-7,ACME01,,2026-03-02,,Q-BIRCH\n"
+        "SO-6,ACME01,,2026-03-02,,Q-NONE\n"
+        "SO-5,ACME01,,03/02/2026,lost,\n",
+    )
+    assert bad.errors == [
+        "line 2: unknown account_number NOPE",
+        "line 3: unknown site_code ZZ for account ACME01",
+        "line 4: quote Q-BIRCH is not a quote of account ACME01",
+        "line 5: unknown quote_number Q-NONE",
+        'line 6: order_date "03/02/2026" is not a date like 2025-01-31 (YYYY-MM-DD); status '
+        '"lost" is not one of open, partially_shipped, shipped, closed, cancelled',
+    ]
+    assert SalesOrder.select().count() == 0
+    import_ok("orders", "number,account_number,order_date\nSO-1,ACME01,2026-03-02\n")
+    moved = run("orders", "number,account_number,order_date\nSO-1,BIRCH01,2026-03-02\n")
+    assert moved.errors == ["line 2: order SO-1 is an order of account ACME01, not BIRCH01"]
+    lines = run(
+        "order_lines",
+        "order_number,line,item_code,description,quantity\n"
+        "SO-404,1,,Jig,1\nSO-1,1,GHOST,,1\nSO-1,2,,,1\nSO-1,3,,Jig,-1\n",
+    )
+    assert lines.errors == [
+        "line 2: unknown order_number SO-404 (import the orders first)",
+        "line 3: unknown item_code GHOST",
+        "line 4: a line needs an item_code or a description",
+        'line 5: quantity "-1" is not a quantity like 2 or 2.5 (at most three decimals)',
+    ]
+    ships = run("shipments", "order_number,number,shipped_on\nSO-404,SH-1,2026-03-02\n")
+    assert ships.errors == ["line 2: unknown order_number SO-404 (import the orders first)"]
+
+
 def test_importing_twice_is_a_no_op(accounts):
     files = {
         "customers": CUSTOMERS,

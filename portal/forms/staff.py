@@ -413,6 +413,11 @@ IMPORT_KINDS = [
     ("sites", "Sites"),
     ("contacts", "Contacts"),
     ("invoices", "Invoices"),
+    ("products", "Products"),
+    ("prices", "Customer prices"),
+    ("orders", "Sales orders"),
+    ("order_lines", "Sales order lines"),
+    ("shipments", "Shipments"),
 ]
 
 

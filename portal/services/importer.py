@@ -1,4 +1,5 @@
-"""CSV import of customers, sites, contacts, invoices, products and customer prices.
+"""CSV import of customers, sites, contacts, invoices, products, customer prices, and the
+ERP's sales orders, their lines and their shipments.
 
 The rules every kind follows (DESIGN.md "CSV columns"):
 
@@ -31,14 +32,25 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from email_validator import EmailNotValidError, validate_email
-from peewee import SQL, chunked
+from peewee import SQL, chunked, fn
 
 from ..db import db, locked, utcnow, write_txn
-from ..models import Contact, Customer, CustomerPrice, Invoice, Product, Site
+from ..models import (
+    Contact,
+    Customer,
+    CustomerPrice,
+    Invoice,
+    Product,
+    Quote,
+    SalesOrder,
+    SalesOrderLine,
+    Shipment,
+    Site,
+)
 from ..money import AmountError, parse_amount, to_decimal
 from ..security import (
     CODE_ALPHABET,
@@ -50,7 +62,17 @@ from ..security import (
 )
 from . import audit
 
-KINDS = ("customers", "sites", "contacts", "invoices", "products", "prices")
+KINDS = (
+    "customers",
+    "sites",
+    "contacts",
+    "invoices",
+    "products",
+    "prices",
+    "orders",
+    "order_lines",
+    "shipments",
+)
 
 # Rows per INSERT and values per IN (...): far below SQLite's bound-parameter limit.
 BATCH = 500
@@ -241,6 +263,30 @@ def parse_quick_pay_code(text: str) -> str:
     return code
 
 
+ORDER_STATUSES = ("open", "partially_shipped", "shipped", "closed", "cancelled")
+_QUANTITY = re.compile(r"^\d{1,9}(\.\d{1,3})?$")
+
+
+def parse_quantity(text: str) -> int:
+    """A quantity like 2 or 2.5 (at most three decimals) to thousandths."""
+    if not _QUANTITY.match(text):
+        raise ValueError("is not a quantity like 2 or 2.5 (at most three decimals)")
+    return int(Decimal(text) * 1000)
+
+
+def parse_order_status(text: str) -> str:
+    """An order status: open, partially_shipped, shipped, closed or cancelled (any case)."""
+    value = text.lower().replace(" ", "_").replace("-", "_")
+    if value not in ORDER_STATUSES:
+        raise ValueError("is not one of " + ", ".join(ORDER_STATUSES))
+    return value
+
+
+def parse_day_start(text: str) -> datetime:
+    """A date (YYYY-MM-DD) as the start of that day, UTC."""
+    return datetime.combine(parse_date(text), time(), tzinfo=UTC)
+
+
 def new_code() -> str:
     """A quick-pay code like `security.new_quick_pay_code` (12 characters of CODE_ALPHABET,
     60 bits from `secrets`), drawn in one call: 100,000 codes take 0.1 s, not 3 s."""
@@ -417,6 +463,24 @@ class Kind:
     def new_values(self, row: Row, state: dict, now) -> dict:
         """All the columns of a row to insert."""
         return dict(row.values)
+
+    insert_fields: tuple[str, ...] = ()
+
+    def _upsert_with(self, model, rows, state: dict, values_of, defaults: dict):
+        """`_upsert` for kinds whose rows name other rows: `values_of(row)` resolves them; a
+        new row gets every column of `insert_fields`, `defaults` filling what it leaves out."""
+        new, updates = [], []
+        for row in rows:
+            values = values_of(row)
+            existing = state["existing"].get(row.key)
+            if existing is None:
+                merged = {**defaults, **values}
+                new.append({name: merged[name] for name in self.insert_fields})
+            elif changes := _changes(existing, values):
+                updates.append((existing.id, changes))
+        _update_many(model, updates)
+        _insert(model, new)
+        return len(new), len(updates)
 
 
 class Customers(Kind):
@@ -872,8 +936,280 @@ class Invoices(Kind):
         return len(new), len(updates)
 
 
+class Orders(Kind):
+    """Sales orders as the ERP has them (their lines and shipments are kinds of their own);
+    `quote_number` ties an order to the quote the customer accepted."""
+
+    name = "orders"
+    columns = (
+        "number",
+        "account_number",
+        "site_code",
+        "order_date",
+        "promised_date",
+        "customer_po",
+        "status",
+        "currency",
+        "quote_number",
+    )
+    required = ("number", "account_number", "order_date")
+    insert_fields = (
+        "number",
+        "customer",
+        "site",
+        "quote",
+        "status",
+        "order_date",
+        "promised_date",
+        "customer_po",
+        "currency",
+        "total_cents",
+    )
+
+    def parse(self, cells):
+        values = {}
+        key = cells.text("number", 30, required=True)
+        account = cells.text("account_number", 50, required=True)
+        _put(values, "order_date", cells.parsed("order_date", parse_date, None, required=True))
+        _put(values, "promised_date", cells.parsed("promised_date", parse_date, None))
+        _put(values, "customer_po", cells.text("customer_po", 50))
+        _put(values, "status", cells.parsed("status", parse_order_status, "open"))
+        _put(values, "currency", cells.parsed("currency", parse_currency, "USD"))
+        refs = {
+            "account": account,
+            "site": cells.text("site_code", 50),
+            "quote": cells.text("quote_number", 30),
+        }
+        return key, values, refs
+
+    def describe(self, key):
+        return f"order {key}"
+
+    def fetch(self, rows, lock=False):
+        customers = _customers(r.refs["account"] for r in rows)
+        named = {r.refs["quote"] for r in rows if r.refs["quote"]}
+        quotes = _in_chunks(
+            Quote.number, named, Quote.select(Quote.id, Quote.number, Quote.customer)
+        )
+        orders = _in_chunks(SalesOrder.number, (r.key for r in rows), SalesOrder.select())
+        return {
+            "customers": customers,
+            "sites": _sites(c.id for c in customers.values()),
+            "quotes": {q.number: q for q in quotes},
+            "existing": {o.number: o for o in orders},
+        }
+
+    def check(self, row, state):
+        account, site_code, number = row.refs["account"], row.refs["site"], row.refs["quote"]
+        customer = state["customers"].get(account)
+        if customer is None:
+            return [f"unknown account_number {account}"]
+        problems = []
+        if site_code and (customer.id, site_code) not in state["sites"]:
+            problems.append(f"unknown site_code {site_code} for account {account}")
+        quote = state["quotes"].get(number) if number else None
+        if number and quote is None:
+            problems.append(f"unknown quote_number {number}")
+        elif quote is not None and quote.customer_id != customer.id:
+            problems.append(f"quote {number} is not a quote of account {account}")
+        existing = state["existing"].get(row.key)
+        # Moving an order would show it to another company.
+        if existing is not None and existing.customer_id != customer.id:
+            other = _account_of(existing.customer_id, state["customers"])
+            problems.append(f"order {row.key} is an order of account {other}, not {account}")
+        return problems
+
+    def _resolved(self, row, state) -> dict:
+        values = dict(row.values)
+        customer = state["customers"][row.refs["account"]]
+        values["customer"] = customer.id
+        site_code, number = row.refs["site"], row.refs["quote"]
+        if site_code is not ABSENT:
+            values["site"] = state["sites"][(customer.id, site_code)].id if site_code else None
+        if number is not ABSENT:
+            values["quote"] = state["quotes"][number].id if number else None
+        return values
+
+    def write(self, rows, state, prepared, now):
+        defaults = {"site": None, "quote": None, "status": "open", "promised_date": None}
+        defaults.update(customer_po="", currency="USD", total_cents=0)
+        return self._upsert_with(
+            SalesOrder,
+            rows,
+            state,
+            lambda row: {**self._resolved(row, state), "number": row.key},
+            defaults,
+        )
+
+
+class OrderLines(Kind):
+    """The lines of orders already imported, by order number and line number; each order's
+    total is recomputed from its lines."""
+
+    name = "order_lines"
+    columns = (
+        "order_number",
+        "line",
+        "item_code",
+        "description",
+        "quantity",
+        "shipped_quantity",
+        "unit_price",
+    )
+    required = ("order_number", "line", "quantity")
+    insert_fields = (
+        "order",
+        "position",
+        "product",
+        "description",
+        "quantity_milli",
+        "shipped_milli",
+        "unit_price_cents",
+        "amount_cents",
+    )
+
+    def parse(self, cells):
+        values = {}
+        number = cells.text("order_number", 30, required=True)
+        position = cells.parsed("line", parse_count, 0, required=True)
+        _put(values, "description", cells.text("description", 500))
+        _put(values, "quantity_milli", cells.parsed("quantity", parse_quantity, 0, required=True))
+        _put(values, "shipped_milli", cells.parsed("shipped_quantity", parse_quantity, 0))
+        _put(values, "unit_price_cents", cells.parsed("unit_price", parse_money, 0))
+        return (number, position), values, {"item": cells.text("item_code", 50)}
+
+    def describe(self, key):
+        return f"line {key[1]} of order {key[0]}"
+
+    def fetch(self, rows, lock=False):
+        orders = _in_chunks(SalesOrder.number, (r.key[0] for r in rows), SalesOrder.select())
+        orders = {o.number: o for o in orders}
+        numbers = {o.id: o.number for o in orders.values()}
+        lines = _in_chunks(SalesOrderLine.order, numbers, SalesOrderLine.select())
+        items = {r.refs["item"] for r in rows if r.refs["item"]}
+        products = _in_chunks(Product.item_code, items, Product.select())
+        return {
+            "orders": orders,
+            "products": {p.item_code: p for p in products},
+            "existing": {(numbers[ln.order_id], ln.position): ln for ln in lines},
+        }
+
+    def check(self, row, state):
+        problems = []
+        if row.key[0] not in state["orders"]:
+            problems.append(f"unknown order_number {row.key[0]} (import the orders first)")
+        item = row.refs["item"]
+        if item and item not in state["products"]:
+            problems.append(f"unknown item_code {item}")
+        if not item and not row.values.get("description"):
+            problems.append("a line needs an item_code or a description")
+        return problems
+
+    def _values(self, row, state) -> dict:
+        values = dict(row.values, order=state["orders"][row.key[0]].id, position=row.key[1])
+        item = row.refs["item"]
+        if item is not ABSENT:
+            product = state["products"].get(item) if item else None
+            values["product"] = product.id if product else None
+            if product is not None and not values.get("description"):
+                values["description"] = product.description
+        existing = state["existing"].get(row.key)
+        known = {"quantity_milli": 0, "unit_price_cents": 0}
+        known.update(existing.__data__ if existing is not None else {})
+        known.update(values)
+        # Thousandths times cents, rounded half up to the cent.
+        amount = known["quantity_milli"] * known["unit_price_cents"]
+        values["amount_cents"] = (amount + 500) // 1000
+        return values
+
+    def write(self, rows, state, prepared, now):
+        defaults = {"product": None, "description": "", "shipped_milli": 0, "unit_price_cents": 0}
+        result = self._upsert_with(
+            SalesOrderLine, rows, state, lambda row: self._values(row, state), defaults
+        )
+        touched = {state["orders"][r.key[0]].id for r in rows}
+        total = SalesOrderLine.select(fn.COALESCE(fn.SUM(SalesOrderLine.amount_cents), 0)).where(
+            SalesOrderLine.order == SalesOrder.id
+        )
+        for chunk in chunked(sorted(touched), LOOKUP_BATCH):
+            SalesOrder.update(total_cents=total).where(SalesOrder.id.in_(chunk)).execute()
+        return result
+
+
+class Shipments(Kind):
+    """Shipments of imported orders, by shipment number, with carrier tracking."""
+
+    name = "shipments"
+    columns = ("order_number", "number", "shipped_on", "carrier", "tracking_number", "delivered_on")
+    required = ("order_number", "number", "shipped_on")
+    insert_fields = (
+        "order",
+        "number",
+        "status",
+        "shipped_at",
+        "delivered_at",
+        "carrier",
+        "tracking_number",
+    )
+
+    def parse(self, cells):
+        values = {}
+        key = cells.text("number", 30, required=True)
+        order = cells.text("order_number", 30, required=True)
+        _put(values, "shipped_at", cells.parsed("shipped_on", parse_day_start, None, required=True))
+        delivered = cells.parsed("delivered_on", parse_day_start, None)
+        _put(values, "delivered_at", delivered)
+        if delivered is not ABSENT:
+            values["status"] = "delivered" if delivered else "shipped"
+        _put(values, "carrier", cells.text("carrier", 50))
+        _put(values, "tracking_number", cells.text("tracking_number", 100))
+        return key, values, {"order": order}
+
+    def describe(self, key):
+        return f"shipment {key}"
+
+    def fetch(self, rows, lock=False):
+        orders = _in_chunks(SalesOrder.number, (r.refs["order"] for r in rows), SalesOrder.select())
+        shipments = _in_chunks(Shipment.number, (r.key for r in rows), Shipment.select())
+        return {
+            "orders": {o.number: o for o in orders},
+            "existing": {s.number: s for s in shipments},
+        }
+
+    def check(self, row, state):
+        order = state["orders"].get(row.refs["order"])
+        if order is None:
+            return [f"unknown order_number {row.refs['order']} (import the orders first)"]
+        existing = state["existing"].get(row.key)
+        if existing is not None and existing.order_id != order.id:
+            return [f"shipment {row.key} belongs to another order"]
+        return []
+
+    def write(self, rows, state, prepared, now):
+        defaults = {"status": "shipped", "delivered_at": None, "carrier": "", "tracking_number": ""}
+        orders = state["orders"]
+        return self._upsert_with(
+            Shipment,
+            rows,
+            state,
+            lambda row: dict(row.values, order=orders[row.refs["order"]].id, number=row.key),
+            defaults,
+        )
+
+
 SPECS: dict[str, Kind] = {
-    spec.name: spec for spec in (Customers(), Sites(), Contacts(), Invoices(), Products(), Prices())
+    spec.name: spec
+    for spec in (
+        Customers(),
+        Sites(),
+        Contacts(),
+        Invoices(),
+        Products(),
+        Prices(),
+        Orders(),
+        OrderLines(),
+        Shipments(),
+    )
 }
 
 
