@@ -171,6 +171,7 @@ STAFF_NAV = [
     ("staff_payments.index", "Payments", False),
     ("staff_cases.index", "Cases", False),
     ("staff_quotes.index", "Quotes", False),
+    ("staff_orders.index", "Orders", False),
     ("staff_queue.index", "Requests", False),
     ("staff_outbox.index", "Email", False),
     ("staff_audit.index", "Audit log", True),

@@ -1,12 +1,13 @@
 """Sales orders as the ERP knows them: customers follow status, lines shipped and shipments.
 
-Read-only in the portal. Statuses: `open`, `partially_shipped`, `shipped`, `closed`,
+Read-only in the portal (the ERP's CSV export brings them in: `flask import orders`,
+`order_lines`, `shipments`). Statuses: `open`, `partially_shipped`, `shipped`, `closed`,
 `cancelled`; the list's "open" filter means not yet fully shipped.
 """
 
 from urllib.parse import quote as urlquote
 
-from ..models import Quote, SalesOrder, SalesOrderLine, Shipment
+from ..models import Customer, Quote, SalesOrder, SalesOrderLine, Shipment
 from . import quotes
 
 STATUS_LABELS = {
@@ -32,6 +33,28 @@ def for_user(user, status: str = "open", q: str = ""):
     return query
 
 
+def staff_orders(status: str = "open", q: str = ""):
+    """Every customer's orders for the back office, newest first, by status filter and
+    order number, PO, customer name or account number."""
+    query = (
+        SalesOrder.select(SalesOrder, Customer)
+        .join(Customer)
+        .order_by(SalesOrder.order_date.desc(), SalesOrder.id.desc())
+    )
+    if status in _FILTER_STATUSES:
+        query = query.where(SalesOrder.status.in_(_FILTER_STATUSES[status]))
+    q = (q or "").strip()
+    if q:
+        like = f"%{q}%"
+        query = query.where(
+            SalesOrder.number.ilike(like)
+            | SalesOrder.customer_po.ilike(like)
+            | Customer.name.ilike(like)
+            | Customer.account_number.ilike(like)
+        )
+    return query
+
+
 def order_for(user, order_id) -> SalesOrder | None:
     """One order the user may see (another company's or site's answers None, hence 404)."""
     try:
@@ -49,6 +72,19 @@ def lines(order: SalesOrder) -> list[SalesOrderLine]:
 def shipments(order: SalesOrder) -> list[Shipment]:
     """The order's shipments, latest first."""
     return list(order.shipments.order_by(Shipment.shipped_at.desc(), Shipment.id.desc()))
+
+
+def page_context(order: SalesOrder) -> dict:
+    """What an order page shows besides the order: its lines, shipments and progress."""
+    order_lines = lines(order)
+    return {
+        "order": order,
+        "lines": order_lines,
+        "shipments": shipments(order),
+        "shipped_percent": shipped_percent(order_lines),
+        "labels": STATUS_LABELS,
+        "tracking_url": tracking_url,
+    }
 
 
 def source_quote(user, order: SalesOrder) -> Quote | None:

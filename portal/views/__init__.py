@@ -9,6 +9,7 @@ from .staff.staff_audit import bp as staff_audit_bp
 from .staff.staff_customers import bp as staff_customers_bp
 from .staff.staff_import import bp as staff_import_bp
 from .staff.staff_invoices import bp as staff_invoices_bp
+from .staff.staff_orders import bp as staff_orders_bp
 from .staff.staff_outbox import bp as staff_outbox_bp
 from .staff.staff_payments import bp as staff_payments_bp
 from .staff.staff_queue import bp as staff_queue_bp
@@ -23,6 +24,7 @@ BLUEPRINTS += [
     staff_settings_bp,
     staff_customers_bp,
     staff_invoices_bp,
+    staff_orders_bp,
     staff_import_bp,
     staff_payments_bp,
     staff_queue_bp,

@@ -37,14 +37,8 @@ def show(order_id):
     order = orders.order_for(current_user, order_id)
     if order is None:
         abort(404)
-    lines = orders.lines(order)
     return render(
         "orders/show.html",
-        order=order,
-        lines=lines,
-        shipments=orders.shipments(order),
         quote=orders.source_quote(current_user, order),
-        shipped_percent=orders.shipped_percent(lines),
-        labels=orders.STATUS_LABELS,
-        tracking_url=orders.tracking_url,
+        **orders.page_context(order),
     )

@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, request, url_for
 from ...filters import quantity
 from ...forms import ActionForm
 from ...forms.quotes import DirectQuoteForm, QuoteForm
-from ...models import Customer, Quote, Rfq
+from ...models import Customer, Quote, Rfq, SalesOrder
 from ...money import to_decimal
 from ...services import backoffice, quotes
 from ...web import choice, page_number, redirect_to, render, search_text
@@ -216,6 +216,7 @@ def show(quote_id):
         lines=quotes.quote_lines(quote),
         labels=quotes.STAFF_QUOTE_LABELS,
         action_form=ActionForm(),
+        orders=list(quote.orders.order_by(SalesOrder.id)),
     )
 
 
