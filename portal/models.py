@@ -700,6 +700,7 @@ class Quote(PublicId, CustomerOwned, BaseModel):
     total_cents = BigIntegerField(default=0, constraints=[Check("total_cents >= 0")])
     notes = TextField(default="")
     decline_reason = TextField(default="")
+    customer_po = CharField(max_length=50, default="")  # given when accepting
     created_at = UtcDateTimeField(default=utcnow)
     published_at = UtcDateTimeField(null=True)
     decided_at = UtcDateTimeField(null=True)

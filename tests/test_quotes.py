@@ -212,6 +212,33 @@ def test_accept_records_who_and_when_audits_and_emails_the_office(client, acme, 
     assert "You accepted this quote" in page and "Accept quote" not in page
 
 
+def test_accept_with_a_po_number_passes_it_to_the_office(client, acme, buyer, mailbox):
+    """The PO number typed when accepting is stored, shown on both sides and in the office's
+    email; a PO number that is too long is a 422 next to the field and decides nothing."""
+    settings.save({"contact_email": "sales@northwind.example"})
+    quote = factories.quote(acme)
+    login(client, "pat@acme.example")
+    page = client.get(f"/quotes/{quote.public_id}").get_data(as_text=True)
+    assert 'name="customer_po"' in page and "Your PO number (optional)" in page
+    mailbox.clear()
+    response = client.post(f"/quotes/{quote.public_id}/accept", data={"customer_po": "x" * 51})
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert "Keep the PO number to 50 characters." in body and 'value="' + "x" * 51 in body
+    assert Quote.get_by_id(quote.id).status == "published"
+    response = client.post(f"/quotes/{quote.public_id}/accept", data={"customer_po": " PO  4471 "})
+    assert response.status_code == 303
+    stored = Quote.get_by_id(quote.id)
+    assert (stored.status, stored.customer_po) == ("accepted", "PO 4471")
+    (message,) = mailbox.wait_for(1)
+    assert "Their PO number: PO 4471" in message.get_content()
+    assert "PO 4471" in client.get(f"/quotes/{quote.public_id}").get_data(as_text=True)
+    client.post("/logout")
+    factories.staff(email="sam@example.com")
+    staff_login(client, "sam@example.com")
+    assert "PO 4471" in client.get(f"/staff/quotes/{quote.id}").get_data(as_text=True)
+
+
 def test_double_click_or_second_decision_changes_nothing(client, acme, buyer):
     """A second accept (double click) or a decline after accepting keeps the first decision
     and sends no second email."""

@@ -98,6 +98,19 @@ class RfqForm(FlaskForm):
         ]
 
 
+class AcceptForm(FlaskForm):
+    """Accepting a quote, with the customer's PO number if they have one."""
+
+    customer_po = StringField(
+        "Your PO number (optional)",
+        validators=[Length(max=50, message="Keep the PO number to 50 characters.")],
+        description="We put it on the order.",
+    )
+
+    def validate_customer_po(self, field):
+        field.data = " ".join((field.data or "").split())
+
+
 class DeclineForm(FlaskForm):
     """Why the customer declines a quote."""
 

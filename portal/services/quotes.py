@@ -230,14 +230,20 @@ def visible_quotes_of(rfq: Rfq) -> list[Quote]:
     return list(rfq.quotes.where(Quote.status.in_(CUSTOMER_VISIBLE)).order_by(Quote.id.desc()))
 
 
-def _decide(quote: Quote, user, status: str, reason: str = "") -> None:
+def _decide(quote: Quote, user, status: str, reason: str = "", customer_po: str = "") -> None:
     """Record a decision only if the quote is still open: the UPDATE re-checks the state, so a
     double click or a colleague's decision a second earlier cannot decide it twice."""
     on = today()
     with write_txn():
         now = utcnow()
         changed = (
-            Quote.update(status=status, decided_at=now, decided_by=user, decline_reason=reason)
+            Quote.update(
+                status=status,
+                decided_at=now,
+                decided_by=user,
+                decline_reason=reason,
+                customer_po=customer_po,
+            )
             .where((Quote.id == quote.id) & _open(on))
             .execute()
         )
@@ -247,15 +253,15 @@ def _decide(quote: Quote, user, status: str, reason: str = "") -> None:
             if state == "expired":
                 raise QuoteError("This quote has expired. Ask us for a new one.")
             raise QuoteError(f"This quote was already {QUOTE_LABELS[state].lower()}.")
-        audit.record(f"quote.{status}", quote, reason=reason or None)
-        _email_office(quote, user, status, reason)
+        audit.record(f"quote.{status}", quote, reason=reason or None, po=customer_po or None)
+        _email_office(quote, user, status, reason, customer_po)
     quote.status, quote.decided_at, quote.decided_by = status, now, user
-    quote.decline_reason = reason
+    quote.decline_reason, quote.customer_po = reason, customer_po
 
 
-def accept(quote: Quote, user) -> None:
-    """The customer accepts a published quote that is still valid."""
-    _decide(quote, user, "accepted")
+def accept(quote: Quote, user, customer_po: str = "") -> None:
+    """The customer accepts a published quote that is still valid (with their PO number)."""
+    _decide(quote, user, "accepted", customer_po=" ".join((customer_po or "").split()))
 
 
 def decline(quote: Quote, user, reason: str) -> None:
@@ -266,7 +272,7 @@ def decline(quote: Quote, user, reason: str) -> None:
     _decide(quote, user, "declined", reason)
 
 
-def _email_office(quote: Quote, user, status: str, reason: str) -> None:
+def _email_office(quote: Quote, user, status: str, reason: str, customer_po: str = "") -> None:
     """Tell the office (settings contact_email) about a customer's decision."""
     to = settings.get("contact_email")
     if not to:
@@ -277,6 +283,8 @@ def _email_office(quote: Quote, user, status: str, reason: str) -> None:
         f"{user.display_name} <{user.email}> of {customer.name} ({customer.account_number}) "
         f"{verb} quote {quote.number} for {money(quote.total_cents, quote.currency)}.",
     ]
+    if customer_po:
+        lines += ["", f"Their PO number: {customer_po}"]
     if reason:
         lines += ["", f"Reason: {reason}"]
     lines += [

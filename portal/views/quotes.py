@@ -4,8 +4,7 @@ from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 
 from ..auth import customer_required
-from ..forms import ActionForm
-from ..forms.quotes import DeclineForm, RfqForm
+from ..forms.quotes import AcceptForm, DeclineForm, RfqForm
 from ..models import Product
 from ..services import quotes
 from ..services.backoffice import paginate
@@ -125,10 +124,10 @@ def rfq(rfq_id):
 @quotes_required
 def show(quote_id):
     """One quote with its lines and total; accept or decline while it is open."""
-    return _show(_quote_or_404(quote_id), DeclineForm())
+    return _show(_quote_or_404(quote_id))
 
 
-def _show(quote, decline_form, status=200):
+def _show(quote, decline_form=None, status=200, accept_form=None):
     return render(
         "quotes/show.html",
         block="decide",
@@ -136,8 +135,8 @@ def _show(quote, decline_form, status=200):
         quote=quote,
         state=quotes.status_of(quote),
         lines=quotes.quote_lines(quote),
-        action_form=ActionForm(),
-        decline_form=decline_form,
+        accept_form=accept_form or AcceptForm(formdata=None),
+        decline_form=decline_form or DeclineForm(formdata=None),
         labels=quotes.QUOTE_LABELS,
     )
 
@@ -147,10 +146,11 @@ def _show(quote, decline_form, status=200):
 def accept(quote_id):
     """Accept the quote (once, while it is valid); the office is told by email."""
     quote = _quote_or_404(quote_id)
-    if not ActionForm().validate_on_submit():
-        abort(400)
+    form = AcceptForm()  # a missing or forged CSRF token was refused with 400 before this
+    if not form.validate():
+        return _show(quote, status=422, accept_form=form)
     try:
-        quotes.accept(quote, current_user)
+        quotes.accept(quote, current_user, form.customer_po.data)
     except quotes.QuoteError as exc:
         flash(exc.message, "warning")
     else:
