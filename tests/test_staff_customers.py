@@ -124,6 +124,25 @@ def test_detail_shows_sites_and_contacts_with_logins(client, agent):
     assert client.get(URL + "99999").status_code == 404
 
 
+def test_detail_shows_balance_quotes_and_orders_and_offers_new_work(client, agent):
+    """The open balance is summed in the database; the latest quotes and orders link to
+    their pages; a customer with nothing yet still offers "New invoice" and "New quote"."""
+    customer = factories.customer(name="Acme")
+    factories.invoice(customer, total_cents=10_000)
+    factories.invoice(customer, total_cents=5_000, amount_paid_cents=1_000)
+    quote = factories.quote(customer, status="accepted", customer_po="PO-1")
+    order = factories.order(customer, number="SO-9", customer_po="PO-1", quote=quote)
+    html = client.get(URL + str(customer.id)).get_data(as_text=True)
+    assert "$140.00" in html
+    assert f'href="/staff/quotes/{quote.id}"' in html and quote.number in html
+    assert f'href="/staff/orders/{order.id}"' in html and "PO PO-1" in html
+    empty = factories.customer(name="Newco")
+    html = client.get(URL + str(empty.id)).get_data(as_text=True)
+    assert "No invoices yet." in html and "Recent quotes and orders" not in html
+    assert f"/staff/invoices/new?customer_id={empty.id}" in html
+    assert f"/staff/quotes/new?customer_id={empty.id}" in html
+
+
 def test_sites_create_edit_and_unique_code(client, agent):
     """Sites are added and edited; a code is unique within the customer."""
     customer = factories.customer()
