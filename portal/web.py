@@ -75,7 +75,11 @@ def render(template: str, block: str | None = None, status: int = 200, **context
 
 def absolute_url(endpoint: str, **values) -> str:
     """An absolute link for emails, built on PORTAL_BASE_URL and never on the request's Host
-    header, which a client controls (host-header poisoning of emailed links)."""
+    header, which a client controls (host-header poisoning of emailed links); also outside a
+    request (a CLI import's emails)."""
+    if not has_request_context():
+        with current_app.test_request_context():
+            return absolute_url(endpoint, **values)
     return current_app.config["BASE_URL"].rstrip("/") + url_for(endpoint, **values)
 
 

@@ -446,6 +446,54 @@ def test_orders_their_lines_and_shipments_come_from_the_erp(accounts):
         assert (again.created, again.updated) == (0, 0), kind
 
 
+def test_a_new_shipment_on_its_way_is_emailed_but_history_is_not(accounts, mailbox):
+    """Importing a shipment that left this week and is not delivered emails whoever accepted
+    the order's quote (else the company), with the carrier's tracking link, over SMTP;
+    delivered or older shipments, a re-import, and a customer without the portal send
+    nothing."""
+    from portal.models import OutboxMessage
+    from portal.services import outbox, settings
+
+    acme, birch = accounts["ACME01"], accounts["BIRCH01"]
+    Customer.update(portal_enabled=True).where(Customer.id == birch.id).execute()
+    pat = factories.portal_user(acme, email="pat@acme.example", first_name="Pat")
+    quote = factories.quote(acme, status="accepted", number="Q-ACC", decided_by=pat)
+    import_ok(
+        "orders",
+        "number,account_number,order_date,customer_po,quote_number\n"
+        "SO-1,ACME01,2026-11-01,PO-77,Q-ACC\nSO-2,BIRCH01,2026-11-01,,\n",
+    )
+    today = date.today()
+    recent, old = today.isoformat(), (today - timedelta(days=30)).isoformat()
+    header = "order_number,number,shipped_on,carrier,tracking_number,delivered_on\n"
+    shipments = header + (
+        f"SO-1,SH-1,{recent},UPS,1Z 999,\n"
+        f"SO-1,SH-2,{recent},UPS,1Z998,{recent}\n"
+        f"SO-1,SH-3,{old},FedEx,7777,\n"
+        f"SO-2,SH-4,{recent},,,\n"
+    )
+    mailbox.clear()
+    import_ok("shipments", shipments)
+    sent = list(OutboxMessage.select().where(OutboxMessage.kind == "shipment_sent"))
+    assert sorted(m.to_addr for m in sent) == ["office@birchwood.example", "pat@acme.example"]
+    outbox.deliver_due()
+    messages = {m["To"]: m for m in mailbox.wait_for(2)}
+    text = messages["pat@acme.example"].get_content()
+    assert messages["pat@acme.example"]["Subject"] == "Your order SO-1 has shipped"
+    assert "Hello Pat," in text and "SH-1" in text and "your PO PO-77" in text
+    assert "https://www.ups.com/track?tracknum=1Z999" in text and "/orders/" in text
+    assert "SH-2" not in text and "SH-3" not in text
+    assert quote.number not in text
+
+    import_ok("shipments", shipments)  # the same file again: nothing new, nothing sent
+    assert OutboxMessage.select().where(OutboxMessage.kind == "shipment_sent").count() == 2
+    Customer.update(portal_enabled=False).where(Customer.id == birch.id).execute()
+    import_ok("shipments", header + f"SO-2,SH-5,{recent},,,\n")
+    settings.save({"module_orders": False})
+    import_ok("shipments", header + f"SO-1,SH-6,{recent},UPS,1Z1,\n")
+    assert OutboxMessage.select().where(OutboxMessage.kind == "shipment_sent").count() == 2
+
+
 def test_order_rows_are_checked_against_the_database(accounts):
     """Unknown accounts, sites, quotes, orders and items are named with their line; an order
     cannot move to another account; nothing is written when any row is bad."""

@@ -9,7 +9,7 @@ only grant roles they hold themselves.
 
 import hmac
 
-from flask import current_app, has_request_context
+from flask import has_request_context
 
 from .. import tokens
 from ..db import locked, utcnow, write_txn
@@ -200,15 +200,7 @@ def make_link(purpose: str, user: PortalUser) -> str:
         "register": "register.confirm",
         "reset": "password.reset",
     }[purpose]
-    return _absolute(endpoint, token=token)
-
-
-def _absolute(endpoint: str, **values) -> str:
-    """An absolute link on the configured base URL, also outside a request (CLI imports)."""
-    if has_request_context():
-        return absolute_url(endpoint, **values)
-    with current_app.test_request_context():
-        return absolute_url(endpoint, **values)
+    return absolute_url(endpoint, token=token)
 
 
 def read_link(purpose: str, token: str) -> PortalUser | None:
@@ -593,8 +585,8 @@ def register(values: dict) -> str:
                 "registration_exists",
                 email,
                 **_email_context(existing),
-                reset_link=_absolute("password.forgot"),
-                login_link=_absolute("auth.login"),
+                reset_link=absolute_url("password.forgot"),
+                login_link=absolute_url("auth.login"),
             )
             audit.record("access.register_existing", existing, email=email)
             return "exists"
@@ -635,7 +627,7 @@ def register(values: dict) -> str:
                 name=contact.full_name,
                 email=email,
                 customer_name=customer.name,
-                link=_absolute("company.index"),
+                link=absolute_url("company.index"),
             )
         return "pending"
 

@@ -143,6 +143,34 @@ KINDS = {
         "Hello {{ name }},\n\nQuote {{ quote_number }} for {{ total }} is ready. You can "
         "accept it until {{ valid_until }}:\n{{ link }}\n",
     ),
+    "shipment_sent": Kind(
+        "Order shipped",
+        "Sent when an imported shipment of a customer's order is on its way (shipped in the "
+        "last week and not yet delivered: importing old shipments sends nothing).",
+        {
+            "name": "The customer's name",
+            "order_number": "The order number",
+            "customer_po": "The customer's PO number (may be empty)",
+            "shipment_number": "The shipment number",
+            "carrier": "The carrier (may be empty)",
+            "tracking_number": "The tracking number (may be empty)",
+            "tracking_link": "The carrier's tracking page, for carriers the portal knows",
+            "link": "A link to the order",
+        },
+        {
+            "name": "Pat Buyer",
+            "order_number": "SO-52017",
+            "customer_po": "PO-4471",
+            "shipment_number": "SH-88120",
+            "carrier": "UPS",
+            "tracking_number": "1Z999AA10123456784",
+            "tracking_link": "https://www.ups.com/track?tracknum=1Z999AA10123456784",
+            "link": "{base}/orders/example",
+        },
+        "Your order {{ order_number }} has shipped",
+        "Hello {{ name }},\n\nShipment {{ shipment_number }} of order {{ order_number }} is on "
+        "its way.\n\nFollow the order: {{ link }}\n",
+    ),
 }
 
 

@@ -1188,13 +1188,24 @@ class Shipments(Kind):
     def write(self, rows, state, prepared, now):
         defaults = {"status": "shipped", "delivered_at": None, "carrier": "", "tracking_number": ""}
         orders = state["orders"]
-        return self._upsert_with(
+        fresh = [row for row in rows if row.key not in state["existing"]]
+        result = self._upsert_with(
             Shipment,
             rows,
             state,
             lambda row: dict(row.values, order=orders[row.refs["order"]].id, number=row.key),
             defaults,
         )
+        from . import orders as order_service  # it reaches the web layer for links
+
+        order_service.announce_shipments(
+            [
+                (orders[row.refs["order"]], {**defaults, **row.values, "number": row.key})
+                for row in fresh
+            ],
+            now,
+        )
+        return result
 
 
 SPECS: dict[str, Kind] = {

@@ -5,10 +5,12 @@ Read-only in the portal (the ERP's CSV export brings them in: `flask import orde
 `cancelled`; the list's "open" filter means not yet fully shipped.
 """
 
+from datetime import timedelta
 from urllib.parse import quote as urlquote
 
-from ..models import Customer, Quote, SalesOrder, SalesOrderLine, Shipment
-from . import quotes
+from ..models import Customer, PortalUser, Quote, SalesOrder, SalesOrderLine, Shipment
+from ..web import absolute_url
+from . import outbox, quotes, settings
 
 STATUS_LABELS = {
     "open": "Open",
@@ -122,3 +124,54 @@ def tracking_url(shipment: Shipment) -> str | None:
     if not template or not number:
         return None
     return template.format(urlquote(number, safe=""))
+
+
+# A shipment imported later than this after it left is history, not news: no email.
+ANNOUNCE_WITHIN = timedelta(days=7)
+
+
+def announce_shipments(shipped: list[tuple[SalesOrder, dict]], now) -> int:
+    """Queue the `shipment_sent` email for shipments just recorded (inside the caller's
+    transaction): to whoever accepted the order's quote, else the company's address. Only
+    shipments still on their way and shipped within a week are announced, so importing an
+    order history sends nothing; so is an order of a customer without the portal or with
+    the orders module off. Returns how many were queued."""
+    if not settings.get("module_orders"):
+        return 0
+    queued = 0
+    for order, values in shipped:
+        if values["delivered_at"] is not None or values["shipped_at"] < now - ANNOUNCE_WITHIN:
+            continue
+        customer = Customer.get_by_id(order.customer_id)
+        if not customer.portal_enabled:
+            continue
+        user = _quote_decider(order)
+        to = user.contact.email if user is not None else customer.email
+        if not to:
+            continue
+        shipment = Shipment(**values)
+        outbox.queue_template(
+            "shipment_sent",
+            to,
+            name=user.contact.first_name if user is not None else customer.name,
+            order_number=order.number,
+            customer_po=order.customer_po,
+            shipment_number=values["number"],
+            carrier=values["carrier"],
+            tracking_number=values["tracking_number"],
+            tracking_link=tracking_url(shipment) or "",
+            link=absolute_url("orders.show", order_id=order.id),
+        )
+        queued += 1
+    return queued
+
+
+def _quote_decider(order: SalesOrder) -> PortalUser | None:
+    """The active login that accepted the quote this order came from, if any."""
+    if not order.quote_id:
+        return None
+    quote = Quote.get_or_none(Quote.id == order.quote_id)
+    if quote is None or not quote.decided_by_id:
+        return None
+    user = PortalUser.get_or_none(PortalUser.id == quote.decided_by_id)
+    return user if user is not None and user.status == "active" else None
