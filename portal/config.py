@@ -66,11 +66,24 @@ def load_secret_key(instance_path: str) -> str:
     return key
 
 
+# Keys people paste from tutorials; any explicit key must also be at least this long.
+WEAK_KEYS = {"dev", "development", "secret", "changeme", "change-me", "please-change-me"}
+MIN_KEY_LENGTH = 32
+
+
 def finalize(app) -> None:
     """Fill in what depends on other values: secret key, database URL, cookie security."""
     config = app.config
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = load_secret_key(app.instance_path)
+    elif (
+        str(config["SECRET_KEY"]).lower() in WEAK_KEYS or len(config["SECRET_KEY"]) < MIN_KEY_LENGTH
+    ):
+        # Checklist K4: a guessable key forges sessions, links and opaque ids alike.
+        raise ValueError(
+            f"PORTAL_SECRET_KEY is too weak: use at least {MIN_KEY_LENGTH} random characters, "
+            "or leave it unset and one is generated into instance/secret_key"
+        )
     if not config.get("DATABASE_URL"):
         config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "portal.db")
     https = urlsplit(config["BASE_URL"]).scheme == "https"

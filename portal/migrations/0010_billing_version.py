@@ -64,8 +64,12 @@ def up(migrator, db):
 
 def down(migrator, db):
     if _is_sqlite(db):
-        for name in ("insert", "update", "delete"):
-            db.execute_sql(f"DROP TRIGGER IF EXISTS invoice_version_{name}")
+        for statement in (
+            "DROP TRIGGER IF EXISTS invoice_version_insert",
+            "DROP TRIGGER IF EXISTS invoice_version_update",
+            "DROP TRIGGER IF EXISTS invoice_version_delete",
+        ):
+            db.execute_sql(statement)
     else:
         db.execute_sql("DROP TRIGGER IF EXISTS invoice_version ON invoice")
         db.execute_sql("DROP FUNCTION IF EXISTS bump_billing_version()")
