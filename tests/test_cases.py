@@ -89,6 +89,37 @@ def test_case_about_an_invoice_is_linked_and_scoped(client, buyer):
     assert "About invoice" in client.get(f"/cases/{case.public_id}").get_data(as_text=True)
 
 
+def test_case_about_an_order_is_linked_from_the_order_and_shown_on_both_sides(client, buyer):
+    """The order page's "Question about this order?" opens a case about that order (subject
+    prefilled); the case links back to it for the customer and in the back office; another
+    company's order, a raw id, or a login without the orders role is 404."""
+    acme = buyer.contact.customer
+    mine = factories.order(acme, number="SO-77")
+    theirs = factories.order(factories.customer(), number="SO-99")
+    factories.portal_user(acme, email="noorders@acme.example", roles="cases")
+    login(client, "pat@acme.example")
+    page = client.get(f"/orders/{mine.public_id}").get_data(as_text=True)
+    assert f'href="/cases/new?order={mine.public_id}"' in page
+    form = client.get(f"/cases/new?order={mine.public_id}").get_data(as_text=True)
+    assert "Question about order SO-77" in form and f'value="{mine.public_id}"' in form
+    assert client.get(f"/cases/new?order={theirs.public_id}").status_code == 404
+    assert client.get(f"/cases/new?order={mine.id}").status_code == 404
+    assert open_case(client, order=theirs.public_id).status_code == 404
+    assert open_case(client, order=mine.public_id).status_code == 303
+    case = Case.get()
+    assert case.order_id == mine.id and case.invoice_id is None
+    shown = client.get(f"/cases/{case.public_id}").get_data(as_text=True)
+    assert "About order" in shown and f'href="/orders/{mine.public_id}"' in shown
+    client.post("/logout")
+    login(client, "noorders@acme.example")
+    assert client.get(f"/cases/new?order={mine.public_id}").status_code == 404
+    client.post("/logout")
+    factories.staff(email="sam@example.com")
+    staff_login(client, "sam@example.com")
+    staff_page = client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
+    assert f'href="/staff/orders/{mine.id}"' in staff_page and "SO-77" in staff_page
+
+
 def test_other_company_and_out_of_scope_site_answer_404(client, buyer):
     """E1/E2: another company's case, or a case of a site outside the user's scope, is 404
     on the page and on every action; a missing `cases` role is 403."""

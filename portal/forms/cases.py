@@ -8,7 +8,7 @@ from ..services.cases import STATUS_LABELS
 
 
 class CaseForm(FlaskForm):
-    """A new case; `invoice` carries the public id of an invoice the case is about, if any."""
+    """A new case; `invoice` or `order` carries the public id of what the case is about."""
 
     subject = StringField(
         "Subject",
@@ -19,6 +19,7 @@ class CaseForm(FlaskForm):
         validators=[DataRequired("Describe the question or problem."), Length(max=10000)],
     )
     invoice = HiddenField(validators=[Optional()])
+    order = HiddenField(validators=[Optional()])
 
 
 class ReplyForm(FlaskForm):

@@ -9,7 +9,7 @@ outbox; internal notes are never shown to customers and never emailed.
 from peewee import fn
 
 from ..db import prepared, utcnow, write_txn
-from ..models import Case, CaseMessage, Customer, Invoice, PortalUser
+from ..models import Case, CaseMessage, Customer, Invoice, PortalUser, SalesOrder
 from ..web import absolute_url
 from . import audit, counters, outbox
 
@@ -91,11 +91,16 @@ def case_for(user, case_id) -> Case | None:
 
 def invoice_for(user, invoice_id) -> Invoice | None:
     """An invoice the user may link a case to, or None."""
-    try:
-        invoice_id = int(invoice_id)
-    except (TypeError, ValueError):
+    if invoice_id is None:
         return None
     return Invoice.for_user(user).where(Invoice.id == invoice_id).first()
+
+
+def order_for(user, order_id) -> SalesOrder | None:
+    """An order the user may link a case to (they follow orders, in their scope), or None."""
+    if order_id is None or not user.has_role("orders"):
+        return None
+    return SalesOrder.for_user(user).where(SalesOrder.id == order_id).first()
 
 
 def messages(case: Case, internal: bool = False) -> list[CaseMessage]:

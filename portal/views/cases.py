@@ -42,23 +42,37 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @cases_required
 def new():
-    """Open a case, about an invoice when `?invoice=` (its public id) names one the user
-    can see."""
+    """Open a case, about an invoice or an order when `?invoice=` or `?order=` (its public
+    id) names one the user can see."""
     form = CaseForm()
-    token = form.invoice.data if request.method == "POST" else request.args.get("invoice")
-    invoice_id = from_public_id("invoice", token)
-    invoice = cases.invoice_for(current_user, invoice_id) if invoice_id else None
-    if token and invoice is None:
-        abort(404)
-    if request.method == "GET" and invoice is not None:
-        form.invoice.data = invoice.public_id
-        form.subject.data = f"Question about invoice {invoice.number}"
+    invoice = _about(form.invoice, "invoice", cases.invoice_for)
+    order = _about(form.order, "order", cases.order_for)
+    if request.method == "GET" and (invoice or order) is not None:
+        about = f"invoice {invoice.number}" if invoice is not None else f"order {order.number}"
+        form.subject.data = f"Question about {about}"
     if request.method == "POST" and form.validate():
-        case = cases.create_case(current_user, form.subject.data, form.body.data, invoice=invoice)
+        case = cases.create_case(
+            current_user, form.subject.data, form.body.data, invoice=invoice, order=order
+        )
         flash(f"Case {case.number} is open. We will answer by email.", "success")
         return redirect_to(url_for("cases.show", case_id=case.id))
     status = 422 if request.method == "POST" else 200
-    return render("cases/new.html", block="form", status=status, form=form, invoice=invoice)
+    return render(
+        "cases/new.html", block="form", status=status, form=form, invoice=invoice, order=order
+    )
+
+
+def _about(field, kind: str, find):
+    """What a new case is about: the row a public id in the query string (or, on a post, in
+    the hidden field) names, if the user may see it; a token naming anything else is 404."""
+    token = field.data if request.method == "POST" else request.args.get(kind)
+    if not token:
+        return None
+    found = find(current_user, from_public_id(kind, token))
+    if found is None:
+        abort(404)
+    field.data = found.public_id
+    return found
 
 
 @bp.get("/<opaque('case'):case_id>")
