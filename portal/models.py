@@ -222,6 +222,11 @@ class Site(BaseModel):
     class Meta:
         indexes = ((("customer", "site_code"), True),)
 
+    @classmethod
+    def belongs_to(cls, site_id: int, customer_id: int) -> bool:
+        """True when the site is one of the customer's."""
+        return cls.select().where((cls.id == site_id) & (cls.customer == customer_id)).exists()
+
 
 class Contact(BaseModel):
     """A person at a customer; at most one portal login each."""
@@ -725,12 +730,12 @@ class SalesOrder(PublicId, CustomerOwned, BaseModel):
     """A customer's order as the ERP knows it."""
 
     KIND = "order"
+    STATUSES = ("open", "partially_shipped", "shipped", "closed", "cancelled")
 
     number = CharField(max_length=30, unique=True)
     customer = ForeignKeyField(Customer, backref="orders", on_delete="RESTRICT")
     site = ForeignKeyField(Site, null=True, on_delete="SET NULL")
     quote = ForeignKeyField(Quote, null=True, backref="orders", on_delete="SET NULL")
-    # open, partially_shipped, shipped, closed, cancelled
     status = CharField(max_length=20, default="open", index=True)
     order_date = DateField()
     promised_date = DateField(null=True)

@@ -23,6 +23,25 @@ class AmountError(ValueError):
     """A typed amount that is not a positive sum of money with at most two decimals."""
 
 
+class QuantityError(ValueError):
+    """A typed quantity that is not a number with at most three decimals."""
+
+
+def parse_quantity(text: str, zero: bool = False) -> int:
+    """`"2.5"` -> 2500 thousandths; positive (or zero when `zero`), at most three decimals."""
+    try:
+        value = Decimal((text or "").strip().replace(",", ""))
+    except InvalidOperation as exc:
+        raise QuantityError("Enter a quantity like 2 or 2.5.") from exc
+    if not value.is_finite() or value < 0 or (value == 0 and not zero):
+        raise QuantityError("Enter a quantity like 2 or 2.5.")
+    if value != value.quantize(Decimal("0.001")):
+        raise QuantityError("Enter a quantity like 2 or 2.5.")
+    if value > 10**9:
+        raise QuantityError("That quantity is too large.")
+    return int(value * 1000)
+
+
 def parse_amount(text: str) -> int:
     """`"1,234.50"` -> 123450; rejects negatives, exponents, NaN and sub-cent fractions."""
     raw = (text or "").strip()

@@ -31,8 +31,9 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from .. import money
 from ..models import PORTAL_ROLES
-from ..money import AmountError, parse_amount, to_decimal
+from ..money import AmountError, QuantityError, parse_amount, to_decimal
 from ..services.backoffice import find_customer
 
 ROLE_LABELS = {
@@ -254,16 +255,11 @@ class DeactivateForm(FlaskForm):
 
 
 def parse_quantity(text: str) -> int:
-    """`"2.5"` -> 2500 thousandths; positive, at most three decimals."""
+    """`"2.5"` -> 2500 thousandths (`money.parse_quantity`), its problem as a field error."""
     try:
-        value = Decimal((text or "").strip().replace(",", ""))
-    except InvalidOperation as exc:
-        raise ValidationError("Enter a quantity like 2 or 2.5.") from exc
-    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.001")):
-        raise ValidationError("Enter a quantity like 2 or 2.5.")
-    if value > 10**9:
-        raise ValidationError("That quantity is too large.")
-    return int(value * 1000)
+        return money.parse_quantity(text)
+    except QuantityError as exc:
+        raise ValidationError(str(exc)) from exc
 
 
 class LineForm(Form):
@@ -300,9 +296,16 @@ class CustomerField(StringField):
     `backoffice.find_customer`); once validated, `.customer` is the one it names."""
 
     customer = None
+    _resolved = None  # (text, customer, message): the site select asks first, then validation
+
+    def resolve(self):
+        """(customer or None, message) for the text in the box, looked up once per text."""
+        if self._resolved is None or self._resolved[0] != self.data:
+            self._resolved = (self.data, *find_customer(self.data))
+        return self._resolved[1:]
 
     def pre_validate(self, form):
-        self.customer, message = find_customer(self.data)
+        self.customer, message = self.resolve()
         if self.customer is None:
             raise ValidationError(message)
 
@@ -313,6 +316,10 @@ class CustomerSiteFields:
 
     customer = CustomerField("Customer", validators=[Length(max=200)])
     site_id = SelectField("Site", coerce=int, choices=[(0, "No particular site")], default=0)
+
+
+class SiteChoiceForm(CustomerSiteFields, FlaskForm):
+    """Only the customer and site fields: the site options htmx refreshes."""
 
 
 class InvoiceForm(CustomerSiteFields, FlaskForm):
@@ -546,7 +553,3 @@ def today() -> date:
 
 
 __all__ = ["HiddenField"]
-
-
-class SiteChoiceForm(CustomerSiteFields, FlaskForm):
-    """Only the customer and site fields: the site options htmx refreshes."""

@@ -26,6 +26,8 @@ from ..models import (
     PaymentApplication,
     PaymentAttemptItem,
     PortalUser,
+    Quote,
+    SalesOrder,
     Site,
     StaffUser,
 )
@@ -202,16 +204,11 @@ def update_site(site: Site, values: dict, by) -> dict:
 # --- contacts ---------------------------------------------------------------------------
 
 
-def _site_of(site_id: int, customer_id: int) -> bool:
-    """True when the site belongs to the customer."""
-    return Site.select().where((Site.id == site_id) & (Site.customer == customer_id)).exists()
-
-
 def _contact_values(customer_id: int, values: dict) -> dict:
     values = dict(values)
     values["email"] = normalize_email(values.get("email")) or None
     site_id = values.pop("site_id", None) or None
-    if site_id and not _site_of(site_id, customer_id):
+    if site_id and not Site.belongs_to(site_id, customer_id):
         raise Problem("site_id", "Choose one of this customer's sites.")
     values["site"] = site_id
     return values
@@ -275,10 +272,15 @@ def customer_label(customer) -> str:
     return f"{customer.account_number}{LABEL_SEPARATOR}{customer.name}"
 
 
+def _account_part(text: str) -> str:
+    """What is typed in a customer box up to a picked label's separator, spaces tidied."""
+    return " ".join((text or "").split(LABEL_SEPARATOR.strip(), 1)[0].split())
+
+
 def customer_suggestions(text: str, limit: int = 12) -> list:
     """Customers a staff form's customer box suggests for `text`: account numbers starting
     with it first, then names containing it, alphabetically."""
-    text = " ".join((text or "").split(LABEL_SEPARATOR)[0].split())
+    text = _account_part(text)
     if not text:
         return []
     starts = fn.LOWER(Customer.account_number).startswith(text.lower())
@@ -298,7 +300,7 @@ def find_customer(text: str):
     text = " ".join((text or "").split())
     if not text:
         return None, "Enter the customer's account number or name."
-    account = text.split(LABEL_SEPARATOR.strip(), 1)[0].strip().lower()
+    account = _account_part(text).lower()
     found = Customer.get_or_none(fn.LOWER(Customer.account_number) == account)
     if found is not None:
         return found, ""
@@ -318,6 +320,35 @@ def find_customer(text: str):
     shown = "; ".join(customer_label(c) for c in named[:5])
     more = "; …" if len(named) > 5 else ""
     return None, f"Several customers match ({shown}{more}): type the account number."
+
+
+def customer_overview(customer: Customer) -> dict:
+    """A customer's page: sites, contacts, open invoices counted and summed in the database
+    (an account may hold thousands), and the latest invoices, quotes and orders."""
+    totals = (
+        Invoice.unpaid(
+            Invoice.select(
+                fn.COUNT(Invoice.id).alias("n"),
+                fn.COALESCE(fn.SUM(Invoice.balance_expr()), 0).alias("balance"),
+            ).where(Invoice.customer == customer.id)
+        )
+        .dicts()
+        .get()
+    )
+    return {
+        "customer": customer,
+        "sites": list(customer.sites.order_by(Site.site_code)),
+        "contacts": list(contacts_of(customer)),
+        "open_count": totals["n"],
+        "balance": int(totals["balance"]),
+        "recent": list(
+            customer.invoices.order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(5)
+        ),
+        "quotes": list(customer.quotes.order_by(Quote.created_at.desc(), Quote.id.desc()).limit(3)),
+        "orders": list(
+            customer.orders.order_by(SalesOrder.order_date.desc(), SalesOrder.id.desc()).limit(3)
+        ),
+    }
 
 
 def search_invoices(q: str = "", state: str = "", today=None):
@@ -364,7 +395,7 @@ def _check_invoice(values: dict, exclude_id=None) -> None:
     if not Customer.select().where(Customer.id == values["customer_id"]).exists():
         raise Problem("customer", "Choose a customer.")
     site_id = values.get("site_id")
-    if site_id and not _site_of(site_id, values["customer_id"]):
+    if site_id and not Site.belongs_to(site_id, values["customer_id"]):
         raise Problem("site_id", "Choose one of this customer's sites.")
 
 

@@ -9,9 +9,9 @@ outbox; internal notes are never shown to customers and never emailed.
 from peewee import fn
 
 from ..db import prepared, utcnow, write_txn
-from ..models import Case, CaseMessage, Customer, Invoice, PortalUser, SalesOrder
+from ..models import Case, CaseMessage, Customer, PortalUser, SalesOrder
 from ..web import absolute_url
-from . import audit, counters, outbox
+from . import audit, counters, orders, outbox
 
 STATUSES = ("new", "open", "waiting", "resolved", "closed")
 OPEN_STATUSES = ("new", "open", "waiting")
@@ -89,18 +89,9 @@ def case_for(user, case_id) -> Case | None:
     return for_user(user, "all").where(Case.id == case_id).first()
 
 
-def invoice_for(user, invoice_id) -> Invoice | None:
-    """An invoice the user may link a case to, or None."""
-    if invoice_id is None:
-        return None
-    return Invoice.for_user(user).where(Invoice.id == invoice_id).first()
-
-
 def order_for(user, order_id) -> SalesOrder | None:
-    """An order the user may link a case to (they follow orders, in their scope), or None."""
-    if order_id is None or not user.has_role("orders"):
-        return None
-    return SalesOrder.for_user(user).where(SalesOrder.id == order_id).first()
+    """An order the user may link a case to: one they can open (orders role, in scope)."""
+    return orders.order_for(user, order_id) if user.has_role("orders") else None
 
 
 def messages(case: Case, internal: bool = False) -> list[CaseMessage]:

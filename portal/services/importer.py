@@ -38,6 +38,7 @@ from decimal import Decimal
 from email_validator import EmailNotValidError, validate_email
 from peewee import SQL, chunked, fn
 
+from .. import money
 from ..db import db, locked, utcnow, write_txn
 from ..models import (
     Contact,
@@ -51,7 +52,7 @@ from ..models import (
     Shipment,
     Site,
 )
-from ..money import AmountError, parse_amount, to_decimal
+from ..money import AmountError, QuantityError, parse_amount, to_decimal
 from ..security import (
     CODE_ALPHABET,
     hash_code,
@@ -263,22 +264,19 @@ def parse_quick_pay_code(text: str) -> str:
     return code
 
 
-ORDER_STATUSES = ("open", "partially_shipped", "shipped", "closed", "cancelled")
-_QUANTITY = re.compile(r"^\d{1,9}(\.\d{1,3})?$")
-
-
 def parse_quantity(text: str) -> int:
-    """A quantity like 2 or 2.5 (at most three decimals) to thousandths."""
-    if not _QUANTITY.match(text):
-        raise ValueError("is not a quantity like 2 or 2.5 (at most three decimals)")
-    return int(Decimal(text) * 1000)
+    """A quantity like 2 or 2.5, zero included, to thousandths (`money.parse_quantity`)."""
+    try:
+        return money.parse_quantity(text, zero=True)
+    except QuantityError:
+        raise ValueError("is not a quantity like 2 or 2.5 (at most three decimals)") from None
 
 
 def parse_order_status(text: str) -> str:
     """An order status: open, partially_shipped, shipped, closed or cancelled (any case)."""
     value = text.lower().replace(" ", "_").replace("-", "_")
-    if value not in ORDER_STATUSES:
-        raise ValueError("is not one of " + ", ".join(ORDER_STATUSES))
+    if value not in SalesOrder.STATUSES:
+        raise ValueError("is not one of " + ", ".join(SalesOrder.STATUSES))
     return value
 
 

@@ -8,7 +8,7 @@ Read-only in the portal (the ERP's CSV export brings them in: `flask import orde
 from datetime import timedelta
 from urllib.parse import quote as urlquote
 
-from ..models import Customer, PortalUser, Quote, SalesOrder, SalesOrderLine, Shipment
+from ..models import Contact, Customer, PortalUser, Quote, SalesOrder, SalesOrderLine, Shipment
 from ..web import absolute_url
 from . import outbox, quotes, settings
 
@@ -23,38 +23,31 @@ FILTERS = {"open": "Open", "shipped": "Shipped", "all": "All"}
 _FILTER_STATUSES = {"open": ("open", "partially_shipped"), "shipped": ("shipped", "closed")}
 
 
-def for_user(user, status: str = "open", q: str = ""):
-    """The orders the user may see, newest first, by status filter and number or PO search."""
-    query = SalesOrder.for_user(user).order_by(SalesOrder.order_date.desc(), SalesOrder.id.desc())
+def _narrowed(query, status: str, q: str, *searched):
+    """Newest first, by status filter, and `q` in the order number, PO or `searched`."""
+    query = query.order_by(SalesOrder.order_date.desc(), SalesOrder.id.desc())
     if status in _FILTER_STATUSES:
         query = query.where(SalesOrder.status.in_(_FILTER_STATUSES[status]))
     q = (q or "").strip()
     if q:
         like = f"%{q}%"
-        query = query.where(SalesOrder.number.ilike(like) | SalesOrder.customer_po.ilike(like))
+        found = SalesOrder.number.ilike(like) | SalesOrder.customer_po.ilike(like)
+        for field in searched:
+            found |= field.ilike(like)
+        query = query.where(found)
     return query
+
+
+def for_user(user, status: str = "open", q: str = ""):
+    """The orders the user may see, newest first, by status filter and number or PO search."""
+    return _narrowed(SalesOrder.for_user(user), status, q)
 
 
 def staff_orders(status: str = "open", q: str = ""):
     """Every customer's orders for the back office, newest first, by status filter and
     order number, PO, customer name or account number."""
-    query = (
-        SalesOrder.select(SalesOrder, Customer)
-        .join(Customer)
-        .order_by(SalesOrder.order_date.desc(), SalesOrder.id.desc())
-    )
-    if status in _FILTER_STATUSES:
-        query = query.where(SalesOrder.status.in_(_FILTER_STATUSES[status]))
-    q = (q or "").strip()
-    if q:
-        like = f"%{q}%"
-        query = query.where(
-            SalesOrder.number.ilike(like)
-            | SalesOrder.customer_po.ilike(like)
-            | Customer.name.ilike(like)
-            | Customer.account_number.ilike(like)
-        )
-    return query
+    query = SalesOrder.select(SalesOrder, Customer).join(Customer)
+    return _narrowed(query, status, q, Customer.name, Customer.account_number)
 
 
 def order_for(user, order_id) -> SalesOrder | None:
@@ -138,14 +131,24 @@ def announce_shipments(shipped: list[tuple[SalesOrder, dict]], now) -> int:
     the orders module off. Returns how many were queued."""
     if not settings.get("module_orders"):
         return 0
+    news = [
+        (order, values)
+        for order, values in shipped
+        if values["delivered_at"] is None and values["shipped_at"] >= now - ANNOUNCE_WITHIN
+    ]
+    if not news:
+        return 0
+    # Two queries for all of them: the customers, and who accepted each order's quote.
+    customers = {
+        c.id: c for c in Customer.select().where(Customer.id.in_({o.customer_id for o, _ in news}))
+    }
+    deciders = _quote_deciders({o.quote_id for o, _ in news if o.quote_id})
     queued = 0
-    for order, values in shipped:
-        if values["delivered_at"] is not None or values["shipped_at"] < now - ANNOUNCE_WITHIN:
-            continue
-        customer = Customer.get_by_id(order.customer_id)
+    for order, values in news:
+        customer = customers[order.customer_id]
         if not customer.portal_enabled:
             continue
-        user = _quote_decider(order)
+        user = deciders.get(order.quote_id)
         to = user.contact.email if user is not None else customer.email
         if not to:
             continue
@@ -166,12 +169,14 @@ def announce_shipments(shipped: list[tuple[SalesOrder, dict]], now) -> int:
     return queued
 
 
-def _quote_decider(order: SalesOrder) -> PortalUser | None:
-    """The active login that accepted the quote this order came from, if any."""
-    if not order.quote_id:
-        return None
-    quote = Quote.get_or_none(Quote.id == order.quote_id)
-    if quote is None or not quote.decided_by_id:
-        return None
-    user = PortalUser.get_or_none(PortalUser.id == quote.decided_by_id)
-    return user if user is not None and user.status == "active" else None
+def _quote_deciders(quote_ids) -> dict:
+    """{quote id: the active login that accepted it, with its contact} for these quotes."""
+    if not quote_ids:
+        return {}
+    rows = (
+        Quote.select(Quote.id, PortalUser, Contact)
+        .join(PortalUser, on=(Quote.decided_by == PortalUser.id))
+        .join(Contact)
+        .where(Quote.id.in_(quote_ids) & (PortalUser.status == "active"))
+    )
+    return {quote.id: quote.decided_by for quote in rows}

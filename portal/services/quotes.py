@@ -404,12 +404,7 @@ def create_quote(
         customer_id, site_id = rfq.customer_id, rfq.site_id
     else:
         customer_id = customer.id
-        if (
-            site_id
-            and not Site.select()
-            .where((Site.id == site_id) & (Site.customer == customer_id))
-            .exists()
-        ):
+        if site_id and not Site.belongs_to(site_id, customer_id):
             raise QuoteError("Choose one of this customer's sites.", "site_id")
     with write_txn():
         quote = Quote.create(

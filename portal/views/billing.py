@@ -41,7 +41,7 @@ def _list_context(params, form=None, preview=None):
         "typed": {i: v for i, v in _typed_amounts(ticked).items() if v},
         "params": params,
         "page": page,
-        "today": billing.today(),
+        "today": on,
         # A GET needs no form object (only a POST that failed review has values to show):
         # building a FlaskForm costs as much as rendering ten table rows.
         "form": form,

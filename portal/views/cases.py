@@ -7,7 +7,7 @@ from ..auth import customer_required
 from ..forms import ActionForm
 from ..forms.cases import CaseForm, ReplyForm
 from ..ids import from_public_id
-from ..services import cases
+from ..services import billing, cases
 from ..services.backoffice import paginate
 from ..web import choice, page_number, redirect_to, render
 
@@ -45,7 +45,7 @@ def new():
     """Open a case, about an invoice or an order when `?invoice=` or `?order=` (its public
     id) names one the user can see."""
     form = CaseForm()
-    invoice = _about(form.invoice, "invoice", cases.invoice_for)
+    invoice = _about(form.invoice, "invoice", billing.invoice_for)
     order = _about(form.order, "order", cases.order_for)
     if request.method == "GET" and (invoice or order) is not None:
         about = f"invoice {invoice.number}" if invoice is not None else f"order {order.number}"

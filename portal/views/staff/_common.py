@@ -4,8 +4,7 @@ from flask import abort, flash, request
 from flask_login import current_user
 
 from ...auth import staff_required
-from ...models import Site
-from ...services import backoffice
+from ...models import Customer, Site
 from ...services.backoffice import Problem
 from ...web import redirect_to, render
 
@@ -30,11 +29,16 @@ def attach(form, problem) -> None:
         form.form_errors.append(problem.message)
 
 
+def chosen_customer():
+    """The customer a "New …" link came from (`?customer_id=` on a customer's page), or None."""
+    return Customer.get_or_none(Customer.id == request.args.get("customer_id", type=int))
+
+
 def site_choices(form, customer=None) -> None:
     """The site options of the customer the form's customer box names (none until it names
     one); set before validation, so a posted site is checked against that customer's."""
     if customer is None:
-        customer, _ = backoffice.find_customer(form.customer.data)
+        customer, _ = form.customer.resolve()
     sites = Site.select().where(Site.customer == (customer.id if customer else 0))
     form.site_id.choices = [(0, "No particular site")] + [
         (s.id, f"{s.site_code} · {s.name}") for s in sites.order_by(Site.site_code)

@@ -3,11 +3,10 @@
 from datetime import date
 
 from flask import Blueprint, abort, flash, request, url_for
-from peewee import fn
 
 from ...forms import ActionForm
 from ...forms.staff import AccessForm, ContactForm, CustomerForm, SiteChoiceForm, SiteForm
-from ...models import Contact, Customer, Invoice, Quote, SalesOrder, Site
+from ...models import Contact, Customer, Site
 from ...services import access, backoffice, settings
 from ...services import orders as orders_service
 from ...services import quotes as quotes_service
@@ -91,36 +90,11 @@ def _show_url(customer_id: int) -> str:
 def show(customer_id):
     """A customer: details, account options, sites and contacts with their portal access."""
     customer = get_or_404(Customer, customer_id)
-    # One aggregate, not every open invoice loaded: an account may hold thousands.
-    totals = (
-        Invoice.unpaid(
-            Invoice.select(
-                fn.COUNT(Invoice.id).alias("n"),
-                fn.COALESCE(fn.SUM(Invoice.balance_expr()), 0).alias("balance"),
-            ).where(Invoice.customer == customer.id)
-        )
-        .dicts()
-        .get()
-    )
     return render(
         "staff/customers/show.html",
-        customer=customer,
-        sites=list(customer.sites.order_by(Site.site_code)),
-        contacts=list(backoffice.contacts_of(customer)),
-        open_count=totals["n"],
-        balance=int(totals["balance"]),
-        recent=list(
-            Invoice.select()
-            .where(Invoice.customer == customer.id)
-            .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
-            .limit(5)
-        ),
+        **backoffice.customer_overview(customer),
         today=date.today(),
         action_form=ActionForm(),
-        quotes=list(customer.quotes.order_by(Quote.created_at.desc(), Quote.id.desc()).limit(3)),
-        orders=list(
-            customer.orders.order_by(SalesOrder.order_date.desc(), SalesOrder.id.desc()).limit(3)
-        ),
         quote_status=quotes_service.status_of,
         quote_labels=quotes_service.STAFF_QUOTE_LABELS,
         order_labels=orders_service.STATUS_LABELS,

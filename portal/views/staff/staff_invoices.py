@@ -7,13 +7,13 @@ from flask import Blueprint, abort, flash, request, url_for
 
 from ...forms import ActionForm
 from ...forms.staff import InvoiceForm, VoidForm
-from ...models import Customer, Invoice, InvoiceLine, Payment, PaymentApplication
+from ...models import Invoice, InvoiceLine, Payment, PaymentApplication
 from ...money import to_decimal
 from ...security import format_code, unseal
 from ...services import backoffice, quickpay
 from ...services.backoffice import Problem
 from ...web import choice, page_number, redirect_to, render, search_text
-from ._common import attach, get_or_404, guard, me, site_choices
+from ._common import attach, chosen_customer, get_or_404, guard, me, site_choices
 
 bp = Blueprint("staff_invoices", __name__, url_prefix="/staff/invoices")
 guard(bp)
@@ -69,7 +69,7 @@ def new():
     """Create an invoice (with lines, or just a total) and its quick-pay code."""
     if request.method == "GET":
         today = date.today()
-        chosen = Customer.get_or_none(Customer.id == request.args.get("customer_id", type=int))
+        chosen = chosen_customer()
         form = InvoiceForm(
             data={
                 "customer": backoffice.customer_label(chosen) if chosen else "",

@@ -7,11 +7,11 @@ from flask import Blueprint, abort, flash, request, url_for
 from ...filters import quantity
 from ...forms import ActionForm
 from ...forms.quotes import DirectQuoteForm, QuoteForm
-from ...models import Customer, Quote, Rfq, SalesOrder
+from ...models import Quote, Rfq, SalesOrder
 from ...money import to_decimal
 from ...services import backoffice, quotes
 from ...web import choice, page_number, redirect_to, render, search_text
-from ._common import attach, get_or_404, guard, me, site_choices
+from ._common import attach, chosen_customer, get_or_404, guard, me, site_choices
 
 bp = Blueprint("staff_quotes", __name__, url_prefix="/staff/quotes")
 guard(bp)
@@ -159,15 +159,7 @@ def new(rfq_id):
         _prefill(form, quotes.proposed_lines(found), price_free_text=False)
         form.pad()
         return _form_page(form, rfq=found)
-    if _submitted(form):
-        lines = _lines(form, found.customer_id)
-        if lines is not None:
-            quote = quotes.create_quote(found, me(), lines, form.valid_until.data, form.notes.data)
-            flash(f"Draft {quote.number} is saved. Check it, then publish it.", "success")
-            return redirect_to(url_for("staff_quotes.show", quote_id=quote.id))
-    form.pad()
-    status = 200 if request.form.get("action") == "more" else 422
-    return _form_page(form, rfq=found, status=status)
+    return _create(form, rfq=found)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -175,25 +167,32 @@ def new_direct():
     """A draft quote the office starts itself, for any customer, with no request behind it."""
     form = DirectQuoteForm()
     if request.method == "GET":
-        chosen = Customer.get_or_none(Customer.id == request.args.get("customer_id", type=int))
+        chosen = chosen_customer()
         form.customer.data = backoffice.customer_label(chosen) if chosen else ""
         form.valid_until.data = quotes.today() + timedelta(days=VALID_DAYS)
         form.pad(QUOTE_FIRST_ROWS)
         site_choices(form, chosen)
         return _form_page(form)
     site_choices(form)
+    return _create(form)
+
+
+def _create(form, rfq=None):
+    """A posted new quote (for the RFQ's customer, else the one the form names): saved as a
+    draft and shown, or the form again with its errors (or more rows, without JavaScript)."""
     if _submitted(form):
-        lines = _lines(form, form.customer.customer.id)
+        customer = rfq.customer if rfq is not None else form.customer.customer
+        lines = _lines(form, customer.id)
         if lines is not None:
             try:
                 quote = quotes.create_quote(
-                    None,
+                    rfq,
                     me(),
                     lines,
                     form.valid_until.data,
                     form.notes.data,
-                    customer=form.customer.customer,
-                    site_id=form.site_id.data or None,
+                    customer=customer,
+                    site_id=None if rfq is not None else form.site_id.data or None,
                 )
             except quotes.QuoteError as exc:
                 attach(form, exc)
@@ -202,7 +201,7 @@ def new_direct():
                 return redirect_to(url_for("staff_quotes.show", quote_id=quote.id))
     form.pad()
     status = 200 if request.form.get("action") == "more" else 422
-    return _form_page(form, status=status)
+    return _form_page(form, rfq=rfq, status=status)
 
 
 @bp.get("/<int:quote_id>")
