@@ -44,3 +44,22 @@ def test_import_needs_a_file(client):
     response = client.post(URL, data={"kind": "customers"}, content_type="multipart/form-data")
     assert response.status_code == 422
     assert "Choose a CSV file." in response.get_data(as_text=True)
+
+
+def test_every_kind_is_offered_by_name_and_orders_import_from_the_page(client):
+    """The page offers every kind the command line takes, each named as people say it, and
+    an orders file imports from it with the result in those words."""
+    from portal.services.importer import KINDS
+
+    factories.staff(email="agent@example.com")
+    staff_login(client, "agent@example.com")
+    page = client.get(URL).get_data(as_text=True)
+    for kind in KINDS:
+        assert f'value="{kind}"' in page, kind
+    assert "<strong>Sales order lines</strong>" in page and "Order_lines" not in page
+    factories.customer(account_number="ACME01")
+    response = upload(
+        client, "orders", "number,account_number,order_date\nSO-1,ACME01,2026-11-02\n"
+    )
+    assert response.status_code == 200
+    assert "Imported sales orders:</strong> 1 created" in response.get_data(as_text=True)

@@ -20,6 +20,7 @@ def _page(form, result=None, status=200):
         result=result,
         columns={kind: SPECS[kind].columns for kind, _ in IMPORT_KINDS},
         required={kind: SPECS[kind].required for kind, _ in IMPORT_KINDS},
+        labels=dict(IMPORT_KINDS),
     )
 
 
