@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from flask import has_request_context, session
 from peewee import IntegrityError
 
-from .. import money
+from .. import clock, money
 from ..db import locked, utcnow, write_txn
 from ..models import Invoice, Payment, PaymentApplication, PaymentAttempt, PaymentAttemptItem
 from . import audit, counters, outbox, providers
@@ -88,8 +88,8 @@ class Plan:
 
 
 def today() -> date:
-    """The business date (UTC)."""
-    return utcnow().date()
+    """The business date (the business's calendar day, `portal.clock`)."""
+    return clock.business_today()
 
 
 def plan(lines, settings: dict, on: date | None = None) -> Plan:
