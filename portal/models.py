@@ -19,6 +19,9 @@ from peewee import (
     TextField,
     chunked,
 )
+from peewee import (
+    Case as SqlCase,
+)
 
 from .db import Slot, UtcDateTimeField, db, is_sqlite, utcnow
 from .ids import public_id
@@ -257,6 +260,8 @@ class PortalUser(PublicId, LoginMixin, BaseModel):
     # Rotated whenever the password changes: binds reset/invite links and ends old sessions.
     auth_stamp = CharField(max_length=32)
     terms_version = IntegerField(null=True)
+    # The login's own IANA time zone for showing times; empty: the business's.
+    time_zone = CharField(max_length=64, default="")
     created_at = UtcDateTimeField(default=utcnow)
     activated_at = UtcDateTimeField(null=True)
     last_login_at = UtcDateTimeField(null=True)
@@ -407,11 +412,20 @@ class CustomerPrice(BaseModel):
 
 
 class InvoiceFigures:
-    """What an invoice's numbers say, for the model and for `InvoiceRow` alike."""
+    """What an invoice's numbers say, for the model and for `InvoiceRow` alike: the one
+    definition of an invoice's amount due that every page, email and export reads."""
 
     @property
     def balance_cents(self) -> int:
+        """The amount due: nothing on a void invoice, else total less paid and discount."""
+        if self.status == "void":
+            return 0
         return self.total_cents - self.amount_paid_cents - self.discount_taken_cents
+
+    @property
+    def due_cents(self) -> int:
+        """The amount due, under the name `figures.Payable` also shows it by."""
+        return self.balance_cents
 
     @property
     def is_paid(self) -> bool:
@@ -504,6 +518,11 @@ class Invoice(PublicId, InvoiceFigures, CustomerOwned, BaseModel):
     @classmethod
     def balance_expr(cls):
         return cls.total_cents - cls.amount_paid_cents - cls.discount_taken_cents
+
+    @classmethod
+    def due_expr(cls):
+        """The amount due in SQL, as `balance_cents` reads it: nothing on a void invoice."""
+        return SqlCase(None, [(cls.status == "open", cls.balance_expr())], 0)
 
     @classmethod
     def unpaid(cls, query):
@@ -615,8 +634,12 @@ class Payment(PublicId, BaseModel):
     customer = ForeignKeyField(Customer, backref="payments", on_delete="RESTRICT")
     amount_cents = BigIntegerField(constraints=[Check("amount_cents > 0")])
     currency = CharField(max_length=3)
+    # The part of the payment not (yet) applied to an invoice: the customer's credit, which
+    # shrinks as credit is applied to invoices or refunded.
     unapplied_cents = BigIntegerField(default=0)
-    # pending (offline, awaiting staff), applied, rejected, void
+    # What an offline payer said they would send; `amount_cents` is what arrived (0012).
+    intended_cents = BigIntegerField(null=True)
+    # pending (offline, awaiting staff), applied, rejected, cancelled (by the payer), void
     status = CharField(max_length=10, default="applied", index=True)
     flagged = BooleanField(default=False, index=True)
     flag_reason = CharField(max_length=255, default="")
@@ -642,6 +665,21 @@ class PaymentApplication(BaseModel):
     amount_cents = BigIntegerField(constraints=[Check("amount_cents >= 0")])
     discount_cents = BigIntegerField(default=0, constraints=[Check("discount_cents >= 0")])
     created_at = UtcDateTimeField(default=utcnow)
+    # payment: paid when the payment arrived; credit: the payment's credit applied later.
+    source = CharField(max_length=10, default="payment")
+    posted_at = UtcDateTimeField(null=True)  # a credit application exported to the books
+
+
+class Refund(BaseModel):
+    """Money given back out of a payment's unapplied credit, recorded by staff."""
+
+    payment = ForeignKeyField(Payment, backref="refunds", on_delete="RESTRICT")
+    amount_cents = BigIntegerField(constraints=[Check("amount_cents > 0")])
+    reference = CharField(max_length=100, default="")
+    note = TextField(default="")
+    staff_user = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    created_at = UtcDateTimeField(default=utcnow)
+    posted_at = UtcDateTimeField(null=True)
 
 
 class TestCheckoutSession(BaseModel):
@@ -829,6 +867,7 @@ ALL_MODELS = [
     PaymentAttemptItem,
     Payment,
     PaymentApplication,
+    Refund,
     TestCheckoutSession,
     Rfq,
     RfqLine,

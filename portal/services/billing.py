@@ -30,7 +30,7 @@ from ..models import (
     site_slots,
 )
 from ..models import Case as SupportCase
-from . import payments
+from . import figures, payments
 
 PER_PAGE = 25
 STATUSES = ("open", "overdue", "paid", "all")
@@ -40,7 +40,7 @@ SORTS = {
     "issued": Invoice.issue_date,
     "number": Invoice.number,
     "total": Invoice.total_cents,
-    "balance": Invoice.balance_expr(),
+    "balance": Invoice.due_expr(),
 }
 DEFAULT_SORT = {"open": "due", "overdue": "due", "paid": "-issued", "all": "-issued"}
 BUCKETS = (
@@ -117,7 +117,8 @@ def _aggregate(kind: str, user, on: date, compute) -> dict:
 
 
 def summary(user, on: date | None = None) -> dict:
-    """Open balance, overdue amount, counts and the aging buckets (one query, cached)."""
+    """Open balance, overdue amount, counts and the aging buckets, what of it is pending and
+    the company's credit (cached per billing version)."""
     on = on or today()
     return _aggregate("summary", user, on, lambda: _summary(user, on))
 
@@ -135,6 +136,11 @@ def _summary(user, on: date) -> dict:
         overdue_count=sum(counts[1:]),
         overdue=sum(amounts[1:]),
         buckets=[(key, label, values[key]) for key, label in BUCKETS],
+        pending=figures.pending_total(Invoice.for_user(user, Invoice.id)),
+        # Credit belongs to the company, not a site: a site-limited login does not see it.
+        credit=0
+        if user.site_ids is not None
+        else figures.credit_available(user.contact.customer_id),
     )
     return values
 
@@ -177,9 +183,9 @@ def _recent_invoices(sites):
 
 
 def recent_invoices(user, limit: int = 5) -> list:
-    """The newest invoices (one query)."""
+    """The newest invoices, each as a new payment sees it (two queries)."""
     sites, scope = Invoice.scope_of(user)
-    return _recent_invoices(sites, limit=limit, **scope)
+    return figures.payable_views(_recent_invoices(sites, limit=limit, **scope))
 
 
 def payments_within(customer, sites):
@@ -397,7 +403,7 @@ def invoice_page(user, params: ListParams, per_page: int = PER_PAGE, on=None, co
                 params,
                 on,
                 fn.COUNT(Invoice.id).alias("n"),
-                fn.COALESCE(fn.SUM(Invoice.balance_expr()), 0).alias("balance"),
+                fn.COALESCE(fn.SUM(Invoice.due_expr()), 0).alias("balance"),
             )
             .dicts()
             .get()
@@ -420,6 +426,7 @@ def invoice_page(user, params: ListParams, per_page: int = PER_PAGE, on=None, co
             offset=(page - 1) * per_page,
             **scope,
         )
+    items = figures.payable_views(items)
     return Page(items, total, page, pages, per_page, {"balance": int(row["balance"] or 0)})
 
 
@@ -433,6 +440,7 @@ CSV_HEADER = [
     "paid",
     "discount",
     "balance",
+    "pending",
     "description",
 ]
 
@@ -448,8 +456,10 @@ def csv_rows(user, params: ListParams, on=None):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_HEADER)
+    pending = figures.pending_by_invoice(filtered(user, params, on, Invoice.id))
     query = sort_by(filtered(user, params, on), params.sort).iterator()
     for count, invoice in enumerate(query, start=1):
+        waiting = sum(p.covers for p in pending.get(invoice.id, ()))
         writer.writerow(
             [
                 invoice.number,
@@ -461,6 +471,7 @@ def csv_rows(user, params: ListParams, on=None):
                 money.to_decimal(invoice.amount_paid_cents),
                 money.to_decimal(invoice.discount_taken_cents),
                 money.to_decimal(invoice.balance_cents),
+                money.to_decimal(waiting),
                 _csv_safe(invoice.description),
             ]
         )
@@ -585,18 +596,21 @@ class Preview:
 MAX_SELECTED = 500
 
 
-def payable(user, ids=None):
-    """Open invoices of the user with something left to pay, oldest due first."""
+def payable(user, ids=None, covered: bool = False) -> list:
+    """Open invoices of the user as a new payment sees them (`figures.Payable`: less what is
+    pending), oldest due first; those fully covered by pending payments only when `covered`."""
     query = Invoice.unpaid(Invoice.for_user(user))
     if ids is not None:
         query = query.where(Invoice.id.in_(ids))
-    return list(
+    views = figures.payable_views(
         query.order_by(Invoice.due_date, Invoice.issue_date, Invoice.id).limit(MAX_SELECTED)
     )
+    return views if covered else [v for v in views if v.balance_cents > 0]
 
 
 def suggested(invoice, on: date | None = None) -> int:
-    """The amount that clears an invoice today (its discounted balance while the offer lasts)."""
+    """The amount that clears an invoice today (its discounted balance while the offer lasts);
+    for a `figures.Payable`, what clears it besides the payments already pending."""
     return invoice.balance_cents - money.discount_available(invoice, on or today())
 
 
@@ -618,9 +632,13 @@ def preview_selected(user, ids, typed: dict, settings: dict, on=None) -> Preview
     """
     on = on or today()
     preview = Preview(mode="selected")
-    for invoice in payable(user, ids):
+    for invoice in payable(user, ids, covered=True):
         raw = typed.get(invoice.id)
         row = Row(invoice)
+        if invoice.balance_cents <= 0:
+            row.error = payments.covered_message(invoice)
+            preview.rows.append(row)
+            continue
         if raw is None or not raw.strip() or not settings["partial_payments"]:
             amount = suggested(invoice, on)
         else:
@@ -692,6 +710,54 @@ def preview_all(user, on=None) -> Preview:
     return preview
 
 
+@dataclass
+class CreditPlan:
+    """Applying the company's credit: the credit, each open invoice with the amount to apply
+    (typed, else the credit spread oldest due first), and what is wrong with it."""
+
+    credit: int
+    rows: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(r.amount for r in self.rows)
+
+    @property
+    def currency(self) -> str:
+        return self.rows[0].invoice.currency if self.rows else "USD"
+
+    def lines(self) -> list:
+        return [(r.invoice, r.amount) for r in self.rows if r.amount > 0]
+
+
+def credit_plan(user, typed: dict | None = None, on=None) -> CreditPlan:
+    """What applying credit would do; `typed` maps invoice id to the raw amount typed."""
+    on = on or today()
+    plan = CreditPlan(figures.credit_available(user.contact.customer_id))
+    invoices = payable(user)
+    spread, _ = money.allocate(invoices, plan.credit, on)
+    proposed = {a.invoice.id: a.amount_cents for a in spread}
+    for invoice in invoices:
+        row = Row(invoice, proposed.get(invoice.id, 0))
+        raw = (typed or {}).get(invoice.id)
+        if typed is not None:
+            row.amount = 0
+            if raw and raw.strip():
+                try:
+                    row.amount = money.parse_amount(raw)
+                except money.AmountError as exc:
+                    row.error = str(exc)
+        if row.amount > invoice.balance_cents:
+            row.error = "At most " + money.format_cents(invoice.balance_cents, invoice.currency)
+        plan.rows.append(row)
+    if plan.total > plan.credit:
+        plan.errors.append(
+            "That is more than your credit of " + money.format_cents(plan.credit) + "."
+        )
+    return plan
+
+
 def lines_for(user, pairs) -> list:
     """Confirmed (invoice id, cents) pairs from the review form, re-fetched through the scope;
     an id the user cannot see is dropped, so checkout only ever sees their own invoices."""
@@ -744,4 +810,6 @@ def _status_counts(user, on: date) -> dict:
         "paid": every - void - unpaid["open_count"],
         "open_balance": unpaid["balance"],
         "overdue_balance": unpaid["overdue"],
+        # What "Pay all open" charges: the review's own total (discounts, less pending).
+        "pay_all": preview_all(user, on).total if unpaid["open_count"] else 0,
     }

@@ -27,8 +27,16 @@ from peewee import IntegrityError
 
 from .. import clock, money
 from ..db import locked, utcnow, write_txn
-from ..models import Invoice, Payment, PaymentApplication, PaymentAttempt, PaymentAttemptItem
-from . import audit, counters, outbox, providers
+from ..models import (
+    Customer,
+    Invoice,
+    Payment,
+    PaymentApplication,
+    PaymentAttempt,
+    PaymentAttemptItem,
+    Refund,
+)
+from . import audit, counters, figures, outbox, providers
 from .providers import PROVIDER_LABELS, Event, ProviderError
 
 __all__ = ["PROVIDER_LABELS", "Event", "ProviderError"]
@@ -95,7 +103,10 @@ def today() -> date:
 def plan(lines, settings: dict, on: date | None = None) -> Plan:
     """Validate what a payer asked to pay per invoice and work out each discount (A10).
 
-    `lines` is a list of (invoice, amount_cents). Raises PaymentError for the first problem.
+    `lines` is a list of (invoice, amount_cents); an invoice may already be a
+    `figures.Payable` (its pending payments fetched), else they are fetched here, so no
+    payment is ever planned over money that is already on its way. Raises PaymentError
+    for the first problem.
     """
     on = on or today()
     if not lines:
@@ -103,10 +114,18 @@ def plan(lines, settings: dict, on: date | None = None) -> Plan:
     currencies = {inv.currency for inv, _ in lines}
     if len(currencies) > 1:
         raise PaymentError("invoices", "Pay invoices in different currencies separately.")
+    bare = [inv.id for inv, _ in lines if not isinstance(inv, figures.Payable)]
+    pending = figures.pending_by_invoice(bare) if bare else {}
     result = Plan()
     for invoice, amount in lines:
-        if invoice.status != "open" or invoice.balance_cents <= 0:
+        if not isinstance(invoice, figures.Payable):
+            invoice = figures.Payable(invoice, pending.get(invoice.id, ()))
+        if invoice.status == "void":
+            raise PaymentError("amount", f"Invoice {invoice.number} is void: nothing is due.")
+        if invoice.status != "open" or invoice.due_cents <= 0:
             raise PaymentError("amount", f"Invoice {invoice.number} has nothing left to pay.")
+        if invoice.balance_cents <= 0:
+            raise PaymentError("amount", covered_message(invoice))
         if not isinstance(amount, int) or amount <= 0:
             raise PaymentError("amount", "Enter an amount greater than zero.")
         allocation = money.settle(invoice, amount, on)
@@ -131,6 +150,16 @@ def plan(lines, settings: dict, on: date | None = None) -> Plan:
                 )
         result.allocations.append(allocation)
     return result
+
+
+def covered_message(payable) -> str:
+    """Why an invoice cannot be paid again: its pending payments already cover it."""
+    first = payable.pending[0]
+    return (
+        f"Invoice {payable.number} is already covered by {first.method.lower()} "
+        f"{first.receipt_number}, waiting for us to receive it. Cancel that payment first "
+        "if you want to pay another way."
+    )
 
 
 def _owner() -> str:
@@ -351,15 +380,26 @@ def record_offline(attempt) -> Payment:
             customer=attempt.customer_id,
             amount_cents=attempt.amount_cents,
             currency=attempt.currency,
+            intended_cents=attempt.amount_cents,
             unapplied_cents=0,
             status="pending",
             payer_name=attempt.payer_name,
             payer_email=attempt.payer_email,
         )
         _set_status(attempt, "offline")
+        _figures_changed(attempt.customer_id)
         _email(payment, attempt, "payment_pending")
         audit.record("payment.offline_recorded", payment, amount_cents=payment.amount_cents)
         return payment
+
+
+def _figures_changed(customer_id: int) -> None:
+    """Raise the customer's billing version: its pending money or credit changed, which the
+    invoice triggers (0010) cannot see. Called last in the transaction, so the customer row
+    is locked after the invoices, in the same order as the triggers lock it."""
+    Customer.update(billing_version=Customer.billing_version + 1).where(
+        Customer.id == customer_id
+    ).execute()
 
 
 def apply_event(event: Event) -> Payment | None:
@@ -445,9 +485,12 @@ def apply_event(event: Event) -> Payment | None:
         return payment
 
 
-def _apply_items(payment, items) -> None:
-    """Apply each planned amount by a conditional update; the rest becomes flagged credit."""
+def _apply_items(payment, items, flag_extra: bool = True) -> None:
+    """Apply each planned amount by a conditional update; the rest becomes the customer's
+    credit, flagged for staff when it came from a race (`flag_extra`: also when the payer
+    simply sent more than planned)."""
     unapplied = payment.amount_cents - sum(i.amount_cents for i in items)
+    raced = False
     for item in items:
         # The discount planned when the payer started counts even if the provider confirms
         # after midnight of the last day: the payer acted in time.
@@ -471,6 +514,7 @@ def _apply_items(payment, items) -> None:
             unapplied += amount
             amount, discount = _fit(item.invoice_id, amount), 0
             unapplied -= amount
+            raced = True
         if amount or discount:
             PaymentApplication.create(
                 payment=payment,
@@ -480,9 +524,11 @@ def _apply_items(payment, items) -> None:
             )
     if unapplied:
         payment.unapplied_cents = unapplied
-        payment.flagged = True
+        payment.flagged = raced or flag_extra
         payment.flag_reason = "More was paid than the invoices owed; refund or apply the credit."
-        payment.save()
+        Payment.update(
+            unapplied_cents=unapplied, flagged=payment.flagged, flag_reason=payment.flag_reason
+        ).where(Payment.id == payment.id).execute()
         log.warning("payment %s left %s unapplied", payment.receipt_number, unapplied)
 
 
@@ -513,25 +559,86 @@ def _email(payment, attempt, kind: str) -> None:
     )
 
 
-def confirm_offline(payment, staff) -> Payment:
-    """Staff saw the money arrive: apply a pending offline payment to its invoices."""
+def intended_items(payment) -> list:
+    """What an offline payer said the payment is for: their invoices and amounts, oldest
+    due first (the order money that falls short is applied in)."""
+    if not payment.attempt_id:
+        return []
+    return list(
+        PaymentAttemptItem.select(PaymentAttemptItem, Invoice)
+        .join(Invoice)
+        .where(PaymentAttemptItem.attempt == payment.attempt_id)
+        .order_by(Invoice.due_date, Invoice.issue_date, Invoice.id)
+    )
+
+
+def confirm_offline(
+    payment, staff, received_cents: int | None = None, received_on: date | None = None
+) -> Payment:
+    """Staff saw the money arrive: apply a pending offline payment to its invoices.
+
+    `received_cents` is what actually arrived (default: what the payer said). Less than
+    intended is applied oldest due first within the intended invoices, each taking at most
+    its intended amount (a planned discount only when its invoice gets all it was meant
+    to), and the rest stays due; more than intended is kept as the customer's credit.
+    """
+    today_ = today()
+    received_on = received_on or today_
+    if received_on > today_:
+        raise PaymentError("received_on", "The date cannot be in the future.")
     with write_txn():
+        items = intended_items(payment)
+        _lock_invoices(i.invoice_id for i in items)
         payment = locked(Payment.select().where(Payment.id == payment.id)).get()
         if payment.status != "pending":
             raise PaymentError("payment", "Only pending payments can be confirmed.")
-        Payment.update(status="applied", received_at=utcnow()).where(
+        received = payment.amount_cents if received_cents is None else received_cents
+        if received <= 0:
+            raise PaymentError("received_cents", "Enter the amount that arrived.")
+        if received > money.MAX_CENTS:
+            raise PaymentError("received_cents", "That amount is too large.")
+        planned, left = [], received
+        for item in items:
+            if left >= item.amount_cents:
+                planned.append(item)
+                left -= item.amount_cents
+            elif left > 0:
+                planned.append(PaymentAttemptItem(invoice=item.invoice_id, amount_cents=left))
+                left = 0
+        when = received_on_at(received_on)
+        Payment.update(status="applied", amount_cents=received, received_at=when).where(
             Payment.id == payment.id
         ).execute()
-        payment.status = "applied"
-        items = list(payment.attempt.items) if payment.attempt_id else []
-        _apply_items(payment, items)
+        payment.status, payment.amount_cents, payment.received_at = "applied", received, when
+        _apply_items(payment, planned, flag_extra=False)
         _email(payment, payment.attempt, "receipt")
-        audit.record("payment.offline_confirmed", payment, actor=staff)
+        audit.record(
+            "payment.offline_confirmed",
+            payment,
+            actor=staff,
+            intended_cents=payment.intended_cents,
+            received_cents=received,
+            received_on=received_on.isoformat(),
+        )
+        _figures_changed(payment.customer_id)
         return payment
 
 
+def received_on_at(day: date):
+    """The timestamp a payment received on `day` is filed under: the current time when it
+    is today, else noon of that day in UTC (so the day reads the same in any time zone
+    within twelve hours of UTC)."""
+    from datetime import UTC, datetime, time
+
+    now = utcnow()
+    if day == today():
+        return now
+    return datetime.combine(day, time(12, 0), tzinfo=UTC)
+
+
 def reject_offline(payment, staff, reason: str) -> Payment:
-    """Staff never received an offline payment: it is rejected, nothing is applied."""
+    """Staff never received an offline payment: it is rejected, nothing is applied, and the
+    payer is told why."""
     with write_txn():
         changed = (
             Payment.update(status="rejected", flag_reason=reason[:255])
@@ -540,8 +647,180 @@ def reject_offline(payment, staff, reason: str) -> Payment:
         )
         if not changed:
             raise PaymentError("payment", "Only pending payments can be rejected.")
+        payment = Payment.get_by_id(payment.id)
+        if payment.payer_email:
+            outbox.queue_template(
+                "payment_rejected",
+                payment.payer_email,
+                payment=payment,
+                items=intended_items(payment),
+                reason=reason,
+            )
         audit.record("payment.offline_rejected", payment, actor=staff, reason=reason)
+        _figures_changed(payment.customer_id)
+    return payment
+
+
+def cancel_offline(payment, by) -> Payment:
+    """The payer takes back their own offline payment before it arrived (they will pay
+    another way, or not at all); nothing was applied, so nothing moves."""
+    with write_txn():
+        changed = (
+            Payment.update(status="cancelled", flag_reason="Cancelled by the payer")
+            .where((Payment.id == payment.id) & (Payment.status == "pending"))
+            .execute()
+        )
+        if not changed:
+            raise PaymentError(
+                "payment", "Only a payment we are still waiting for can be cancelled."
+            )
+        audit.record("payment.offline_cancelled", payment, actor=by)
+        _figures_changed(payment.customer_id)
     return Payment.get_by_id(payment.id)
+
+
+def may_cancel(payment, user=None) -> bool:
+    """True when the viewer made this pending offline payment: the same portal login, or
+    for a guest the browser that started it."""
+    if payment is None or payment.status != "pending" or not payment.attempt_id:
+        return False
+    attempt = payment.attempt
+    if user is not None and getattr(user, "is_authenticated", False) and not user.is_staff:
+        if attempt.portal_user_id == user.id:
+            return True
+    if has_request_context():
+        return attempt.key in session.get("attempts", []) and attempt.owner == session.get("payer")
+    return False
+
+
+def apply_credit(customer, lines, actor, on: date | None = None) -> list:
+    """Apply the customer's available credit to open invoices: `lines` is [(invoice,
+    cents)]; credit is taken from the oldest payment holding some. One transaction, audited,
+    and the company's billing address (or the acting login) is emailed. Returns the new
+    PaymentApplications."""
+    from . import settings as portal_settings
+
+    on = on or today()
+    lines = [(inv, cents) for inv, cents in lines if cents > 0]
+    if not lines:
+        raise PaymentError("amount", "Choose an invoice and an amount to apply.")
+    for invoice, _ in lines:
+        if invoice.customer_id != customer.id:
+            raise PaymentError("invoices", "That invoice is not this customer's.")
+    settings = dict(portal_settings.load(), partial_payments=True, minimum_partial_cents=0)
+    with write_txn():
+        _lock_invoices(inv.id for inv, _ in lines)
+        fresh = {
+            i.id: i for i in Invoice.select().where(Invoice.id.in_([inv.id for inv, _ in lines]))
+        }
+        result = plan([(fresh[inv.id], cents) for inv, cents in lines], settings, on)
+        sources = list(locked(figures.credit_payments(customer.id, lines[0][0].currency)))
+        available = sum(p.unapplied_cents for p in sources)
+        if result.amount_cents > available:
+            raise PaymentError(
+                "amount",
+                "That is more than the credit available ("
+                + money.format_cents(available, lines[0][0].currency)
+                + ").",
+            )
+        created = []
+        for allocation in result.allocations:
+            need, discount = allocation.amount_cents, allocation.discount_cents
+            while need > 0:
+                source = next(p for p in sources if p.unapplied_cents > 0)
+                take = min(need, source.unapplied_cents)
+                changed = (
+                    Invoice.update(
+                        amount_paid_cents=Invoice.amount_paid_cents + take,
+                        discount_taken_cents=Invoice.discount_taken_cents + discount,
+                        updated_at=utcnow(),
+                    )
+                    .where(
+                        (Invoice.id == allocation.invoice.id)
+                        & (Invoice.status == "open")
+                        & (Invoice.balance_expr() >= take + discount)
+                    )
+                    .execute()
+                )
+                if changed != 1:
+                    raise PaymentError("amount", IN_PROGRESS)
+                Payment.update(unapplied_cents=Payment.unapplied_cents - take).where(
+                    Payment.id == source.id
+                ).execute()
+                source.unapplied_cents -= take
+                created.append(
+                    PaymentApplication.create(
+                        payment=source,
+                        invoice=allocation.invoice.id,
+                        amount_cents=take,
+                        discount_cents=discount,
+                        source="credit",
+                    )
+                )
+                need, discount = need - take, 0
+        for source in sources:
+            if source.flagged and source.unapplied_cents == 0:
+                Payment.update(flagged=False).where(Payment.id == source.id).execute()
+        audit.record(
+            "payment.credit_applied",
+            customer,
+            actor=actor,
+            amount_cents=result.amount_cents,
+            invoices=[a.invoice.number for a in result.allocations],
+        )
+        if getattr(actor, "is_staff", True):
+            to, name = customer.email, customer.name
+        else:
+            to, name = actor.email, actor.display_name
+        if to:
+            outbox.queue_template(
+                "credit_applied", to, customer=customer, applications=created, name=name
+            )
+        _figures_changed(customer.id)
+        return created
+
+
+def record_refund(payment, staff, amount_cents: int, reference: str = "", note: str = ""):
+    """Staff gave money back out of a payment's unapplied credit (in the bank, or at the
+    provider): the credit shrinks by it. One transaction, audited, the payer emailed."""
+    with write_txn():
+        payment = locked(Payment.select().where(Payment.id == payment.id)).get()
+        if payment.status != "applied" or payment.unapplied_cents <= 0:
+            raise PaymentError("amount", "This payment holds no credit to refund.")
+        if amount_cents <= 0:
+            raise PaymentError("amount", "Enter the amount refunded.")
+        if amount_cents > payment.unapplied_cents:
+            raise PaymentError(
+                "amount",
+                "At most "
+                + money.format_cents(payment.unapplied_cents, payment.currency)
+                + " of this payment is credit.",
+            )
+        refund = Refund.create(
+            payment=payment,
+            amount_cents=amount_cents,
+            reference=reference[:100],
+            note=note,
+            staff_user=staff,
+        )
+        left = payment.unapplied_cents - amount_cents
+        Payment.update(unapplied_cents=left, flagged=payment.flagged and left > 0).where(
+            Payment.id == payment.id
+        ).execute()
+        payment.unapplied_cents = left
+        audit.record(
+            "payment.refunded", payment, actor=staff, amount_cents=amount_cents, reference=reference
+        )
+        if payment.payer_email:
+            outbox.queue_template(
+                "refund_recorded",
+                payment.payer_email,
+                payment=payment,
+                amount_cents=amount_cents,
+                note=note,
+            )
+        _figures_changed(payment.customer_id)
+        return refund
 
 
 def void_payment(payment, staff, reason: str) -> Payment:
@@ -550,6 +829,10 @@ def void_payment(payment, staff, reason: str) -> Payment:
         payment = locked(Payment.select().where(Payment.id == payment.id)).get()
         if payment.status != "applied":
             raise PaymentError("payment", "Only applied payments can be voided.")
+        if Refund.select().where(Refund.payment == payment.id).exists():
+            raise PaymentError(
+                "payment", "Part of this payment was refunded; reverse it in the books instead."
+            )
         for application in payment.applications:
             Invoice.update(
                 amount_paid_cents=Invoice.amount_paid_cents - application.amount_cents,
@@ -565,6 +848,7 @@ def void_payment(payment, staff, reason: str) -> Payment:
             flagged=False,
         ).where(Payment.id == payment.id).execute()
         audit.record("payment.voided", payment, actor=staff, reason=reason)
+        _figures_changed(payment.customer_id)
     return Payment.get_by_id(payment.id)
 
 

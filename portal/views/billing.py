@@ -6,9 +6,10 @@ from werkzeug.routing import BuildError
 
 from .. import money
 from ..auth import customer_required
+from ..forms import ActionForm
 from ..forms.billing import CheckoutForm, QuestionForm, SelectionForm
 from ..security import unseal
-from ..services import billing, cases, payments, providers, quickpay, settings
+from ..services import billing, cases, figures, payments, providers, quickpay, settings
 from ..web import absolute_url, qr_svg, redirect_to, render, wants_fragment
 
 bp = Blueprint("billing", __name__, url_prefix="/invoices")
@@ -203,6 +204,7 @@ def _invoice_or_404(invoice_id):
 
 def _show_context(invoice, question_form=None):
     today = billing.today()
+    payable = figures.payable_view(invoice)
     can_question = current_user.has_role("cases") and settings.get("module_cases")
     found = billing.cases_of(current_user, invoice) if can_question else []
     return {
@@ -216,7 +218,12 @@ def _show_context(invoice, question_form=None):
         "cases": found,
         "can_question": can_question,
         "question_form": question_form or QuestionForm(formdata=None),
-        "suggested": billing.suggested(invoice, today),
+        "suggested": billing.suggested(payable, today),
+        "payable": payable,
+        "cancellable": {
+            p.payment_id for p in payable.pending if p.portal_user_id == current_user.id
+        },
+        "action_form": ActionForm(),
     }
 
 
@@ -260,3 +267,36 @@ def question(invoice_id):
     case = cases.create_case(current_user, form.subject.data, form.message.data, invoice=invoice)
     flash(f"Thank you. Your question is case {case.number}; we will answer by email.", "success")
     return redirect_to(url_for("billing.show", invoice_id=invoice.id) + "#cases")
+
+
+@bp.route("/credit", methods=["GET", "POST"])
+@invoices_required
+def credit():
+    """Use the company's credit (overpayments, unapplied money) to pay open invoices."""
+    if current_user.site_ids is not None:
+        abort(404)  # credit is the company's; a site-limited login does not see it
+    typed = None
+    if request.method == "POST":
+        typed = {
+            int(key.removeprefix("amount-")): value
+            for key, value in request.form.items()
+            if key.startswith("amount-") and key.removeprefix("amount-").isdigit()
+        }
+    plan = billing.credit_plan(current_user, typed)
+    form = ActionForm()
+    if request.method == "POST" and form.validate():
+        if not plan.errors and not any(r.error for r in plan.rows) and plan.lines():
+            try:
+                payments.apply_credit(current_user.customer, plan.lines(), current_user)
+            except payments.PaymentError as exc:
+                plan.errors.append(exc.message)
+            else:
+                flash(
+                    f"{money.format_cents(plan.total, plan.currency)} of credit applied.",
+                    "success",
+                )
+                return redirect_to(url_for("billing.credit"))
+        elif not plan.lines() and not plan.errors:
+            plan.errors.append("Enter an amount to apply on at least one invoice.")
+        return render("billing/credit.html", status=422, plan=plan, form=form, typed=typed)
+    return render("billing/credit.html", plan=plan, form=form, typed=typed)

@@ -2,13 +2,14 @@
 
 import logging
 
-from flask import Blueprint, abort, jsonify, redirect, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, request, url_for
 from flask_login import current_user
 
 from .. import csrf
+from ..forms import ActionForm
 from ..models import Payment
 from ..services import payments, providers
-from ..web import render
+from ..web import redirect_to, render
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,29 @@ def status(key):
         items=items,
         applications={a.invoice_id: a for a in payment.applications} if payment else {},
         provider_label=providers.PROVIDER_LABELS.get(attempt.provider, attempt.provider),
+        can_cancel=payments.may_cancel(payment, current_user),
+        action_form=ActionForm(),
     )
+
+
+@bp.post("/<opaque('payment'):payment_id>/cancel")
+def cancel(payment_id):
+    """The payer cancels their own offline payment before it arrived; anyone else gets 404."""
+    payment = Payment.get_or_none(Payment.id == payment_id)
+    if not payments.may_cancel(payment, current_user):
+        abort(404)
+    if not ActionForm().validate():
+        abort(400)
+    try:
+        payments.cancel_offline(payment, current_user)
+    except payments.PaymentError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(
+            f"Payment {payment.receipt_number} is cancelled: the invoice is open to pay again.",
+            "success",
+        )
+    return redirect_to(url_for("payments.status", key=payment.attempt.key))
 
 
 @bp.get("/return/<provider>/<key>")

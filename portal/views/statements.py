@@ -87,9 +87,13 @@ def receipt(payment_id):
     payment = statements.payment_for(current_user, payment_id)
     if payment is None:
         abort(404)
+    whole_account = current_user.site_ids is None
     return render(
         "statements/receipt.html",
         payment=payment,
         applications=statements.applications_for(current_user, payment),
+        # Credit is the company's: a site-limited login sees only its own sites' part.
+        credit_shown=whole_account and payment.status == "applied" and payment.unapplied_cents,
+        refunds=list(payment.refunds) if whole_account else [],
         provider_label=providers.PROVIDER_LABELS.get(payment.provider, payment.provider),
     )
