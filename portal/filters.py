@@ -1,8 +1,15 @@
-"""Jinja filters for money, dates and codes: the one place values are formatted for people."""
+"""Jinja filters for money, dates and codes: the one place values are formatted for people.
 
-from datetime import UTC, date, datetime
+Timestamps show in the viewer's zone on pages (`clock.local_zone()`) and in the business's
+zone in emails and wherever Python formats one itself.
+"""
+
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 
+from jinja2 import pass_context
+
+from . import clock
 from .money import format_cents
 from .security import format_code
 
@@ -12,23 +19,52 @@ def money(cents, currency: str = "USD") -> str:
     return format_cents(cents, currency)
 
 
-def datefmt(value) -> str:
-    """A date as `Nov 23, 2026`."""
+def datefmt(value, zone: tzinfo | None = None) -> str:
+    """A date as `Nov 23, 2026`; a timestamp's date is the one in `zone` (default: the
+    business's)."""
     if value is None or value == "":
         return ""
     if isinstance(value, datetime):
-        value = value.astimezone(UTC).date()
+        value = value.astimezone(zone or clock.business_zone()).date()
     if isinstance(value, date):
         return f"{value:%b} {value.day}, {value.year}"
     return str(value)
 
 
-def datetimefmt(value) -> str:
-    """A timestamp as `Nov 23, 2026 14:05 UTC`."""
+def datetimefmt(value, zone: tzinfo | None = None) -> str:
+    """A timestamp as `Nov 23, 2026 09:05 EST`, in `zone` (default: the business's)."""
     if not value:
         return ""
-    value = value.astimezone(UTC)
-    return f"{datefmt(value)} {value:%H:%M} UTC"
+    value = value.astimezone(zone or clock.business_zone())
+    return f"{datefmt(value, value.tzinfo)} {value:%H:%M} {clock.abbreviation(value)}"
+
+
+def isotime(value) -> str:
+    """A timestamp for `<time datetime>`: ISO 8601 in UTC, whole seconds."""
+    if not value:
+        return ""
+    return value.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def _zone_for(context) -> tzinfo:
+    # Emails go to people whose zone the request's user does not know: the business's zone.
+    if (context.name or "").startswith("email/"):
+        return clock.business_zone()
+    return clock.local_zone()
+
+
+@pass_context
+def _viewer_date(context, value) -> str:
+    if not isinstance(value, datetime):
+        return datefmt(value)
+    return datefmt(value, _zone_for(context))
+
+
+@pass_context
+def _viewer_datetime(context, value) -> str:
+    if not value:
+        return ""
+    return datetimefmt(value, _zone_for(context))
 
 
 def quantity(milli) -> str:
@@ -39,5 +75,10 @@ def quantity(milli) -> str:
 
 def init_app(app) -> None:
     app.jinja_env.filters.update(
-        money=money, date=datefmt, datetime=datetimefmt, quantity=quantity, code=format_code
+        money=money,
+        date=_viewer_date,
+        datetime=_viewer_datetime,
+        isotime=isotime,
+        quantity=quantity,
+        code=format_code,
     )

@@ -7,6 +7,7 @@ from wtforms import (
     BooleanField,
     EmailField,
     PasswordField,
+    SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
@@ -15,6 +16,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
+from .. import clock
 from ..models import PORTAL_ROLES
 from ..services.access import ROLE_LABELS, password_problem
 
@@ -176,6 +178,21 @@ class ProfileForm(FlaskForm):
         validators=[Optional(), Length(max=50), plain_text],
         render_kw={"autocomplete": "tel"},
     )
+    time_zone = SelectField("Time zone", id="profile-time-zone", validate_choice=False)
+
+    def __init__(self, *args, business_zone: str = "UTC", **kwargs):
+        super().__init__(*args, **kwargs)
+        label = f"The business's time zone ({business_zone.replace('_', ' ')})"
+        self.time_zone.choices = [SelectChoice("", label)] + [
+            SelectChoice(name, name.replace("_", " "))
+            for name in clock.zone_names(self.time_zone.data)
+        ]
+
+    def validate_time_zone(self, field):
+        # Any IANA name is accepted; the list shows the common ones.
+        field.data = (field.data or "").strip()
+        if field.data and not clock.is_zone(field.data):
+            raise ValidationError("Choose a time zone from the list.")
 
 
 class ChangePasswordForm(FlaskForm):

@@ -1,11 +1,10 @@
 """RFQ and quote forms: a customer's request with item rows, a decline reason, staff pricing."""
 
-from datetime import date
-
 from flask_wtf import FlaskForm
 from wtforms import DateField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
+from .. import clock
 from .staff import CustomerSiteFields, money_to_cents, parse_quantity
 
 RFQ_ROWS = 5
@@ -75,7 +74,7 @@ class RfqForm(FlaskForm):
             entry.form.product.choices = self.product_choices
 
     def validate_needed_by(self, field):
-        if field.data and field.data < date.today():
+        if field.data and field.data < clock.business_today():
             raise ValidationError("Choose a date from today on.")
 
     def validate(self, extra_validators=None) -> bool:
@@ -179,7 +178,7 @@ class QuoteForm(FlaskForm):
         self.lines_error = None
 
     def validate_valid_until(self, field):
-        if field.data and field.data < date.today():
+        if field.data and field.data < clock.business_today():
             raise ValidationError("Choose a date from today on.")
 
     def validate(self, extra_validators=None) -> bool:

@@ -20,6 +20,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
     Email,
@@ -31,7 +32,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from .. import money
+from .. import clock, money
 from ..models import PORTAL_ROLES
 from ..money import AmountError, QuantityError, parse_amount, to_decimal
 from ..services.backoffice import find_customer
@@ -71,6 +72,7 @@ def money_to_cents(text: str, field_label: str = "amount", allow_zero: bool = Tr
 MARKDOWN_FIELDS = ("bulletin_message", "login_message", "login_terms", "payment_instructions")
 SWITCHES = (
     "require_terms_acceptance",
+    "require_payment_terms_acceptance",
     "quick_pay_enabled",
     "quick_pay_account_number",
     "partial_payments",
@@ -110,12 +112,16 @@ class SettingsForm(FlaskForm):
         validators=[Optional(), Email("Enter a valid email address."), Length(max=320)],
     )
     contact_phone = StringField("Contact phone", validators=[Optional(), Length(max=50)])
+    time_zone = SelectField("Time zone", validate_choice=False)
     bulletin_message = TextAreaField("Bulletin message", validators=[Length(max=5000)])
     login_message = TextAreaField("Login message", validators=[Length(max=5000)])
     login_terms = TextAreaField("Login terms", validators=[Length(max=20000)])
     require_terms_acceptance = BooleanField("Customers must accept the terms to sign in")
     payment_instructions = TextAreaField("Payment instructions", validators=[Length(max=5000)])
     payment_terms = TextAreaField("Payment terms", validators=[Length(max=2000)])
+    require_payment_terms_acceptance = BooleanField(
+        "Payers must tick “I accept the payment terms” before paying"
+    )
     quick_pay_enabled = BooleanField("Quick pay: pay an invoice without signing in")
     quick_pay_account_number = BooleanField(
         "Also accept the account number instead of the quick-pay code"
@@ -132,13 +138,30 @@ class SettingsForm(FlaskForm):
     module_cases = BooleanField("Support cases")
     default_roles = MultiCheckboxField("Roles for new portal users", choices=ROLE_CHOICES)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.time_zone.choices = [
+            SelectChoice(name, name.replace("_", " "))
+            for name in clock.zone_names(self.time_zone.data)
+        ]
+
     @classmethod
     def from_settings(cls, values: dict):
         """A form filled from the current settings (GET)."""
         data = {key: values[key] for key in TEXTS + SWITCHES}
+        data["time_zone"] = values["time_zone"]
         data["minimum_partial"] = f"{to_decimal(values['minimum_partial_cents'])}"
         data["default_roles"] = list(values["default_roles"])
         return cls(data=data)
+
+    def validate_time_zone(self, field):
+        # Any IANA name is accepted (the list shows the common ones), so a typed-in or
+        # scripted value is checked against the zone database, not the list.
+        field.data = (field.data or "UTC").strip()
+        if not clock.is_zone(field.data):
+            raise ValidationError(
+                "Choose a time zone from the list (an IANA name such as America/New_York)."
+            )
 
     def validate_minimum_partial(self, field):
         field.cents = money_to_cents(field.data or "0")
@@ -159,6 +182,7 @@ class SettingsForm(FlaskForm):
             values[key] = (getattr(self, key).data or "").replace("\r\n", "\n").strip()
         values.update({key: bool(getattr(self, key).data) for key in SWITCHES})
         values["minimum_partial_cents"] = self.minimum_partial.cents
+        values["time_zone"] = self.time_zone.data
         values["default_roles"] = [r for r in PORTAL_ROLES if r in self.default_roles.data]
         return values
 
@@ -548,8 +572,8 @@ class StaffPasswordForm(FlaskForm):
 
 
 def today() -> date:
-    """Today's date (a seam for forms' defaults)."""
-    return date.today()
+    """The business date (a seam for forms' defaults)."""
+    return clock.business_today()
 
 
 __all__ = ["HiddenField"]

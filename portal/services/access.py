@@ -715,7 +715,8 @@ def password_problem(password: str) -> str | None:
 
 
 def update_profile(user: PortalUser, values: dict) -> dict:
-    """Change the user's own name and phone (never email, roles or company: E4); audited."""
+    """Change the user's own name, phone and time zone (never email, roles or company: E4);
+    audited."""
     with write_txn():
         contact = locked(Contact.select().where(Contact.id == user.contact_id)).get()
         changed = {}
@@ -727,6 +728,12 @@ def update_profile(user: PortalUser, values: dict) -> dict:
         if changed:
             contact.save()
             user.contact = contact
+        zone = values.get("time_zone")
+        if zone is not None and zone != user.time_zone:
+            changed["time_zone"] = (user.time_zone, zone)
+            PortalUser.update(time_zone=zone).where(PortalUser.id == user.id).execute()
+            user.time_zone = zone
+        if changed:
             audit.record("account.profile_changed", contact, actor=user, changes=changed)
     return changed
 

@@ -13,6 +13,7 @@ from datetime import date
 from peewee import JOIN, fn
 from peewee import Case as SqlCase
 
+from .. import clock
 from ..db import Slot, prepared, utcnow, write_txn
 from ..filters import datefmt, money
 from ..models import (
@@ -70,8 +71,8 @@ class Line:
 
 
 def today() -> date:
-    """Today's date in UTC, the day quotes expire on."""
-    return utcnow().date()
+    """The business date (`portal.clock`), the day quotes expire on."""
+    return clock.business_today()
 
 
 def status_of(quote: Quote, on: date | None = None) -> str:

@@ -9,6 +9,7 @@ import json
 
 from flask import g, has_request_context
 
+from .. import clock
 from ..db import write_txn
 from ..models import PORTAL_ROLES, Setting
 from . import audit
@@ -18,6 +19,7 @@ DEFAULTS = {
     "company_name": "Northwind Services",
     "contact_email": "billing@example.com",
     "contact_phone": "",
+    "time_zone": "UTC",
     "bulletin_message": "",
     "login_message": "",
     "login_terms": "",
@@ -28,6 +30,7 @@ DEFAULTS = {
         "or mail a cheque to our office."
     ),
     "payment_terms": "",
+    "require_payment_terms_acceptance": False,
     "quick_pay_enabled": True,
     "quick_pay_account_number": False,
     "partial_payments": True,
@@ -84,6 +87,8 @@ def check(key: str, value) -> None:
         raise ValueError(f"{key} cannot be negative")
     if key == "default_roles" and not set(value) <= set(PORTAL_ROLES):
         raise ValueError(f"unknown role in {value!r}")
+    if key == "time_zone" and not clock.is_zone(value):
+        raise ValueError(f"unknown time zone {value!r}")
 
 
 def save_in_txn(changes: dict) -> dict:

@@ -1,4 +1,4 @@
-"""My account: profile, password, and what this login may do, in plain words."""
+"""My account: profile and time zone, password, and what this login may do, in plain words."""
 
 from flask import Blueprint, flash, url_for
 from flask_login import current_user
@@ -6,11 +6,15 @@ from flask_login import current_user
 from ..auth import customer_required
 from ..forms.access import ChangePasswordForm, ProfileForm
 from ..models import PortalUser
-from ..services import access
+from ..services import access, settings
 from ..web import redirect_to, render
 from .auth import sign_in
 
 bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+def _profile_form(**kwargs) -> ProfileForm:
+    return ProfileForm(business_zone=settings.get("time_zone"), **kwargs)
 
 
 def _page(profile=None, password=None, status=200, block=None):
@@ -20,7 +24,7 @@ def _page(profile=None, password=None, status=200, block=None):
         block=block,
         status=status,
         user=user,
-        profile=profile or ProfileForm(obj=user.contact, formdata=None),
+        profile=profile or _profile_form(obj=user.contact, formdata=None, time_zone=user.time_zone),
         password_form=password or ChangePasswordForm(formdata=None),
         permissions=access.permissions_in_words(user),
         role_labels=access.ROLE_LABELS,
@@ -37,8 +41,8 @@ def index():
 @bp.post("/profile")
 @customer_required()
 def update():
-    """Save the name and phone."""
-    form = ProfileForm()
+    """Save the name, phone and time zone."""
+    form = _profile_form()
     if not form.validate():
         return _page(profile=form, status=422, block="profile")
     if access.update_profile(current_user, form.data):

@@ -1,9 +1,8 @@
 """Customers, their sites and contacts, and each contact's portal access (back office)."""
 
-from datetime import date
-
 from flask import Blueprint, abort, flash, request, url_for
 
+from ... import clock
 from ...forms import ActionForm
 from ...forms.staff import AccessForm, ContactForm, CustomerForm, SiteChoiceForm, SiteForm
 from ...models import Contact, Customer, Site
@@ -93,7 +92,7 @@ def show(customer_id):
     return render(
         "staff/customers/show.html",
         **backoffice.customer_overview(customer),
-        today=date.today(),
+        today=clock.business_today(),
         action_form=ActionForm(),
         quote_status=quotes_service.status_of,
         quote_labels=quotes_service.STAFF_QUOTE_LABELS,

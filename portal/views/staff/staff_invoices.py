@@ -1,10 +1,11 @@
 """Invoices in the back office: list and search, create, edit, void, new quick-pay code, print."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import segno
 from flask import Blueprint, abort, flash, request, url_for
 
+from ... import clock
 from ...forms import ActionForm
 from ...forms.staff import InvoiceForm, VoidForm
 from ...models import Invoice, InvoiceLine, Payment, PaymentApplication
@@ -27,7 +28,7 @@ def index():
     """Invoices with search and a state filter (GET form; htmx swaps only the results)."""
     q = search_text()
     state = choice("state", dict(STATES), "")
-    query = backoffice.search_invoices(q, state, today=date.today())
+    query = backoffice.search_invoices(q, state, today=clock.business_today())
     page = backoffice.paginate(query, page_number())
     return render(
         "staff/invoices/index.html",
@@ -36,7 +37,7 @@ def index():
         state=state,
         states=STATES,
         page=page,
-        today=date.today(),
+        today=clock.business_today(),
     )
 
 
@@ -68,7 +69,7 @@ def _submitted(form) -> bool:
 def new():
     """Create an invoice (with lines, or just a total) and its quick-pay code."""
     if request.method == "GET":
-        today = date.today()
+        today = clock.business_today()
         chosen = chosen_customer()
         form = InvoiceForm(
             data={
@@ -160,7 +161,7 @@ def show(invoice_id):
         invoice=invoice,
         lines=list(invoice.lines.order_by(InvoiceLine.position)),
         payments=_payments(invoice),
-        today=date.today(),
+        today=clock.business_today(),
         void_form=VoidForm(),
         action_form=ActionForm(),
         code=_code(invoice),
@@ -191,7 +192,7 @@ def void(invoice_id):
         invoice=invoice,
         lines=list(invoice.lines.order_by(InvoiceLine.position)),
         payments=_payments(invoice),
-        today=date.today(),
+        today=clock.business_today(),
         void_form=form,
         action_form=ActionForm(),
         code=_code(invoice),
@@ -230,5 +231,5 @@ def print_view(invoice_id):
         code=code,
         link=link,
         qr=qr,
-        today=date.today(),
+        today=clock.business_today(),
     )
