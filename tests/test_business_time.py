@@ -191,3 +191,17 @@ def test_zone_abbreviations_and_fallbacks(app):
     assert datetimefmt(t, ZoneInfo("Asia/Dubai")) == "Dec 2, 2026 01:22 UTC+04"
     assert datetimefmt(t) == "Dec 1, 2026 21:22 UTC"
     assert not clock.is_zone("../../etc/passwd") and not clock.is_zone("")
+
+
+def test_a_case_conversation_shows_business_time_and_a_whole_second_time_element(app, client):
+    """Messages on a case read in the business's zone; `<time datetime>` has no microseconds."""
+    from portal.services import cases
+
+    settings.save({"time_zone": "America/Los_Angeles"})
+    user = factories.portal_user()
+    with time_machine.travel(datetime(2026, 12, 1, 21, 22, 5, 123456, tzinfo=UTC), tick=False):
+        case = cases.create_case(user, "Leak", "The valve leaks.")
+        login(client, user.email)
+        page = client.get(f"/cases/{case.public_id}").text
+    assert '<time class="muted" datetime="2026-12-01T21:22:05+00:00">' in page
+    assert "Dec 1, 2026 13:22 PST" in page
