@@ -273,7 +273,9 @@ def test_saving_a_template_is_used_for_the_next_email_and_audited(client, admin)
     assert json.loads(entry.detail)["new"]["subject"] == "Thanks, {{ name }}"
     from portal.services import outbox
 
-    message = outbox.queue_template("receipt", "x@example.com", name="Lee", amount="$5.00")
+    # What the payments core passes: the payment and its applications, never the strings.
+    payment = factories.payment(factories.customer(), amount_cents=500, payer_name="Lee")
+    message = outbox.queue_template("receipt", "x@example.com", payment=payment, applications=[])
     assert message.subject == "Thanks, Lee"
     assert message.body_text == "We got $5.00.\n"
     html = client.get(URL).get_data(as_text=True)

@@ -1,24 +1,32 @@
-"""Staff-editable email templates: stored overrides of `templates/email/<kind>.txt`.
+"""Email texts: one path from the objects a change passes to the subject and body it sends.
 
-An override is a subject line and a plain-text body with `{{ name }}` placeholders. It is
-rendered by a locked-down sandboxed Jinja environment, because the text comes from a person
-(staff) and is run with live objects (the user, the invoice) in its context: no calls, no
-private or secret attributes, no arithmetic that could build huge strings, no includes.
-Overrides live in the settings table under `email_template:<kind>`.
+Every kind of email documents its placeholders: plain strings such as `{{ amount }}` or
+`{{ invoices }}`, already formatted, that a business owner reads and writes without loops
+or filters. Each kind's builder makes them from the objects its callers pass (a payment and
+its applications, a login); `compose` renders the text in use (staff's override, else the
+built-in `templates/email/<kind>.txt`) with them. Previews and test sends use the same
+function with made-up values, so what staff see is what customers get.
+
+Templates see those strings and nothing else, never a model object: a customised receipt
+cannot reach from a payment to its customer's contacts. They are rendered by a locked-down
+sandboxed Jinja environment (no attribute reads, no calls, no arithmetic, no includes),
+because the text comes from a person. Overrides live in the settings table under
+`email_template:<kind>`.
 """
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import current_app
-from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, TemplateError, TemplateNotFound, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from ..db import write_txn
 from ..filters import datefmt, datetimefmt, money
 from ..models import Setting
-from ..security import format_code
+from ..web import absolute_url
 from . import audit, outbox, settings
 
 log = logging.getLogger(__name__)
@@ -26,51 +34,316 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "email_template:"
 MAX_SUBJECT = 200
 MAX_BODY = 20_000
-# Attribute names a template may never read, whatever object they sit on.
-SECRET_WORDS = ("password", "hash", "sealed", "stamp", "secret", "token", "key")
 
 COMMON = {
     "portal_name": "The portal's name",
     "company_name": "Your company's name",
     "contact_email": "Your contact email",
-    "contact_phone": "Your contact phone",
+    "contact_phone": "Your contact phone (empty while Settings has none)",
     "base_url": "The portal's address",
 }
+
+# What a placeholder says when the event has nothing for it: never an empty gap.
+NO_NAME = "there"
+NO_NOTE = "We have no further details to add."
+NO_REASON = "No reason was given."
+
+
+# --- what each kind's placeholders say, built from the objects its callers pass ----------
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _given(**fallbacks) -> Callable[..., dict]:
+    """A builder for callers that already pass each placeholder as a string (a login's
+    emails pass `name`, `link`, `expires`); objects beside them (`user`) are not used."""
+
+    def build(**objects) -> dict:
+        values = dict(objects)
+        for name, fallback in {"name": NO_NAME, **fallbacks}.items():
+            values[name] = _text(values.get(name)) or fallback
+        return values
+
+    return build
+
+
+def _payer(payment) -> str:
+    return _text(payment.payer_name) or _text(payment.customer.name) or NO_NAME
+
+
+def _receipt_link(payment) -> str:
+    return absolute_url("statements.receipt", payment_id=payment.id)
+
+
+def _amounts(rows, currency: str, nothing: str) -> str:
+    """`INV-10018 ($300.00), INV-10020 ($12.50)` for applications or attempt items."""
+    listed = [f"{row.invoice.number} ({money(row.amount_cents, currency)})" for row in rows]
+    return ", ".join(listed) or nothing
+
+
+def _discount(row, currency: str) -> str:
+    if not row.discount_cents:
+        return ""
+    return f" + early-payment discount {money(row.discount_cents, currency)}"
+
+
+def _credit(cents: int, currency: str) -> str:
+    if cents > 0:
+        return f"{money(cents, currency)} is kept as credit on your account."
+    return "Nothing was left over."
+
+
+def _credit_left(customer_id, currency: str) -> str:
+    from . import figures  # imported on use: only the credit emails need it
+
+    return money(figures.credit_available(customer_id), currency)
+
+
+def _receipt(payment, applications=(), **_) -> dict:
+    currency = payment.currency
+    lines = [
+        f"Invoice {a.invoice.number}: paid {money(a.amount_cents, currency)}"
+        f"{_discount(a, currency)}; balance now {money(a.invoice.balance_cents, currency)}"
+        for a in applications
+    ]
+    return {
+        "name": _payer(payment),
+        "receipt_number": payment.receipt_number,
+        "amount": money(payment.amount_cents, currency),
+        "date": datetimefmt(payment.received_at),
+        "reference": _text(payment.provider_reference) or payment.receipt_number,
+        "invoices": _amounts(applications, currency, "no invoice: all of it is kept as credit"),
+        "invoice_lines": "\n".join(lines) or "No invoice was paid with it.",
+        "credit": _credit(payment.unapplied_cents, currency),
+        "link": _receipt_link(payment),
+    }
+
+
+def _payment_pending(payment, items=(), **_) -> dict:
+    currency = payment.currency
+    lines = [
+        f"Invoice {item.invoice.number}: {money(item.amount_cents, currency)}"
+        f"{_discount(item, currency)}"
+        for item in items
+    ]
+    instructions = _text(settings.get("payment_instructions"))
+    return {
+        "name": _payer(payment),
+        "receipt_number": payment.receipt_number,
+        "amount": money(payment.amount_cents, currency),
+        "invoices": _amounts(items, currency, "no invoice in particular"),
+        "invoice_lines": "\n".join(lines) or "No invoice in particular.",
+        "instructions": instructions
+        or f"Write to {settings.get('contact_email')} for our bank details.",
+        "link": _receipt_link(payment),
+    }
+
+
+def _payment_rejected(payment, items=(), reason="", **_) -> dict:
+    currency = payment.currency
+    return {
+        "name": _payer(payment),
+        "receipt_number": payment.receipt_number,
+        "amount": money(payment.amount_cents, currency),
+        "invoices": _amounts(items, currency, "no invoice in particular"),
+        "reason": _text(reason) or NO_REASON,
+        "link": _receipt_link(payment),
+    }
+
+
+def _credit_applied(customer, applications=(), name="", **_) -> dict:
+    applications = list(applications)
+    currency = applications[0].invoice.currency if applications else "USD"
+    return {
+        "name": _text(name) or _text(customer.name) or NO_NAME,
+        "amount": money(sum(a.amount_cents for a in applications), currency),
+        "invoices": _amounts(applications, currency, "no invoice"),
+        "credit_left": _credit_left(customer.id, currency),
+        "link": absolute_url("statements.payments"),
+    }
+
+
+def _refund_recorded(payment, amount_cents, note="", **_) -> dict:
+    currency = payment.currency
+    return {
+        "name": _payer(payment),
+        "receipt_number": payment.receipt_number,
+        "amount": money(amount_cents, currency),
+        "note": _text(note) or NO_NOTE,
+        "credit_left": _credit_left(payment.customer_id, currency),
+        "link": _receipt_link(payment),
+    }
+
+
+def _pay_link(invoice, customer, link, **_) -> dict:
+    return {
+        "invoice_number": invoice.number,
+        "customer_name": customer.name,
+        "balance": money(invoice.balance_cents, invoice.currency),
+        "due_date": datefmt(invoice.due_date),
+        "link": link,
+    }
+
+
+def _shipment(**objects) -> dict:
+    values = _given(customer_po="not given", carrier="our carrier")(**objects)
+    values["tracking_number"] = _text(values.get("tracking_number")) or "not available yet"
+    # A carrier the portal has no tracking page for: the order's page is where to follow it.
+    values["tracking_link"] = _text(values.get("tracking_link")) or values.get("link")
+    return values
 
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of email: what it is for, its placeholders, and a fallback text."""
+    """One kind of email: when it is sent, its placeholders, made-up values and builder."""
 
     label: str
     purpose: str
-    placeholders: dict
-    sample: dict
-    fallback_subject: str = ""
-    fallback_body: str = ""
-    extra: dict = field(default_factory=dict)
+    placeholders: dict  # name -> what it says, as shown to staff
+    sample: dict  # name -> a made-up value for previews; "{base}" is the portal's address
+    build: Callable[..., dict] = field(default_factory=_given)
 
+
+PERSON = {"name": "The person's name"}
+LOGIN_LINK = {
+    "name": "The person's name",
+    "customer_name": "Their company",
+    "link": "The link that sets their password",
+    "expires": "How long the link works",
+}
+LOGIN_SAMPLE = {
+    "name": "Pat Buyer",
+    "customer_name": "Acme Manufacturing",
+    "link": "{base}/invitation/EXAMPLE",
+    "expires": "7 days",
+}
 
 KINDS = {
     "invitation": Kind(
         "Invitation",
         "Sent when staff or a company admin grants someone a portal login.",
+        {**LOGIN_LINK, "name": "The invited person's name"},
+        LOGIN_SAMPLE,
+    ),
+    "access_approved": Kind(
+        "Login approved",
+        "Sent when a login that was waiting for approval (a registration at a company that "
+        "has an admin) is approved.",
+        LOGIN_LINK,
+        LOGIN_SAMPLE,
+    ),
+    "access_rejected": Kind(
+        "Login request turned down",
+        "Sent when staff turn down an access request, or a waiting registration is rejected.",
+        {**PERSON, "note": f"Staff's note to them (else “{NO_NOTE}”)"},
+        {"name": "Pat Buyer", "note": "Please ask your company's administrator for a login."},
+        _given(note=NO_NOTE),
+    ),
+    "registration": Kind(
+        "Registration",
+        "Sent when someone registers with one of their invoices and their company has no "
+        "portal admin: the link that sets their password.",
+        LOGIN_LINK,
+        {**LOGIN_SAMPLE, "link": "{base}/register/confirm/EXAMPLE"},
+    ),
+    "registration_pending": Kind(
+        "Registration waiting for approval",
+        "Sent to someone who registered when their company's admin approves logins first.",
+        {**PERSON, "customer_name": "Their company"},
+        {"name": "Pat Buyer", "customer_name": "Acme Manufacturing"},
+    ),
+    "registration_request": Kind(
+        "Registration to approve",
+        "Sent to each company admin when someone registers for their company.",
         {
-            "name": "The invited person's name",
+            "admin_name": "The company admin's name",
+            "name": "The name of the person who registered",
+            "email": "Their email address",
+            "customer_name": "The company",
+            "link": "The page where the admin approves or rejects the login",
+        },
+        {
+            "admin_name": "Kim Admin",
+            "name": "Pat Buyer",
+            "email": "pat@example.com",
+            "customer_name": "Acme Manufacturing",
+            "link": "{base}/company/",
+        },
+        _given(admin_name=NO_NAME),
+    ),
+    "registration_exists": Kind(
+        "Registration with an existing login",
+        "Sent when someone registers with the address of a login that already exists "
+        "(nothing is changed).",
+        {
+            **PERSON,
             "customer_name": "Their company",
-            "link": "The link that sets their password",
-            "expires": "How long the link works",
+            "login_link": "The sign-in page",
+            "reset_link": "The forgotten-password page",
         },
         {
             "name": "Pat Buyer",
             "customer_name": "Acme Manufacturing",
-            "link": "{base}/invitation/EXAMPLE",
-            "expires": "7 days",
+            "login_link": "{base}/login",
+            "reset_link": "{base}/password/forgot",
         },
-        "Your login to {{ portal_name }}",
-        "Hello {{ name }},\n\n{{ company_name }} has given you a login to {{ portal_name }} for "
-        "{{ customer_name }}.\n\nSet your password here (the link works for {{ expires }}):\n"
-        "{{ link }}\n\nQuestions? Write to {{ contact_email }}.\n",
+    ),
+    "password_reset": Kind(
+        "Password reset",
+        "Sent when someone asks to reset a forgotten password.",
+        {**PERSON, "link": "The reset link", "expires": "How long it works"},
+        {"name": "Pat Buyer", "link": "{base}/reset/EXAMPLE", "expires": "1 hour"},
+    ),
+    "password_changed": Kind(
+        "Password changed",
+        "Sent after a login's password was changed or reset.",
+        {**PERSON, "customer_name": "Their company"},
+        {"name": "Pat Buyer", "customer_name": "Acme Manufacturing"},
+    ),
+    "pay_link": Kind(
+        "Pay link",
+        "Sent to the billing address on file when someone asks for a link to pay an invoice.",
+        {
+            "invoice_number": "The invoice number",
+            "customer_name": "The customer the invoice is for",
+            "balance": "The amount due, formatted",
+            "due_date": "The invoice's due date",
+            "link": "The link that opens the invoice for paying",
+        },
+        {
+            "invoice_number": "INV-000042",
+            "customer_name": "Acme Manufacturing",
+            "balance": "$1,250.00",
+            "due_date": "Dec 31, 2026",
+            "link": "{base}/pay/link/EXAMPLE",
+        },
+        _pay_link,
+    ),
+    "payment_pending": Kind(
+        "Bank transfer or cheque: how to pay",
+        "Sent when someone chooses to pay by bank transfer or cheque: the amount, the "
+        "reference to quote and your payment instructions.",
+        {
+            "name": "The payer's name",
+            "receipt_number": "The payment's reference (its receipt number to be)",
+            "amount": "The amount to send, formatted",
+            "invoices": "The invoices it is for, each with its amount",
+            "invoice_lines": "One line per invoice: its number and amount",
+            "instructions": "Your payment instructions (Settings → Payments)",
+            "link": "A link to the payment in the portal (for customers who sign in)",
+        },
+        {
+            "name": "Pat Buyer",
+            "receipt_number": "R-000123",
+            "amount": "$1,250.00",
+            "invoices": "INV-000042 ($1,250.00)",
+            "invoice_lines": "Invoice INV-000042: $1,250.00",
+            "instructions": "Pay by bank transfer to account 12-3456-7890123.",
+            "link": "{base}/statements/payments/EXAMPLE",
+        },
+        _payment_pending,
     ),
     "receipt": Kind(
         "Payment receipt",
@@ -78,29 +351,88 @@ KINDS = {
         {
             "name": "The payer's name",
             "receipt_number": "The receipt number",
-            "amount": "The amount paid, formatted",
-            "invoices": "The invoices it paid",
-            "link": "A link to the receipt",
+            "amount": "The amount received, formatted",
+            "date": "When it was received",
+            "reference": "The payment provider's or bank's reference",
+            "invoices": "The invoices it paid, each with the amount applied",
+            "invoice_lines": "One line per invoice: paid, any early-payment discount, balance now",
+            "credit": "What was kept as credit, as a sentence (“Nothing was left over.” "
+            "when it all went to invoices)",
+            "link": "A link to the receipt (for customers who sign in)",
         },
         {
             "name": "Pat Buyer",
             "receipt_number": "R-000123",
             "amount": "$1,250.00",
-            "invoices": "INV-000042",
-            "link": "{base}/receipts/EXAMPLE",
+            "date": "Nov 23, 2026 09:05 EST",
+            "reference": "BANK-7781",
+            "invoices": "INV-000042 ($1,250.00)",
+            "invoice_lines": "Invoice INV-000042: paid $1,250.00; balance now $0.00",
+            "credit": "Nothing was left over.",
+            "link": "{base}/statements/payments/EXAMPLE",
         },
-        "Receipt {{ receipt_number }} from {{ company_name }}",
-        "Hello {{ name }},\n\nThank you: we received {{ amount }} for {{ invoices }}.\n"
-        "Receipt number: {{ receipt_number }}\n\n{{ link }}\n",
+        _receipt,
     ),
-    "password_reset": Kind(
-        "Password reset",
-        "Sent when someone asks to reset a forgotten password.",
-        {"name": "The person's name", "link": "The reset link", "expires": "How long it works"},
-        {"name": "Pat Buyer", "link": "{base}/reset/EXAMPLE", "expires": "1 hour"},
-        "Reset your {{ portal_name }} password",
-        "Hello {{ name }},\n\nUse this link to choose a new password (it works for "
-        "{{ expires }}):\n{{ link }}\n\nIf you did not ask for this, ignore this email.\n",
+    "payment_rejected": Kind(
+        "Payment rejected",
+        "Sent when staff reject a bank transfer or cheque that did not arrive as announced.",
+        {
+            "name": "The payer's name",
+            "receipt_number": "The payment's reference",
+            "amount": "The amount announced, formatted",
+            "invoices": "The invoices it was for, each with its amount",
+            "reason": f"Staff's reason (else “{NO_REASON}”)",
+            "link": "A link to the payment in the portal (for customers who sign in)",
+        },
+        {
+            "name": "Pat Buyer",
+            "receipt_number": "R-000123",
+            "amount": "$1,250.00",
+            "invoices": "INV-000042 ($1,250.00)",
+            "reason": "No transfer with this reference reached our account.",
+            "link": "{base}/statements/payments/EXAMPLE",
+        },
+        _payment_rejected,
+    ),
+    "credit_applied": Kind(
+        "Credit applied",
+        "Sent when credit on a customer's account is applied to their invoices.",
+        {
+            "name": "The person's name",
+            "amount": "The credit applied, formatted",
+            "invoices": "The invoices it paid, each with the amount applied",
+            "credit_left": "The credit still on the account, formatted",
+            "link": "A link to the payment history",
+        },
+        {
+            "name": "Pat Buyer",
+            "amount": "$300.00",
+            "invoices": "INV-000042 ($300.00)",
+            "credit_left": "$45.00",
+            "link": "{base}/statements/payments",
+        },
+        _credit_applied,
+    ),
+    "refund_recorded": Kind(
+        "Refund recorded",
+        "Sent when staff record a refund of a payment's credit.",
+        {
+            "name": "The payer's name",
+            "receipt_number": "The receipt of the payment refunded",
+            "amount": "The amount refunded, formatted",
+            "note": f"Staff's note (else “{NO_NOTE}”)",
+            "credit_left": "The credit still on the account, formatted",
+            "link": "A link to the receipt (for customers who sign in)",
+        },
+        {
+            "name": "Pat Buyer",
+            "receipt_number": "R-000123",
+            "amount": "$45.00",
+            "note": "Refunded to the card it was paid with.",
+            "credit_left": "$0.00",
+            "link": "{base}/statements/payments/EXAMPLE",
+        },
+        _refund_recorded,
     ),
     "case_update": Kind(
         "Support case update",
@@ -119,8 +451,7 @@ KINDS = {
             "message": "We have sent a replacement today.",
             "link": "{base}/cases/17",
         },
-        "[{{ case_number }}] {{ subject }}",
-        "Hello {{ name }},\n\n{{ message }}\n\nSee the case: {{ link }}\n",
+        _given(message="The case was updated."),
     ),
     "quote_published": Kind(
         "Quote published",
@@ -139,9 +470,6 @@ KINDS = {
             "valid_until": "Dec 31, 2026",
             "link": "{base}/quotes/8",
         },
-        "Your quote {{ quote_number }} is ready",
-        "Hello {{ name }},\n\nQuote {{ quote_number }} for {{ total }} is ready. You can "
-        "accept it until {{ valid_until }}:\n{{ link }}\n",
     ),
     "shipment_sent": Kind(
         "Order shipped",
@@ -150,11 +478,11 @@ KINDS = {
         {
             "name": "The customer's name",
             "order_number": "The order number",
-            "customer_po": "The customer's PO number (may be empty)",
+            "customer_po": "The customer's PO number (else “not given”)",
             "shipment_number": "The shipment number",
-            "carrier": "The carrier (may be empty)",
-            "tracking_number": "The tracking number (may be empty)",
-            "tracking_link": "The carrier's tracking page, for carriers the portal knows",
+            "carrier": "The carrier (else “our carrier”)",
+            "tracking_number": "The tracking number (else “not available yet”)",
+            "tracking_link": "The carrier's tracking page (else the order's page)",
             "link": "A link to the order",
         },
         {
@@ -167,27 +495,23 @@ KINDS = {
             "tracking_link": "https://www.ups.com/track?tracknum=1Z999AA10123456784",
             "link": "{base}/orders/example",
         },
-        "Your order {{ order_number }} has shipped",
-        "Hello {{ name }},\n\nShipment {{ shipment_number }} of order {{ order_number }} is on "
-        "its way.\n\nFollow the order: {{ link }}\n",
+        _shipment,
     ),
 }
 
 
 class MailSandbox(SandboxedEnvironment):
-    """A sandbox that only substitutes values: reading public attributes and filtering."""
+    """A sandbox that only substitutes values: plain placeholders and a few text filters."""
 
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def is_safe_callable(self, obj) -> bool:
-        # Model methods (save, delete_instance) are public: allowing calls would let a template
-        # change data. Placeholders never need a call; filters are applied without one.
+        # Placeholders never need a call; filters are applied without one.
         return False
 
     def is_safe_attribute(self, obj, attr, value) -> bool:
-        if any(word in attr.lower() for word in SECRET_WORDS):
-            return False
-        return super().is_safe_attribute(obj, attr, value)
+        # Every placeholder is a finished string: there is nothing behind it to read.
+        return False
 
     def unsafe_undefined(self, obj, attribute):
         # Jinja would render an empty string; staff should hear why their text is refused.
@@ -197,35 +521,19 @@ class MailSandbox(SandboxedEnvironment):
         raise SecurityError("calculations are not available in email templates")
 
 
-SAFE_FILTERS = (
-    "default",
-    "upper",
-    "lower",
-    "title",
-    "capitalize",
-    "trim",
-    "truncate",
-    "replace",
-    "join",
-    "length",
-    "round",
-    "int",
-)
+SAFE_FILTERS = ("default", "upper", "lower", "title", "capitalize", "trim", "truncate", "replace")
 
 
 def _environment() -> MailSandbox:
     env = current_app.extensions.get("mail_sandbox")
     if env is None:
-        env = MailSandbox(autoescape=False, keep_trailing_newline=True, finalize=_finalize)
+        # StrictUndefined: a name no placeholder fills (an old override's `{{ payment }}`)
+        # fails loudly instead of leaving a gap in a customer's email.
+        env = MailSandbox(autoescape=False, keep_trailing_newline=True, undefined=StrictUndefined)
         env.globals.clear()  # no range(), lipsum(), cycler(): nothing callable
         env.filters = {name: env.filters[name] for name in SAFE_FILTERS}
-        env.filters.update(money=money, date=datefmt, datetime=datetimefmt, code=format_code)
         current_app.extensions["mail_sandbox"] = env
     return env
-
-
-def _finalize(value):
-    return "" if value is None else value
 
 
 class TemplateProblem(ValueError):
@@ -241,58 +549,39 @@ class TemplateProblem(ValueError):
 
 
 def kinds() -> list[str]:
-    """The known kinds plus any other `templates/email/*.txt` in the application."""
-    names = set(KINDS)
-    for name in current_app.jinja_env.list_templates(extensions=["txt"]):
-        if name.startswith("email/") and name.count("/") == 1:
-            names.add(name.removeprefix("email/").removesuffix(".txt"))
-    return sorted(names, key=lambda k: (k not in KINDS, list(KINDS).index(k) if k in KINDS else k))
+    """The kinds of email the portal sends, in the order staff see them."""
+    return list(KINDS)
 
 
 def label(kind: str) -> str:
     """A person-readable name for a kind."""
-    return KINDS[kind].label if kind in KINDS else kind.replace("_", " ").capitalize()
+    return KINDS[kind].label
 
 
 def purpose(kind: str) -> str:
     """When this email is sent."""
-    return KINDS[kind].purpose if kind in KINDS else ""
+    return KINDS[kind].purpose
 
 
-def file_source(kind: str) -> str | None:
-    """The raw text of `templates/email/<kind>.txt`, or None when there is no such file."""
+def file_source(kind: str) -> str:
+    """The raw text of the built-in `templates/email/<kind>.txt` (its first line the subject)."""
     env = current_app.jinja_env
     try:
         source, _, _ = env.loader.get_source(env, f"email/{kind}.txt")
     except TemplateNotFound:
-        return None
+        raise LookupError(f"no built-in text for the email kind {kind!r}") from None
     return source
 
 
 def default(kind: str) -> tuple[str, str]:
     """The (subject, body) the portal sends when nobody has edited this kind."""
-    source = file_source(kind)
-    if source is None:
-        meta_ = KINDS.get(kind)
-        return (meta_.fallback_subject, meta_.fallback_body) if meta_ else ("", "")
-    first, _, body = source.partition("\n")
+    first, _, body = file_source(kind).partition("\n")
     return first.removeprefix("Subject:").strip(), body.lstrip("\n")
 
 
 def placeholders(kind: str) -> dict:
-    """{name: description} of what a template of this kind may use."""
-    names = dict(KINDS[kind].placeholders) if kind in KINDS else {}
-    source = file_source(kind)
-    if source is not None:
-        # Whatever the built-in file uses is what its callers really pass.
-        try:
-            used = meta.find_undeclared_variables(current_app.jinja_env.parse(source))
-        except TemplateSyntaxError:
-            used = set()
-        for name in sorted(used - set(current_app.jinja_env.globals) - {"portal"}):
-            names.setdefault(name, "Provided by the portal when this email is sent")
-    names.update(COMMON)
-    return names
+    """{name: description} of what a template of this kind may use: all it is given."""
+    return {**KINDS[kind].placeholders, **COMMON}
 
 
 def stored(kind: str) -> dict | None:
@@ -315,14 +604,13 @@ def current(kind: str) -> tuple[str, str]:
     return default(kind)
 
 
-# --- rendering --------------------------------------------------------------------------
+# --- the values a template is given -----------------------------------------------------
 
 
-def common_context() -> dict:
-    """Values every template can use, whatever the caller passed."""
+def common_values() -> dict:
+    """Values every template can use, whatever the email is about."""
     values = settings.load()
     return {
-        "portal": values,
         "portal_name": values["portal_name"],
         "company_name": values["company_name"],
         "contact_email": values["contact_email"],
@@ -331,86 +619,33 @@ def common_context() -> dict:
     }
 
 
-def sample_objects() -> dict:
-    """Unsaved, made-up records for the placeholders that are objects in the built-in texts
-    (a receipt reads `payment.amount_cents`, a pay link `invoice.balance_cents`)."""
-    from datetime import date, timedelta
-
-    from ..db import utcnow
-    from ..models import (
-        Contact,
-        Customer,
-        Invoice,
-        Payment,
-        PaymentApplication,
-        PaymentAttempt,
-        PaymentAttemptItem,
-    )
-
-    customer = Customer(account_number="ACME-001", name="Acme Manufacturing")
-    invoice = Invoice(
-        number="INV-000042",
-        customer=customer,
-        issue_date=date.today() - timedelta(days=10),
-        due_date=date.today() + timedelta(days=20),
-        total_cents=125_000,
-        amount_paid_cents=0,
-        currency="USD",
-    )
-    payment = Payment(
-        receipt_number="R-000123",
-        provider="offline",
-        provider_reference="BANK-7781",
-        customer=customer,
-        amount_cents=125_000,
-        unapplied_cents=0,
-        currency="USD",
-        payer_name="Pat Buyer",
-        payer_email="pat@example.com",
-        received_at=utcnow(),
-    )
-    attempt = PaymentAttempt(
-        provider="offline",
-        customer=customer,
-        amount_cents=125_000,
-        currency="USD",
-        payer_name="Pat Buyer",
-        payer_email="pat@example.com",
-    )
-    return {
-        "customer": customer,
-        "invoice": invoice,
-        "payment": payment,
-        "attempt": attempt,
-        "applications": [
-            PaymentApplication(payment=payment, invoice=invoice, amount_cents=125_000)
-        ],
-        "items": [PaymentAttemptItem(attempt=attempt, invoice=invoice, amount_cents=125_000)],
-        "contact": Contact(customer=customer, first_name="Pat", last_name="Buyer"),
-    }
+def values_for(kind: str, **objects) -> dict:
+    """The placeholders of `kind` filled from the objects a real send passes: exactly the
+    documented names, each a string (a missing one is a bug in the caller: KeyError)."""
+    built = KINDS[kind].build(**objects)
+    values = {name: _text(built[name]) for name in KINDS[kind].placeholders}
+    values.update(common_values())
+    return values
 
 
-def sample_context(kind: str, name: str = "") -> dict:
+def sample_values(kind: str) -> dict:
     """Made-up values for previews and test sends (never real customer data)."""
     base = current_app.config["BASE_URL"].rstrip("/")
-    context = {n: f"[{n}]" for n in placeholders(kind)}
-    objects = sample_objects()
-    context.update({n: objects[n] for n in context if n in objects})
-    if kind in KINDS:
-        context.update({k: v.replace("{base}", base) for k, v in KINDS[kind].sample.items()})
-    if name:
-        context["name"] = name
-    context.update(common_context())
-    return context
+    values = {name: value.replace("{base}", base) for name, value in KINDS[kind].sample.items()}
+    values.update(common_values())
+    return values
 
 
-def render(subject: str, body: str, context: dict) -> tuple[str, str]:
+# --- rendering --------------------------------------------------------------------------
+
+
+def render(subject: str, body: str, values: dict) -> tuple[str, str]:
     """Render a subject and body in the sandbox; raises TemplateProblem naming the field."""
     env = _environment()
     out = []
     for field_name, source in (("subject", subject), ("body", body)):
         try:
-            out.append(env.from_string(source).render(context))
+            out.append(env.from_string(source).render(values))
         except TemplateSyntaxError as exc:
             raise TemplateProblem(field_name, f"Line {exc.lineno}: {exc.message}") from exc
         except SecurityError as exc:
@@ -425,25 +660,24 @@ def render(subject: str, body: str, context: dict) -> tuple[str, str]:
     return " ".join(out[0].split()), out[1]
 
 
-def render_stored(kind: str, context: dict) -> tuple[str, str] | None:
-    """The override of `kind` rendered with `context`, or None to use the file template.
+def compose(kind: str, values: dict, draft: tuple[str, str] | None = None) -> tuple[str, str]:
+    """The (subject, body) of one email of `kind` with these placeholder values: the one
+    rendering path of real sends (`values_for`), previews and test sends (`sample_values`).
 
-    A broken override must never stop the change that sends the email (an invitation, a
-    receipt): it is logged and the built-in template is used instead.
+    `draft` is a text as staff typed it (a preview): its problems raise TemplateProblem.
+    Otherwise the text in use is rendered: the stored override, or the built-in text. A
+    broken override must never stop the change that sends the email (an invitation, a
+    receipt): it is logged and the built-in text goes out instead.
     """
+    if draft is not None:
+        return render(*draft, values)
     override = stored(kind)
-    if not override:
-        return None
-    values = common_context()
-    values.update(context)
-    if "name" not in values:
-        person = values.get("user") or values.get("contact")
-        values["name"] = getattr(person, "display_name", None) or getattr(person, "full_name", "")
-    try:
-        return render(override["subject"], override["body"], values)
-    except TemplateProblem as exc:
-        log.warning("email template %s override failed (%s); using the built-in one", kind, exc)
-        return None
+    if override:
+        try:
+            return render(override["subject"], override["body"], values)
+        except TemplateProblem as exc:
+            log.warning("email template %s override failed (%s); using the built-in one", kind, exc)
+    return render(*default(kind), values)
 
 
 # --- staff actions ----------------------------------------------------------------------
@@ -462,7 +696,7 @@ def validate(kind: str, subject: str, body: str) -> tuple[str, str]:
         raise TemplateProblem("body", "Write the message.")
     if len(body) > MAX_BODY:
         raise TemplateProblem("body", f"Keep the message under {MAX_BODY:,} characters.")
-    allowed = set(placeholders(kind)) | {"portal"}
+    allowed = set(placeholders(kind))
     env = _environment()
     for field_name, source in (("subject", subject), ("body", body)):
         try:
@@ -475,7 +709,7 @@ def validate(kind: str, subject: str, body: str) -> tuple[str, str]:
             raise TemplateProblem(
                 field_name, f"Unknown placeholder {names}. Use one of those listed beside the form."
             )
-    return render(subject, body, sample_context(kind))
+    return compose(kind, sample_values(kind), draft=(subject, body))
 
 
 def save(kind: str, subject: str, body: str, by) -> bool:

@@ -16,7 +16,7 @@ from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from flask import current_app, g, has_request_context, render_template
+from flask import current_app, g, has_request_context
 
 from ..db import db, utcnow, write_txn
 from ..models import OutboxMessage
@@ -60,18 +60,14 @@ def queue(to: str, subject: str, body_text: str, body_html: str = "", kind: str 
     return message
 
 
-def queue_template(kind: str, to: str, **context):
-    """Render staff's stored version of `kind`, else `templates/email/<kind>.txt`, and queue it."""
+def queue_template(kind: str, to: str, **objects):
+    """Queue the `kind` email about these objects (a payment and its applications, a login),
+    in staff's words or the built-in ones; call inside the transaction of the change."""
     from . import email_templates  # it imports this module
 
-    rendered = email_templates.render_stored(kind, context)
-    if rendered is not None:
-        subject, body = rendered
-    else:
-        text = render_template(f"email/{kind}.txt", **context)
-        first, _, body = text.partition("\n")
-        subject = first.removeprefix("Subject:").strip()
-    return queue(to, subject, body.lstrip("\n"), kind=kind)
+    values = email_templates.values_for(kind, **objects)
+    subject, body = email_templates.compose(kind, values)
+    return queue(to, subject, body, kind=kind)
 
 
 def after_request(response):
