@@ -44,12 +44,13 @@ def test_confirm_offline_applies_it_and_sends_a_receipt(app, client, agent, mail
     mailbox.clear()
     listing = client.get(URL + "?status=pending").get_data(as_text=True)
     assert payment.receipt_number in listing
-    response = client.post(URL + f"{payment.id}/confirm")
+    received = {"amount": "500.00", "received_on": payments.today().isoformat()}
+    response = client.post(URL + f"{payment.id}/confirm", data=received)
     assert response.status_code == 303
     assert Payment.get_by_id(payment.id).status == "applied"
     assert Invoice.get_by_id(invoice.id).balance_cents == 0
     assert any(m["To"] == "pat@example.com" for m in mailbox.wait_for(1))
-    again = client.post(URL + f"{payment.id}/confirm")
+    again = client.post(URL + f"{payment.id}/confirm", data=received)
     assert again.status_code == 303
     assert "Only pending payments can be confirmed." in client.get(
         again.headers["Location"]

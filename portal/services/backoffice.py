@@ -33,7 +33,7 @@ from ..models import (
 )
 from ..money import to_decimal
 from ..security import hash_code, hash_secret, new_quick_pay_code, new_stamp, normalize_code, seal
-from . import audit, outbox
+from . import audit, figures, outbox
 from .auth import end_all_sessions, normalize_email, set_password
 
 PAGE_SIZE = 25
@@ -337,6 +337,10 @@ def customer_overview(customer: Customer) -> dict:
     )
     return {
         "customer": customer,
+        "pending": figures.pending_total(
+            Invoice.select(Invoice.id).where(Invoice.customer == customer.id)
+        ),
+        "credit": figures.credit_available(customer.id),
         "sites": list(customer.sites.order_by(Site.site_code)),
         "contacts": list(contacts_of(customer)),
         "open_count": totals["n"],

@@ -780,6 +780,30 @@ def apply_credit(customer, lines, actor, on: date | None = None) -> list:
         return created
 
 
+def apply_credit_oldest_first(customer, amount_cents: int, actor, on: date | None = None):
+    """Staff apply `amount_cents` of a customer's credit to its open invoices, oldest due
+    first (each cleared before the next gets anything)."""
+    on = on or today()
+    invoices = figures.payable_views(
+        Invoice.unpaid(Invoice.select().where(Invoice.customer == customer.id))
+        .order_by(Invoice.due_date, Invoice.issue_date, Invoice.id)
+        .limit(500)
+    )
+    allocations, left = money.allocate(
+        [v for v in invoices if v.balance_cents > 0], amount_cents, on
+    )
+    if left:
+        raise PaymentError(
+            "amount",
+            "That is "
+            + money.format_cents(left)
+            + " more than the open invoices owe (less what is pending).",
+        )
+    return apply_credit(
+        customer, [(a.invoice.invoice, a.amount_cents) for a in allocations], actor, on
+    )
+
+
 def record_refund(payment, staff, amount_cents: int, reference: str = "", note: str = ""):
     """Staff gave money back out of a payment's unapplied credit (in the bank, or at the
     provider): the credit shrinks by it. One transaction, audited, the payer emailed."""

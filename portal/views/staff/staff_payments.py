@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 from flask import Blueprint, abort, flash, make_response, request, url_for
 from werkzeug.datastructures import MultiDict
 
+from ... import money
 from ...forms import ActionForm
 from ...forms.staff import NoteForm, PaymentFilterForm, VoidForm
-from ...models import Invoice, Payment, PaymentApplication
+from ...forms.staff_money import ApplyCreditForm, ConfirmOfflineForm, RefundForm
+from ...models import Customer, Invoice, Payment, PaymentApplication
 from ...services import backoffice, payments
 from ...services.payments import PaymentError
 from ...web import page_number, redirect_to, render
@@ -55,11 +57,31 @@ def index():
     )
 
 
-def _show(payment, status=200, reject_form=None, void_form=None, note_form=None):
+def _confirm_form(payment, formdata=None) -> ConfirmOfflineForm:
+    form = ConfirmOfflineForm(formdata=formdata)
+    if formdata is None:
+        form.amount.data = str(money.to_decimal(payment.amount_cents))
+        form.received_on.data = payments.today()
+    return form
+
+
+def _show(
+    payment,
+    status=200,
+    reject_form=None,
+    void_form=None,
+    note_form=None,
+    confirm_form=None,
+    refund_form=None,
+):
     return render(
         "staff/payments/show.html",
         status=status,
         payment=payment,
+        intended=payments.intended_items(payment),
+        refunds=list(payment.refunds),
+        confirm_form=confirm_form or _confirm_form(payment),
+        refund_form=refund_form or RefundForm(formdata=None),
         applications=list(
             PaymentApplication.select(PaymentApplication, Invoice)
             .join(Invoice)
@@ -91,10 +113,62 @@ def _act(payment, function, *args, success: str):
 
 @bp.post("/<int:payment_id>/confirm")
 def confirm(payment_id):
-    """The money arrived: apply a pending offline payment (the payer gets a receipt)."""
+    """The money arrived: apply what arrived to the invoices the payer meant (less: oldest
+    due first, the rest stays due; more: kept as credit) and send the receipt."""
     payment = get_or_404(Payment, payment_id)
-    ActionForm().validate()
-    return _act(payment, payments.confirm_offline, success="Payment confirmed and applied.")
+    form = _confirm_form(payment, request.form)
+    if form.validate():
+        try:
+            payments.confirm_offline(payment, me(), form.amount.cents, form.received_on.data)
+        except PaymentError as exc:
+            if exc.field == "payment":  # no longer pending: someone else decided it
+                flash(exc.message, "error")
+                return redirect_to(url_for("staff_payments.show", payment_id=payment.id))
+            field = form.received_on if exc.field == "received_on" else form.amount
+            field.errors = [*field.errors, exc.message]
+        else:
+            flash("Payment confirmed and applied.", "success")
+            return redirect_to(url_for("staff_payments.show", payment_id=payment.id))
+    return _show(payment, status=422, confirm_form=form)
+
+
+@bp.post("/<int:payment_id>/refund")
+def refund(payment_id):
+    """Record money given back out of this payment's credit (audited, the payer emailed)."""
+    payment = get_or_404(Payment, payment_id)
+    form = RefundForm()
+    if form.validate():
+        try:
+            payments.record_refund(
+                payment,
+                me(),
+                form.amount.cents,
+                (form.reference.data or "").strip(),
+                form.note.data.strip(),
+            )
+        except PaymentError as exc:
+            form.amount.errors = [*form.amount.errors, exc.message]
+        else:
+            flash("Refund recorded; the credit is reduced.", "success")
+            return redirect_to(url_for("staff_payments.show", payment_id=payment.id))
+    return _show(payment, status=422, refund_form=form)
+
+
+@bp.post("/customers/<int:customer_id>/apply-credit")
+def apply_credit(customer_id):
+    """Apply part of a customer's credit to its open invoices, oldest due first."""
+    customer = get_or_404(Customer, customer_id)
+    form = ApplyCreditForm()
+    if form.validate():
+        try:
+            payments.apply_credit_oldest_first(customer, form.amount.cents, me())
+        except PaymentError as exc:
+            flash(exc.message, "error")
+        else:
+            flash("Credit applied to the oldest invoices.", "success")
+    else:
+        flash(next(iter(form.errors.values()))[0], "error")
+    return redirect_to(url_for("staff_customers.show", customer_id=customer.id) + "#credit")
 
 
 @bp.post("/<int:payment_id>/reject")
