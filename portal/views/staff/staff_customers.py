@@ -5,6 +5,7 @@ from flask import Blueprint, abort, flash, request, url_for
 from ... import clock
 from ...forms import ActionForm
 from ...forms.staff import AccessForm, ContactForm, CustomerForm, SiteChoiceForm, SiteForm
+from ...forms.staff_money import ApplyCreditForm
 from ...models import Contact, Customer, Site
 from ...services import access, backoffice, settings
 from ...services import orders as orders_service
@@ -94,6 +95,7 @@ def show(customer_id):
         **backoffice.customer_overview(customer),
         today=clock.business_today(),
         action_form=ActionForm(),
+        credit_form=ApplyCreditForm(formdata=None),
         quote_status=quotes_service.status_of,
         quote_labels=quotes_service.STAFF_QUOTE_LABELS,
         order_labels=orders_service.STATUS_LABELS,
