@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from peewee import fn
 
 from .. import money
-from ..models import Invoice, Payment, PaymentApplication
+from ..models import Invoice, Payment, PaymentApplication, Refund
 from . import billing
 
 MAX_RANGE_DAYS = 366 * 5
@@ -87,6 +87,7 @@ class Statement:
     opening: int
     lines: list = field(default_factory=list)
     currency: str = "USD"
+    invoiced_before: int = 0
 
     @property
     def invoiced(self) -> int:
@@ -137,6 +138,9 @@ def statement(user, start: date, end: date) -> Statement:
         or 0
     )
     result = Statement(start, end, owed_before + applied_to_before - received_before)
+    # What the invoices issued before the range came to, less what the books paid outside
+    # the portal: the whole account's opening before its payments (`_account_money`).
+    result.invoiced_before = owed_before + applied_to_before
 
     applied = (
         PaymentApplication.select(_applied_total())
@@ -171,6 +175,10 @@ def statement(user, start: date, end: date) -> Statement:
                     invoice_id=invoice.id,
                 )
             )
+    if user.site_ids is None:
+        _account_money(user, result, lines, start, end)
+        _finish(result, lines)
+        return result
     received = (
         Payment.select(
             Payment.id,
@@ -212,14 +220,111 @@ def statement(user, start: date, end: date) -> Statement:
                     payment_id=payment.id,
                 )
             )
-    order = {"invoice": 0, "credit": 1, "payment": 2}
+    _finish(result, lines)
+    return result
+
+
+def _finish(result: Statement, lines: list) -> None:
+    """Order the lines and run the balance from the opening."""
+    order = {"invoice": 0, "refund": 1, "credit": 2, "payment": 3}
     lines.sort(key=lambda line: (line.day, order[line.kind], line.reference))
     running = result.opening
     for line in lines:
         running += line.debit - line.credit
         line.balance = running
     result.lines = lines
-    return result
+
+
+def _discounts(customer_id):
+    """Early-payment discounts of the account's applied payments, each with the day it was
+    earned: the payment's day, or the day credit was applied."""
+    return (
+        PaymentApplication.select(
+            Payment.id,
+            Payment.receipt_number,
+            Payment.received_at,
+            PaymentApplication.source,
+            PaymentApplication.created_at,
+            PaymentApplication.discount_cents,
+        )
+        .join(Payment)
+        .where(
+            (Payment.customer == customer_id)
+            & (Payment.status == "applied")
+            & (PaymentApplication.discount_cents > 0)
+        )
+        .tuples()
+    )
+
+
+def _account_money(user, result: Statement, lines: list, start: date, end: date) -> None:
+    """The whole account's money lines: every payment received at its full amount (the part
+    kept as credit included, so the closing balance is what is due less the credit),
+    discounts on the day they were earned, refunds of credit as debits."""
+    customer_id = user.contact.customer_id
+    first, after = _midnight(start), _midnight(end + timedelta(days=1))
+    before_cash = before_refunds = before_discounts = 0
+    applied = Payment.select().where(
+        (Payment.customer == customer_id) & (Payment.status == "applied")
+    )
+    before_cash = int(
+        applied.select(fn.COALESCE(fn.SUM(Payment.amount_cents), 0))
+        .where(Payment.received_at < first)
+        .scalar()
+        or 0
+    )
+    for payment in applied.where((Payment.received_at >= first) & (Payment.received_at < after)):
+        lines.append(
+            Line(
+                payment.received_at.astimezone(UTC).date(),
+                "payment",
+                payment.receipt_number,
+                "Payment — thank you"
+                + (
+                    f" ({money.format_cents(payment.unapplied_cents, payment.currency)} "
+                    "kept as credit)"
+                    if payment.unapplied_cents
+                    else ""
+                ),
+                credit=payment.amount_cents,
+                payment_id=payment.id,
+            )
+        )
+    for pid, number, received_at, source, created_at, discount in _discounts(customer_id):
+        at = received_at if source == "payment" else created_at
+        if at < first:
+            before_discounts += discount
+        elif at < after:
+            lines.append(
+                Line(
+                    at.astimezone(UTC).date(),
+                    "credit",
+                    number,
+                    "Early-payment discount",
+                    credit=discount,
+                    payment_id=pid,
+                )
+            )
+    refunds = (
+        Refund.select(Refund, Payment)
+        .join(Payment)
+        .where((Payment.customer == customer_id) & (Payment.status == "applied"))
+    )
+    for refund in refunds:
+        if refund.created_at < first:
+            before_refunds += refund.amount_cents
+        elif refund.created_at < after:
+            lines.append(
+                Line(
+                    refund.created_at.astimezone(UTC).date(),
+                    "refund",
+                    refund.payment.receipt_number,
+                    "Refund of credit",
+                    debit=refund.amount_cents,
+                    payment_id=refund.payment_id,
+                )
+            )
+    result.opening = result.invoiced_before - before_cash - before_discounts + before_refunds
 
 
 def statement_csv(result: Statement) -> str:
