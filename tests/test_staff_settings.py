@@ -341,8 +341,8 @@ def test_reset_goes_back_to_the_built_in_text(client, admin):
 
 
 def test_every_built_in_template_previews_with_sample_values(client, admin):
-    """Object placeholders (payment, invoice) get made-up records, so every built-in text can be
-    previewed, edited and test-sent."""
+    """Every kind has made-up values for each of its placeholders, so every built-in text can
+    be previewed, edited and test-sent."""
     from portal.services import email_templates
 
     with client.application.test_request_context():

@@ -98,7 +98,7 @@ def _credit(cents: int, currency: str) -> str:
 def _credit_left(customer_id, currency: str) -> str:
     from . import figures  # imported on use: only the credit emails need it
 
-    return money(figures.credit_available(customer_id), currency)
+    return money(figures.credit_available(customer_id, currency), currency)
 
 
 def _receipt(payment, applications=(), **_) -> dict:

@@ -80,15 +80,17 @@ def _kind_or_404(kind: str) -> str:
 
 
 def _template_page(kind, form, status=200, rendered=None, problem=None):
+    if rendered is None and problem is None and form.subject.data is not None:
+        try:
+            rendered = email_templates.validate(kind, form.subject.data, form.body.data)
+        except TemplateProblem as exc:
+            # A saved text that no longer fits its placeholders: the built-in one is sent
+            # instead, and staff should see why.
+            problem = exc if not form.errors else None
     if problem is not None:
         getattr(form, problem.field).errors = list(getattr(form, problem.field).errors) + [
             problem.message
         ]
-    if rendered is None and problem is None and form.subject.data is not None:
-        try:
-            rendered = email_templates.validate(kind, form.subject.data, form.body.data)
-        except TemplateProblem:
-            rendered = None
     return render(
         "staff/settings/email.html",
         block="form",
