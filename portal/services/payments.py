@@ -625,15 +625,13 @@ def confirm_offline(
 
 
 def received_on_at(day: date):
-    """The timestamp a payment received on `day` is filed under: the current time when it
-    is today, else noon of that day in UTC (so the day reads the same in any time zone
-    within twelve hours of UTC)."""
-    from datetime import UTC, datetime, time
+    """The timestamp a payment received on `day` (a business day) is filed under: the current
+    time when it is today, else noon of that day in the business's time zone."""
+    from datetime import datetime, time
 
-    now = utcnow()
     if day == today():
-        return now
-    return datetime.combine(day, time(12, 0), tzinfo=UTC)
+        return utcnow()
+    return datetime.combine(day, time(12, 0), tzinfo=clock.business_zone())
 
 
 def reject_offline(payment, staff, reason: str) -> Payment:

@@ -10,11 +10,11 @@ balance as of today always equals what the invoices still owe.
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from peewee import fn
 
-from .. import money
+from .. import clock, money
 from ..models import Invoice, Payment, PaymentApplication, Refund
 from . import billing
 
@@ -64,7 +64,13 @@ def parse_range(args, on: date | None = None) -> tuple[date, date, dict]:
 
 
 def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min).replace(tzinfo=UTC)
+    """The start of a business day (the statement's days are the business's, `clock`)."""
+    return datetime.combine(day, time.min).replace(tzinfo=clock.business_zone())
+
+
+def _day(moment: datetime) -> date:
+    """The business day a timestamp falls on."""
+    return moment.astimezone(clock.business_zone()).date()
 
 
 @dataclass
@@ -197,7 +203,7 @@ def statement(user, start: date, end: date) -> Statement:
         .group_by(Payment.id, Payment.receipt_number, Payment.received_at)
     )
     for payment in received:
-        day = payment.received_at.astimezone(UTC).date()
+        day = _day(payment.received_at)
         cash, discount = int(payment.cash or 0), int(payment.discount or 0)
         lines.append(
             Line(
@@ -276,7 +282,7 @@ def _account_money(user, result: Statement, lines: list, start: date, end: date)
     for payment in applied.where((Payment.received_at >= first) & (Payment.received_at < after)):
         lines.append(
             Line(
-                payment.received_at.astimezone(UTC).date(),
+                _day(payment.received_at),
                 "payment",
                 payment.receipt_number,
                 "Payment — thank you"
@@ -297,7 +303,7 @@ def _account_money(user, result: Statement, lines: list, start: date, end: date)
         elif at < after:
             lines.append(
                 Line(
-                    at.astimezone(UTC).date(),
+                    _day(at),
                     "credit",
                     number,
                     "Early-payment discount",
@@ -316,7 +322,7 @@ def _account_money(user, result: Statement, lines: list, start: date, end: date)
         elif refund.created_at < after:
             lines.append(
                 Line(
-                    refund.created_at.astimezone(UTC).date(),
+                    _day(refund.created_at),
                     "refund",
                     refund.payment.receipt_number,
                     "Refund of credit",
