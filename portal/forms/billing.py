@@ -5,8 +5,16 @@ The list's ticked invoices and per-invoice amounts are dynamic inputs (`invoice`
 """
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, RadioField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms import BooleanField, EmailField, RadioField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+
+from ..services import settings
+
+
+def payment_terms_accepted(form, field):
+    """Every payer, guest or signed in, ticks the box while staff require the payment terms."""
+    if not field.data and settings.payment_terms_acceptance_required():
+        raise ValidationError("Accept the payment terms to continue.")
 
 
 class SelectionForm(FlaskForm):
@@ -37,6 +45,7 @@ class CheckoutForm(FlaskForm):
         render_kw={"autocomplete": "email"},
     )
     provider = RadioField("Payment method", validators=[DataRequired("Choose how to pay.")])
+    accept_terms = BooleanField("I accept the payment terms", validators=[payment_terms_accepted])
 
 
 class QuestionForm(FlaskForm):

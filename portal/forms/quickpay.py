@@ -5,6 +5,7 @@ from wtforms import BooleanField, EmailField, RadioField, StringField
 from wtforms.validators import DataRequired, Email, Length, ValidationError
 
 from ..money import AmountError, parse_amount
+from .billing import payment_terms_accepted
 
 
 class LookupForm(FlaskForm):
@@ -60,4 +61,4 @@ class PayForm(FlaskForm):
         render_kw={"autocomplete": "email"},
     )
     provider = RadioField("Payment method", validators=[DataRequired("Choose how to pay.")])
-    accept_terms = BooleanField("I accept the payment terms")
+    accept_terms = BooleanField("I accept the payment terms", validators=[payment_terms_accepted])

@@ -69,6 +69,13 @@ def get(key: str):
     return load()[key]
 
 
+def payment_terms_acceptance_required() -> bool:
+    """True when payers must tick "I accept the payment terms": staff switched it on and
+    wrote terms to accept (without terms the switch does nothing)."""
+    values = load()
+    return bool(values["require_payment_terms_acceptance"] and values["payment_terms"].strip())
+
+
 def save(changes: dict) -> dict:
     """Store changed settings in their own transaction; returns {key: (old, new)} of changes."""
     with write_txn():

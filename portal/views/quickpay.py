@@ -5,7 +5,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from .. import money
 from ..filters import datetimefmt
 from ..forms.quickpay import LookupForm, PayForm, PayLinkForm
-from ..services import payments, providers, quickpay, settings
+from ..services import figures, payments, providers, quickpay, settings
 from ..services.ratelimit import guest_limit
 from ..web import redirect_to, render
 
@@ -61,29 +61,43 @@ def lookup():
     return render("quickpay/new.html", block="form", status=422, form=form)
 
 
-def _pay_context(invoice, form):
+def _due(invoice) -> dict:
+    """Today's figures: the discount still open and the amount that clears the invoice
+    (besides payments already on their way), the same ones the payments core checks."""
     today = payments.today()
-    discount = money.discount_available(invoice, today)
+    payable = figures.payable_view(invoice)
+    discount = money.discount_available(payable, today)
+    covered = payable.pending and payable.balance_cents <= 0
     return {
-        "invoice": invoice,
-        "form": form,
         "state": invoice.state(today),
         "discount": discount,
-        "discounted_due": invoice.balance_cents - discount,
+        "clears": payable.balance_cents - discount,
+        "covered": payments.covered_message(payable) if covered else None,
+    }
+
+
+def _pay_context(invoice, form, due):
+    return {
+        **due,
+        "invoice": invoice,
+        "form": form,
+        "discounted_due": due["clears"],
         "deadline": money.discount_deadline(invoice),
         "customer_name": quickpay.masked(invoice.customer.name),
         "partial": settings.get("partial_payments"),
     }
 
 
-def _pay_form(invoice) -> PayForm:
+def _pay_form(due) -> PayForm:
     form = PayForm()
     form.provider.choices = [(p.name, p.label) for p in providers.enabled()]
-    if request.method == "GET":
-        discount = money.discount_available(invoice, payments.today())
-        form.amount.data = str(money.to_decimal(invoice.balance_cents - discount))
-        if len(form.provider.choices) == 1:
-            form.provider.data = form.provider.choices[0][0]
+    if not settings.get("partial_payments"):
+        # Not the payer's to choose: whatever was posted, the payment clears the invoice.
+        form.amount.data = str(money.to_decimal(due["clears"]))
+    elif request.method == "GET":
+        form.amount.data = str(money.to_decimal(due["clears"]))
+    if request.method == "GET" and len(form.provider.choices) == 1:
+        form.provider.data = form.provider.choices[0][0]
     return form
 
 
@@ -100,7 +114,8 @@ def show():
     invoice = _granted_or_restart()
     if invoice is None:
         return redirect(url_for("quickpay.new"))
-    return render("quickpay/show.html", **_pay_context(invoice, _pay_form(invoice)))
+    due = _due(invoice)
+    return render("quickpay/show.html", **_pay_context(invoice, _pay_form(due), due))
 
 
 @bp.post("/invoice")
@@ -110,26 +125,24 @@ def pay():
     invoice = _granted_or_restart()
     if invoice is None:
         return redirect_to(url_for("quickpay.new"))
-    form = _pay_form(invoice)
-    terms = settings.get("payment_terms")
+    due = _due(invoice)
+    form = _pay_form(due)
     if form.validate():
-        if terms and not form.accept_terms.data:
-            form.accept_terms.errors.append("Accept the payment terms to continue.")
+        try:
+            checkout = payments.checkout(
+                invoice.customer,
+                [(invoice, form.amount.cents)],
+                form.provider.data,
+                form.payer_name.data.strip(),
+                form.payer_email.data.strip().lower(),
+                guest=True,
+            )
+        except payments.PaymentError as exc:
+            getattr(form, exc.field, form.amount).errors.append(exc.message)
         else:
-            try:
-                checkout = payments.checkout(
-                    invoice.customer,
-                    [(invoice, form.amount.cents)],
-                    form.provider.data,
-                    form.payer_name.data.strip(),
-                    form.payer_email.data.strip().lower(),
-                    guest=True,
-                )
-            except payments.PaymentError as exc:
-                getattr(form, exc.field, form.amount).errors.append(exc.message)
-            else:
-                return redirect_to(checkout.redirect_url)
-    return render("quickpay/show.html", block="pay_form", status=422, **_pay_context(invoice, form))
+            return redirect_to(checkout.redirect_url)
+    context = _pay_context(invoice, form, due)
+    return render("quickpay/show.html", block="pay_form", status=422, **context)
 
 
 @bp.route("/link", methods=["GET", "POST"])
