@@ -102,6 +102,7 @@ def _credit_left(customer_id, currency: str) -> str:
 
 
 def _receipt(payment, applications=(), **_) -> dict:
+    """A receipt: what was received, what each invoice got, what is kept as credit."""
     currency = payment.currency
     lines = [
         f"Invoice {a.invoice.number}: paid {money(a.amount_cents, currency)}"
@@ -122,6 +123,7 @@ def _receipt(payment, applications=(), **_) -> dict:
 
 
 def _payment_pending(payment, items=(), **_) -> dict:
+    """An offline payment announced: what to send, for which invoices, and how."""
     currency = payment.currency
     lines = [
         f"Invoice {item.invoice.number}: {money(item.amount_cents, currency)}"
@@ -142,6 +144,7 @@ def _payment_pending(payment, items=(), **_) -> dict:
 
 
 def _payment_rejected(payment, items=(), reason="", **_) -> dict:
+    """An offline payment staff rejected: what was announced and staff's reason."""
     currency = payment.currency
     return {
         "name": _payer(payment),
@@ -154,6 +157,7 @@ def _payment_rejected(payment, items=(), reason="", **_) -> dict:
 
 
 def _credit_applied(customer, applications=(), name="", **_) -> dict:
+    """Credit applied to invoices: how much, to which, and what credit is left."""
     applications = list(applications)
     currency = applications[0].invoice.currency if applications else "USD"
     return {
@@ -166,6 +170,7 @@ def _credit_applied(customer, applications=(), name="", **_) -> dict:
 
 
 def _refund_recorded(payment, amount_cents, note="", **_) -> dict:
+    """A refund out of a payment's credit: how much, staff's note, what credit is left."""
     currency = payment.currency
     return {
         "name": _payer(payment),
@@ -178,6 +183,7 @@ def _refund_recorded(payment, amount_cents, note="", **_) -> dict:
 
 
 def _pay_link(invoice, customer, link, **_) -> dict:
+    """A pay link: the invoice, what it owes and when, and the signed link."""
     return {
         "invoice_number": invoice.number,
         "customer_name": customer.name,
@@ -188,6 +194,7 @@ def _pay_link(invoice, customer, link, **_) -> dict:
 
 
 def _shipment(**objects) -> dict:
+    """A shipment on its way; the carrier and tracking may be unknown yet."""
     values = _given(customer_po="not given", carrier="our carrier")(**objects)
     values["tracking_number"] = _text(values.get("tracking_number")) or "not available yet"
     # A carrier the portal has no tracking page for: the order's page is where to follow it.
