@@ -50,6 +50,8 @@ class Defaults:
     MAIL_RETRY_SECONDS = 60
     # Deliver right after the commit that queued a message (the worker retries failures).
     MAIL_SEND_ON_COMMIT = True
+    # The worker's last pass older than this shows as stale in /readyz and the back office.
+    WORKER_STALE_SECONDS = 300
 
 
 def load_secret_key(instance_path: str) -> str:

@@ -109,9 +109,13 @@ def init_app(app) -> None:
     app.teardown_appcontext(_close)
 
 
+# Static files never touch the database; the health checks answer (or open their own
+# connection) when it is down.
+NO_CONNECTION = {"static", "health.live", "health.ready"}
+
+
 def _connect() -> None:
-    # Static files never touch the database.
-    if request.endpoint != "static":
+    if request.endpoint not in NO_CONNECTION:
         db.connect(reuse_if_open=True)
 
 

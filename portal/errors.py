@@ -7,8 +7,10 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
+from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .services.health import database_unavailable
 from .web import render, request_id
 
 log = logging.getLogger(__name__)
@@ -22,13 +24,25 @@ TITLES = {
     422: "Please check what you entered",
     429: "Too many attempts",
     500: "Something went wrong on our side",
+    503: "The portal is briefly unavailable",
 }
+
+# Seconds a browser or client is asked to wait when the database cannot be reached.
+RETRY_AFTER = 10
 
 # Served when the error page itself cannot be rendered (the database is down, say).
 BARE_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><main><h1>{title}</h1><p>Please try again in a moment.</p>{reference}</main></body></html>
 """
+
+
+def _bare_page(status: int, reference: str = ""):
+    title = TITLES.get(status, "Error")
+    ref = f"<p>Reference: <code>{escape(reference)}</code></p>" if reference else ""
+    response = make_response(BARE_PAGE.format(title=escape(title), reference=ref), status)
+    response.vary.add("HX-Request")
+    return response
 
 
 def _render_error(status: int, message: str = "", reference: str = ""):
@@ -45,10 +59,7 @@ def _render_error(status: int, message: str = "", reference: str = ""):
         )
     except Exception:
         log.exception("the error page for %s could not be rendered", status)
-        ref = f"<p>Reference: <code>{escape(reference)}</code></p>" if reference else ""
-        response = make_response(BARE_PAGE.format(title=escape(title), reference=ref), status)
-        response.vary.add("HX-Request")
-        return response
+        return _bare_page(status, reference)
 
 
 def _escaped(value) -> str:
@@ -120,8 +131,23 @@ def handle_unexpected(error: Exception):
     return _render_error(500, "", reference)
 
 
+def handle_database(error: Exception):
+    """The database cannot be reached (down, restarting, a lock or statement timeout): 503
+    with Retry-After, so proxies and clients try again, instead of a bare 500. Any other
+    database error is a bug and gets the ordinary 500."""
+    if not database_unavailable(error):
+        return handle_unexpected(error)
+    log.error("database unavailable, reference %s: %s", request_id(), error)
+    # The page template reads the settings from the database: the bare page it is.
+    response = _bare_page(503, request_id())
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
 def init_app(app) -> None:
     app.register_error_handler(CSRFError, handle_csrf)
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(InternalServerError, handle_unexpected)
+    app.register_error_handler(OperationalError, handle_database)
+    app.register_error_handler(InterfaceError, handle_database)
     app.register_error_handler(Exception, handle_unexpected)

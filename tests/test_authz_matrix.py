@@ -87,7 +87,7 @@ MATRIX = {
 }
 
 # Blueprints that are not the signed-in customer area.
-NOT_CUSTOMER = {"auth", "staff", "quickpay", "payments", "test_checkout"}
+NOT_CUSTOMER = {"auth", "staff", "quickpay", "payments", "test_checkout", "health"}
 # Customer-facing endpoints that are public on purpose (guests use them).
 PUBLIC = {
     "home.index",  # the landing page for guests, the home for customers (tested elsewhere)
