@@ -2,9 +2,12 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-export FLASK_APP := app
+# The package itself: the same commands work in a checkout and from an installed wheel.
+export FLASK_APP := portal
+# htmx from the htmx.org npm package, pinned and checked against its published integrity.
+HTMX := portal/static/vendor/htmx.min.js
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench wheel clean
 
 $(BIN)/flask: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -12,7 +15,10 @@ $(BIN)/flask: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(BIN)/flask
 
-install: $(BIN)/flask
+$(HTMX): portal/assets.py
+	$(PY) portal/assets.py
+
+install: $(BIN)/flask $(HTMX)
 
 run: install
 	$(BIN)/flask init-db
@@ -32,5 +38,9 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.run
 
+# The wheel operators install (`pip install dist/doorstep-*.whl`), htmx and demo data inside.
+wheel: install
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache dist build $(HTMX)

@@ -21,7 +21,7 @@ def init_db_command():
 
 @click.command("seed")
 def seed_command():
-    """Load the demo data in seeds/ (idempotent)."""
+    """Load the demo data shipped in portal/seeds/ (idempotent)."""
     from .services import seed
 
     db.migrate()

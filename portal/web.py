@@ -2,7 +2,6 @@
 
 import secrets
 from functools import lru_cache
-from importlib.resources import files
 
 import markdown
 import nh3
@@ -23,6 +22,7 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from markupsafe import Markup
 
+from . import assets
 from .services import settings
 
 CSP = (
@@ -30,8 +30,6 @@ CSP = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
-
-HTMX_FILE = files("js_lib_htmx") / "static" / "htmx" / "htmx.min.js"
 
 
 def page_number() -> int:
@@ -153,8 +151,12 @@ RAW_BODY = {"payments.webhook"}
 
 
 def htmx_js():
-    """htmx, served from the pinned `django-js-lib-htmx` package (never a CDN)."""
-    return send_file(HTMX_FILE.open("rb"), mimetype="text/javascript", max_age=86400)
+    """htmx from the pinned, integrity-checked htmx.org package (`portal.assets`), never a
+    CDN; its URL names the version, so browsers may keep it for a year."""
+    if not assets.HTMX_FILE.exists():
+        current_app.logger.error("htmx is missing: run `make install` (python portal/assets.py)")
+        abort(404)
+    return send_file(assets.HTMX_FILE, mimetype="text/javascript", max_age=365 * 86400)
 
 
 # (endpoint, label, role or None, settings module switch or None)
@@ -302,7 +304,7 @@ def init_app(app) -> None:
     app.before_request(refuse_nul)
     app.after_request(security_headers)
     app.context_processor(template_context)
-    app.add_url_rule("/static/vendor/htmx.min.js", "htmx_js", htmx_js)
+    app.add_url_rule(f"/static/vendor/htmx-{assets.HTMX_VERSION}.min.js", "htmx_js", htmx_js)
     app.jinja_env.globals.update(
         nav_items=nav_items,
         auth_links=auth_links,

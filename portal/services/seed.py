@@ -1,5 +1,5 @@
-"""Demo data: `flask --app app seed` loads `seeds/*.csv` through the importer, then adds here
-what CSV does not cover. Running it again changes nothing (on the same day).
+"""Demo data: `flask --app portal seed` loads `portal/seeds/*.csv` through the importer, then
+adds here what CSV does not cover. Running it again changes nothing (on the same day).
 
 Demo logins (password `doorstep-demo` for all):
 
@@ -15,9 +15,9 @@ Quick-pay example (no sign-in, "Pay an invoice"): invoice `INV-10042`, code `DEM
 (Acme Manufacturing, open, $1,240.00, 2 % off when paid within 10 days of issue — still in
 the window whenever the demo is seeded).
 
-Dates in `seeds/invoices.csv` are written `today`, `today-45` or `today+27` and become real
-dates when the seed runs, so the demo always has open, overdue (1-30, 31-60, 61-90 and over
-90 days), partly paid, paid and voided invoices, and discounts still in their window.
+Dates in `portal/seeds/invoices.csv` are written `today`, `today-45` or `today+27` and become
+real dates when the seed runs, so the demo always has open, overdue (1-30, 31-60, 61-90 and
+over 90 days), partly paid, paid and voided invoices, and discounts still in their window.
 """
 
 import io
@@ -51,7 +51,8 @@ from ..models import (
 from ..security import hash_secret, new_stamp
 from . import counters, importer, settings
 
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
+# Shipped inside the package, so `flask seed` works from an installed wheel too.
+SEEDS_DIR = Path(__file__).resolve().parents[1] / "seeds"
 PASSWORD = "doorstep-demo"
 QUICK_PAY_INVOICE = "INV-10042"
 QUICK_PAY_CODE = "DEMO-PAY-2026"
@@ -131,7 +132,7 @@ def load_demo(today: date | None = None, seeds_dir: Path = SEEDS_DIR) -> dict:
             numbers = [line.split(",", 1)[0] for line in text.splitlines()[1:] if line.strip()]
         result = importer.import_csv(kind, io.StringIO(relative_csv(text, today)))
         if result.errors:
-            raise SeedError(f"seeds/{kind}.csv: " + "; ".join(result.errors))
+            raise SeedError(f"portal/seeds/{kind}.csv: " + "; ".join(result.errors))
         counts[kind] = (result.created, result.updated)
     with write_txn():
         counts["portal users"] = (_portal_users(), 0)

@@ -1,0 +1,130 @@
+"""What operators and packagers rely on: htmx pinned and verified, optional drivers, the
+Procfile's release step, the pinned linter, and the docs kept inside the repository."""
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from portal import assets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tarball(path: Path, script: bytes) -> Path:
+    """A tarball shaped like the npm package, holding `script` as dist/htmx.min.js."""
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo(assets.HTMX_MEMBER)
+        info.size = len(script)
+        archive.addfile(info, io.BytesIO(script))
+    return path
+
+
+def test_htmx_installs_only_from_the_tarball_the_registry_published(tmp_path, monkeypatch):
+    script = f'/* htmx */ var htmx={{version:"{assets.HTMX_VERSION}"}};'.encode()
+    good = _tarball(tmp_path / "good.tgz", script)
+    monkeypatch.setattr(assets, "HTMX_INTEGRITY", assets.integrity_of(good.read_bytes()))
+    target = tmp_path / "vendor" / "htmx.min.js"
+    assert assets.install_htmx(good, target) == target
+    assert target.read_bytes() == script
+
+    # One changed byte upstream (or on the way) and nothing is installed.
+    tampered = _tarball(tmp_path / "tampered.tgz", script.replace(b"htmx */", b"htmy */"))
+    other = tmp_path / "vendor2" / "htmx.min.js"
+    with pytest.raises(assets.IntegrityError):
+        assets.install_htmx(tampered, other)
+    assert not other.exists()
+    assert assets.main(["--tarball", str(tampered)]) == 1
+
+
+def test_htmx_pin_is_an_exact_version_with_a_sha512_integrity():
+    major, minor, patch = assets.HTMX_VERSION.split(".")
+    assert (major, minor) == ("2", "0") and patch.isdigit()
+    assert assets.HTMX_INTEGRITY.startswith("sha512-") and len(assets.HTMX_INTEGRITY) == 95
+
+
+def test_installed_htmx_is_the_pinned_version():
+    """What `make install` put in portal/static/vendor/ is the pinned release."""
+    assert assets.HTMX_FILE.exists(), "run `make install`"
+    head = assets.HTMX_FILE.read_bytes()
+    assert f'version:"{assets.HTMX_VERSION}"'.encode() in head
+
+
+def test_htmx_is_served_with_its_version_in_the_url_and_a_long_cache(client):
+    url = f"/static/vendor/htmx-{assets.HTMX_VERSION}.min.js"
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    assert f'version:"{assets.HTMX_VERSION}"'.encode() in response.get_data()
+    assert "max-age=31536000" in response.headers["Cache-Control"]
+    # The strict policy holds on every page: scripts from this site only, nothing inline.
+    page = client.get("/login")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy
+    assert f'<script src="{url}" defer></script>' in page.get_data(as_text=True)
+
+
+def test_htmx_is_not_committed():
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(
+        ["git", "ls-files", "portal/static"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    assert "htmx" not in tracked
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_database_and_redis_drivers_are_extras():
+    project = _pyproject()["project"]
+    assert not [d for d in project["dependencies"] if "psycopg" in d or "redis" in d]
+    extras = project["optional-dependencies"]
+    assert extras["postgres"] == ["psycopg2-binary>=2.9.10"]
+    assert extras["redis"] == ["redis>=5"]
+    assert "doorstep[postgres,redis]" in extras["dev"]
+
+
+def test_portal_runs_without_the_optional_drivers(tmp_path):
+    """SQLite and in-process limits need neither psycopg2 nor redis: block both imports."""
+    code = (
+        "import sys; sys.modules['psycopg2'] = None; sys.modules['redis'] = None\n"
+        "from portal import create_app\n"
+        "app = create_app({'INSTANCE_PATH': sys.argv[1]})\n"
+        "from portal.db import migrate\n"
+        "with app.app_context(): migrate()\n"
+        "client = app.test_client()\n"
+        "assert client.get('/login').status_code == 200\n"
+        "assert client.get('/readyz').status_code == 200\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "instance")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_ruff_is_pinned_to_the_version_in_use():
+    pins = [d for d in _pyproject()["project"]["optional-dependencies"]["dev"] if "ruff" in d]
+    assert pins == [f"ruff=={version('ruff')}"]
+
+
+def test_procfile_migrates_in_a_release_step_separate_from_web():
+    lines = dict(
+        line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line
+    )
+    assert lines["release"].strip() == "flask --app portal init-db"
+    assert "init-db" not in lines["web"]
+    assert "gunicorn 'portal:create_app()'" in lines["web"]
+    assert lines["worker"].strip() == "flask --app portal worker"
