@@ -1,4 +1,4 @@
-"""The command line: init-db, create-staff, seed, worker, backup (DESIGN.md "Command line")."""
+"""The command line: init-db, create-staff, seed, worker, backup (docs/design.md "Command line")."""
 
 import sqlite3
 

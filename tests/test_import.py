@@ -1,4 +1,4 @@
-"""CSV import (DESIGN.md "CSV columns"): every kind, all-or-nothing, upsert, idempotence."""
+"""CSV import (docs/design.md "CSV columns"): every kind, all-or-nothing, upsert, idempotence."""
 
 import io
 import json

@@ -62,7 +62,7 @@ def test_format_cents(cents, currency, text):
 
 
 def test_big_sums_stay_exact():
-    """DESIGN: 12345678901.99 + 0.30 is exact in cents, unlike REAL."""
+    """docs/design.md: 12345678901.99 + 0.30 is exact in cents, unlike REAL."""
     assert money.parse_amount("12345678901.99") + money.parse_amount("0.30") == 1234567890229
 
 

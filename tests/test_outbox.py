@@ -176,7 +176,7 @@ def test_one_claim_per_message(build):
 
 
 def test_without_mail_url_messages_become_eml_files(build, mailbox):
-    """DESIGN: with no PORTAL_MAIL_URL each message is written under instance/outbox/."""
+    """docs/design.md: with no PORTAL_MAIL_URL each message is written under instance/outbox/."""
     app = build(MAIL_URL="")
     with write_txn():
         message = outbox.queue("pat@example.com", "Your receipt", "Thanks.")

@@ -1,6 +1,6 @@
 """The payments core: attempts, providers, exactly-once application, offline payments, receipts.
 
-Each test names the row of SECURITY-CHECKLIST.md section I that it covers. The concurrency
+Each test names the row of docs/security-controls.md section I that it covers. The concurrency
 tests run on whichever database the suite runs on (SQLite by default, PostgreSQL with
 PORTAL_TEST_DATABASE_URL); CI runs both.
 

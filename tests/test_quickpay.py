@@ -1,6 +1,6 @@
 """Guest quick pay: the lookup, its throttles, the capability, the pay form and pay links.
 
-Each test names the row of SECURITY-CHECKLIST.md section A that it covers.
+Each test names the row of docs/security-controls.md section A that it covers.
 """
 
 import logging

@@ -1,7 +1,7 @@
 """CSV import of customers, sites, contacts, invoices, products, customer prices, and the
 ERP's sales orders, their lines and their shipments.
 
-The rules every kind follows (DESIGN.md "CSV columns"):
+The rules every kind follows (docs/design.md "CSV columns"):
 
 - A header row is required. Column names match case-insensitively; an unknown or repeated
   column is an error, a missing optional column is fine.
