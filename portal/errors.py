@@ -10,8 +10,9 @@ from markupsafe import escape
 from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .request_ids import request_id
 from .services.health import database_unavailable
-from .web import render, request_id
+from .web import render
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,5 @@
 """Page-or-fragment rendering, security headers, htmx assets and the template context."""
 
-import secrets
 from functools import lru_cache
 
 import markdown
@@ -8,7 +7,6 @@ import nh3
 from flask import (
     abort,
     current_app,
-    g,
     has_request_context,
     make_response,
     redirect,
@@ -23,6 +21,7 @@ from jinja2_fragments.flask import render_block
 from markupsafe import Markup
 
 from . import assets
+from .request_ids import request_id
 from .services import settings
 
 CSP = (
@@ -113,16 +112,6 @@ FIXED_HEADERS = [
     ("X-Frame-Options", "DENY"),
     ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
 ]
-
-
-def request_id() -> str:
-    """This request's correlation id: in the `X-Request-Id` header, every audit log line,
-    the access-denied lines and the reference shown on a 500 page (checklist K2)."""
-    if not has_request_context():
-        return "-"
-    if "request_id" not in g:
-        g.request_id = secrets.token_hex(6)
-    return g.request_id
 
 
 def refuse_cross_site():

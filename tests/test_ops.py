@@ -128,3 +128,51 @@ def test_procfile_migrates_in_a_release_step_separate_from_web():
     assert "init-db" not in lines["web"]
     assert "gunicorn 'portal:create_app()'" in lines["web"]
     assert lines["worker"].strip() == "flask --app portal worker"
+
+
+def _imports(root: Path) -> dict[str, set[str]]:
+    """Module -> the portal modules it imports anywhere in its body (lazy imports too)."""
+    import ast
+
+    paths = {
+        ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(
+            ".__init__"
+        ): path
+        for path in root.rglob("*.py")
+        if "migrations" not in path.parts
+    }
+    graph = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([node.module] if node.module else []))
+                for alias in node.names:
+                    target = f"{base}.{alias.name}"
+                    found.add(target if target in paths else base)
+        graph[name] = found & set(paths)
+    return graph
+
+
+def _reaches(graph, start: str, goal: str) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt == goal:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False
+
+
+def test_the_audit_log_does_not_import_the_web_layer_back():
+    """The circle audit -> web -> settings -> audit is untied: the request id lives in
+    `portal.request_ids`, below both."""
+    graph = _imports(ROOT / "portal")
+    assert not _reaches(graph, "portal.services.audit", "portal.services.audit")
+    assert not _reaches(graph, "portal.web", "portal.web")

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from ..db import after_commit
 from ..models import AuditLog
+from ..request_ids import request_id
 
 log = logging.getLogger("portal.audit")
 
@@ -45,8 +46,6 @@ def record(action: str, obj=None, actor=None, **detail) -> AuditLog:
     # The same event as a log line for the log pipeline (K2); never the detail, which may
     # name people, and never secrets (K3). Only once the entry is committed: a rolled-back
     # action leaves neither the row nor a line claiming it happened.
-    from ..web import request_id
-
     after_commit(
         partial(
             log.info,

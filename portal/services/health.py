@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from peewee import InterfaceError, OperationalError
 
-from ..db import db
+from ..db import db, is_sqlite
 from . import jobs
 
 log = logging.getLogger(__name__)
@@ -42,19 +42,10 @@ def database_unavailable(error: Exception) -> bool:
         return True
     if not isinstance(error, OperationalError):
         return False
-    if _is_sqlite():
+    if is_sqlite():
         text = str(error).lower()
         return any(marker in text for marker in SQLITE_UNAVAILABLE)
     return True
-
-
-def _is_sqlite() -> bool:
-    from ..db import is_sqlite
-
-    try:
-        return is_sqlite()
-    except Exception:  # the proxy was never initialised
-        return False
 
 
 def check_database(url: str) -> str | None:
