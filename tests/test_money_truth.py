@@ -318,3 +318,22 @@ def test_finding7_pay_all_shows_what_the_review_will_charge(app, client):
     review = _text(client.post("/invoices/review", data={"action": "all"}))
     charged = re.search(r"Pay (\$[\d,.]+)", review.split("Total")[1]).group(1)
     assert label == charged == "$1,320.00"  # $1,340.00 less the 2% discount on $1,000
+
+
+def test_an_invoice_with_a_pending_payment_cannot_be_voided(app, client):
+    """Found by the journey test: voiding an invoice a transfer is on its way for would turn
+    the transfer into an unexplained credit when it arrives."""
+    from portal.services import backoffice
+
+    customer, user = _account()
+    invoice, _ = factories.invoice(customer, total_cents=50_000)
+    login(client, user.email)
+    _pay_offline(client, [(invoice, 50_000)])
+    staff = factories.staff()
+    try:
+        backoffice.void_invoice(invoice, "Raised in error", staff)
+    except backoffice.Problem as exc:
+        assert "in progress" in str(exc.message if hasattr(exc, "message") else exc)
+    else:
+        raise AssertionError("a pending payment's invoice was voided")
+    assert Invoice.get_by_id(invoice.id).status == "open"

@@ -455,7 +455,9 @@ def _in_payment(invoice_id: int) -> bool:
     attempts = PaymentAttemptItem.select().where(
         (PaymentAttemptItem.invoice == invoice_id) & (PaymentAttemptItem.is_open == True)  # noqa: E712
     )
-    return live.exists() or attempts.exists()
+    # An offline payment on its way has no applications yet: its attempt names the invoice.
+    pending = figures.pending_by_invoice([invoice_id])
+    return live.exists() or attempts.exists() or bool(pending)
 
 
 def update_invoice(invoice: Invoice, values: dict, lines: list[dict], by) -> dict:

@@ -72,6 +72,9 @@ def _due(invoice) -> dict:
         "state": invoice.state(today),
         "discount": discount,
         "clears": payable.balance_cents - discount,
+        "pending": payable.pending,
+        "payable_cents": payable.balance_cents,
+        "pending": payable.pending,
         "covered": payments.covered_message(payable) if covered else None,
     }
 
