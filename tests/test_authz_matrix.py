@@ -33,6 +33,8 @@ class Route:
     ok: tuple = GET_OK
     # Roles also needed, checked inside the view; a login without them gets 404.
     also: tuple = field(default=())
+    # The company's own (credit): a site-limited login gets 404.
+    whole_account: bool = False
 
 
 MATRIX = {
@@ -60,6 +62,8 @@ MATRIX = {
     ("billing.review", "POST"): Route("invoices", POST_OK),
     ("billing.pay", "POST"): Route("invoices", POST_OK),
     ("billing.question", "POST"): Route("cases", POST_OK, also=("invoices",)),
+    ("billing.credit", "GET"): Route("invoices", whole_account=True),
+    ("billing.credit", "POST"): Route("invoices", POST_OK, whole_account=True),
     # Statements (issue 5)
     ("statements.index", "GET"): Route("statements"),
     ("statements.export", "GET"): Route("statements"),
@@ -248,6 +252,8 @@ def expected(route: Route, user: PortalUser, variant: str):
     if route.role and not user.has_role(route.role):
         return 403
     if any(not user.has_role(role) for role in route.also):
+        return 404
+    if route.whole_account and user.site_ids is not None:
         return 404
     if variant == "other":
         return 404
