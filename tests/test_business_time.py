@@ -205,3 +205,11 @@ def test_a_case_conversation_shows_business_time_and_a_whole_second_time_element
         page = client.get(f"/cases/{case.public_id}").text
     assert '<time class="muted" datetime="2026-12-01T21:22:05+00:00">' in page
     assert "Dec 1, 2026 13:22 PST" in page
+
+
+def test_the_clock_and_the_settings_do_not_import_each_other_back():
+    """The clock reads the settings; the settings check zone names without the clock."""
+    from .test_ops import ROOT, _imports, _reaches
+
+    graph = _imports(ROOT / "portal")
+    assert not _reaches(graph, "portal.clock", "portal.clock")
