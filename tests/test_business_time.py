@@ -1,6 +1,7 @@
 """The business's time zone (issue 13, finding 8): the business's calendar day decides
 overdue, aging and discount windows; times show in the viewer's zone with its abbreviation."""
 
+import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -11,7 +12,8 @@ from flask import g
 from jinja2 import DictLoader
 
 from portal import clock
-from portal.models import AuditLog, PortalUser
+from portal.filters import datetimefmt
+from portal.models import AuditLog, PortalUser, Setting
 from portal.services import settings
 
 from . import factories
@@ -181,12 +183,12 @@ def test_emails_use_the_business_zone_even_in_a_customers_request(app):
             "Dec 2, 2026 10:22 NZDT Dec 2, 2026 2026-12-01T21:22:05+00:00"
         )
         assert env.get_template("email/sample.txt").render(t=t) == "Dec 1, 2026 16:22 EST"
+        # Emails built in Python (the placeholders of email_templates) format the same way.
+        assert datetimefmt(t) == "Dec 1, 2026 16:22 EST"
 
 
 def test_zone_abbreviations_and_fallbacks(app):
-    """Zones without a letter abbreviation read `UTC+04`; an unknown stored zone falls back."""
-    from portal.filters import datetimefmt
-
+    """Zones without a letter abbreviation read `UTC+04`; the default zone is UTC."""
     t = datetime(2026, 12, 1, 21, 22, tzinfo=UTC)
     assert datetimefmt(t, ZoneInfo("Asia/Dubai")) == "Dec 2, 2026 01:22 UTC+04"
     assert datetimefmt(t) == "Dec 1, 2026 21:22 UTC"
@@ -213,3 +215,10 @@ def test_the_clock_and_the_settings_do_not_import_each_other_back():
 
     graph = _imports(ROOT / "portal")
     assert not _reaches(graph, "portal.clock", "portal.clock")
+
+
+def test_a_zone_this_system_does_not_know_falls_back_to_utc(app):
+    """A stored name the zone database lacks (say, after a tzdata change) means UTC, not a 500."""
+    Setting.create(key="time_zone", value=json.dumps("Mars/Olympus_Mons"))
+    assert clock.business_zone() is UTC
+    assert clock.business_today() == datetime.now(UTC).date()
