@@ -1,6 +1,10 @@
 """Command line: `flask --app app init-db | seed | create-staff | reset-staff-two-step |
 backup | import | worker`."""
 
+import fcntl
+import os
+from contextlib import contextmanager
+
 import click
 from flask import current_app
 
@@ -8,11 +12,46 @@ from . import db
 from .services import auth as auth_service
 from .services.importer import KINDS as IMPORT_KINDS
 
+# pg_advisory_lock key of schema migrations: any fixed number, the same on every host.
+MIGRATION_LOCK = 0x646F6F72  # "door"
+
+
+@contextmanager
+def migration_lock(url: str):
+    """Hold a lock while migrating, so hosts starting together take turns instead of applying
+    one migration twice: a PostgreSQL advisory lock on a connection of its own (the pool
+    would keep it after the migration), or an exclusive lock on a file beside SQLite's."""
+    if url.startswith(("postgres://", "postgresql://")):
+        from playhouse.db_url import connect as connect_url
+
+        holder = connect_url(url)
+        holder.connect()
+        try:
+            holder.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+            yield
+        finally:
+            holder.close()  # ending the session releases the lock
+    elif url.startswith("sqlite:///") and ":memory:" not in url:
+        path = url.removeprefix("sqlite:///").split("?", 1)[0] + ".migrate-lock"
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
+            yield
+    else:
+        yield
+
+
+def migrate() -> list[str]:
+    """Apply pending migrations under the migration lock; returns the names applied."""
+    with migration_lock(current_app.config["DATABASE_URL"]):
+        return db.migrate()
+
 
 @click.command("init-db")
 def init_db_command():
-    """Create or upgrade the schema; an existing database keeps its data."""
-    applied = db.migrate()
+    """Create or upgrade the schema; an existing database keeps its data. Safe to run on
+    several hosts at once: they take turns and each migration is applied once."""
+    applied = migrate()
     if applied:
         click.echo("Applied migrations: " + ", ".join(applied))
     else:
@@ -24,7 +63,7 @@ def seed_command():
     """Load the demo data shipped in portal/seeds/ (idempotent)."""
     from .services import seed
 
-    db.migrate()
+    migrate()
     with db.db.connection_context():
         counts = seed.load_demo()
     for kind, (created, updated) in counts.items():

@@ -55,16 +55,28 @@ class Defaults:
 
 
 def load_secret_key(instance_path: str) -> str:
-    """Return the key kept in `instance/secret_key`, generating it (mode 0600) on first use."""
+    """Return the key kept in `instance/secret_key`, generating it (mode 0600) on first use.
+
+    Several processes may start together on a fresh instance folder (gunicorn's workers,
+    the release step, the worker): the key is written to a private file first and linked
+    into place, so exactly one process's key wins and nobody reads a half-written file.
+    """
     path = Path(instance_path) / "secret_key"
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
     key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    partial = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
+    try:
+        os.link(partial, path)
+    except FileExistsError:  # another process got there first: its key is the key
+        key = path.read_text().strip()
+    finally:
+        os.unlink(partial)
     return key
 
 

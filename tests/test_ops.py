@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -176,3 +177,94 @@ def test_the_audit_log_does_not_import_the_web_layer_back():
     graph = _imports(ROOT / "portal")
     assert not _reaches(graph, "portal.services.audit", "portal.services.audit")
     assert not _reaches(graph, "portal.web", "portal.web")
+
+
+def _init_db_at_once(url: str, instance: Path, count: int = 3) -> list[subprocess.CompletedProcess]:
+    """`flask init-db` started by `count` processes at the same moment (hosts booting
+    together), sharing one fresh instance folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "FLASK_"))}
+    env.update(PORTAL_DATABASE_URL=url, PORTAL_INSTANCE_PATH=str(instance))
+    starter = (
+        "import sys, time; start = float(sys.argv[1]); time.sleep(max(0, start - time.time()))\n"
+        "from flask.cli import main; sys.argv = ['flask', '--app', 'portal', 'init-db']; main()"
+    )
+    start = str(time.time() + 1.5)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", starter, start],
+            cwd=instance.parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return results
+
+
+def _check_once(results, applied_names: list[str]) -> None:
+    assert [r.returncode for r in results] == [0] * len(results), [r.stderr for r in results]
+    assert sum("Applied migrations" in r.stdout for r in results) == 1
+    migrations = sorted(p.stem for p in (ROOT / "portal" / "migrations").glob("0*.py"))
+    assert sorted(applied_names) == migrations
+
+
+def test_hosts_starting_together_migrate_once_sqlite(tmp_path):
+    """Migrations run once when several hosts run init-db at the same moment; the secret key
+    the first one generates is the one every process uses."""
+    import sqlite3
+
+    path = tmp_path / "instance" / "portal.db"
+    results = _init_db_at_once(f"sqlite:///{path}", tmp_path / "instance")
+    with sqlite3.connect(path) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM schema_migration")]
+    _check_once(results, names)
+    assert len((tmp_path / "instance" / "secret_key").read_text().strip()) >= 32
+    assert not list((tmp_path / "instance").glob(".secret_key.*"))
+
+
+@pytest.mark.skipif(not os.environ.get("PORTAL_TEST_DATABASE_URL"), reason="needs PostgreSQL")
+def test_hosts_starting_together_migrate_once_postgresql(tmp_path):
+    psycopg2 = pytest.importorskip("psycopg2")
+    from urllib.parse import urlsplit
+
+    base = urlsplit(os.environ["PORTAL_TEST_DATABASE_URL"])
+    name = f"doorstep_lock_{os.getpid()}"
+    admin = psycopg2.connect(base._replace(path="/postgres").geturl())
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    url = base._replace(path=f"/{name}").geturl()
+    try:
+        results = _init_db_at_once(url, tmp_path / "instance")
+        with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT name FROM schema_migration")
+            names = [row[0] for row in cursor.fetchall()]
+        conn.close()
+        _check_once(results, names)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_a_secret_key_another_process_wrote_first_is_the_key(tmp_path, monkeypatch):
+    """Two processes starting on a fresh instance folder: the one that finds the key file
+    created under it (between its look and its write) uses that key instead of failing."""
+    from portal import config
+
+    theirs = "k" * 64
+
+    def another_process_wins(nbytes):
+        (tmp_path / "secret_key").write_text(theirs)
+        return "m" * 64
+
+    monkeypatch.setattr(config.secrets, "token_urlsafe", another_process_wins)
+    assert config.load_secret_key(str(tmp_path)) == theirs
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
