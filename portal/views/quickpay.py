@@ -73,8 +73,6 @@ def _due(invoice) -> dict:
         "discount": discount,
         "clears": payable.balance_cents - discount,
         "pending": payable.pending,
-        "payable_cents": payable.balance_cents,
-        "pending": payable.pending,
         "covered": payments.covered_message(payable) if covered else None,
     }
 
