@@ -657,6 +657,16 @@ class Payment(PublicId, BaseModel):
         constraints = [Check("unapplied_cents >= 0 AND unapplied_cents <= amount_cents")]
 
 
+# 0012: the payments holding credit, for the per-customer "credit available" sum.
+Payment.add_index(
+    Payment.index(
+        Payment.customer,
+        where=(Payment.status == "applied") & (Payment.unapplied_cents > 0),
+        name="payment_with_credit",
+    )
+)
+
+
 class PaymentApplication(BaseModel):
     """The part of a payment applied to one invoice, with the discount it earned."""
 

@@ -201,7 +201,7 @@ class Gate:
                     pass
 
 
-@pytest.mark.skipif(not PG_URL, reason="needs PORTAL_TEST_DATABASE_URL (PostgreSQL)")
+@pytest.mark.postgresql
 def test_postgresql_going_away_and_back(make_app):
     """The PostgreSQL server goes down under a running portal (pooled connections dropped,
     new ones refused): readiness and pages 503; once it is back, 200 again."""

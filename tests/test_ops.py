@@ -228,7 +228,7 @@ def test_hosts_starting_together_migrate_once_sqlite(tmp_path):
     assert not list((tmp_path / "instance").glob(".secret_key.*"))
 
 
-@pytest.mark.skipif(not os.environ.get("PORTAL_TEST_DATABASE_URL"), reason="needs PostgreSQL")
+@pytest.mark.postgresql
 def test_hosts_starting_together_migrate_once_postgresql(tmp_path):
     psycopg2 = pytest.importorskip("psycopg2")
     from urllib.parse import urlsplit
