@@ -337,3 +337,52 @@ def test_an_invoice_with_a_pending_payment_cannot_be_voided(app, client):
     else:
         raise AssertionError("a pending payment's invoice was voided")
     assert Invoice.get_by_id(invoice.id).status == "open"
+
+
+def test_finding1_quick_pay_says_plainly_that_a_void_invoice_is_not_due(app, client):
+    customer, _ = _account()
+    invoice, code = factories.invoice(customer, number="INV-VOID", total_cents=30_000)
+    staff = factories.staff()
+    from portal.services import backoffice
+
+    backoffice.void_invoice(invoice, "Raised in error", staff)
+    client.post("/pay/", data={"number": "INV-VOID", "secret": code})
+    page = _text(client.get("/pay/invoice"))
+    # Found (the code is right), and it says so plainly, with no way to pay.
+    assert "INV-VOID" in page and "Nothing to pay" in page and "voided" in page
+    assert "Continue to payment" not in page
+    assert "Balance due Void" in page
+    client.post(
+        "/pay/invoice",
+        data={
+            "amount": "300.00",
+            "payer_name": "G",
+            "payer_email": "g@example.com",
+            "provider": "offline",
+        },
+    )
+    assert not Payment.select().exists()
+
+
+def test_finding2_a_guest_cancels_the_transfer_they_started_and_nobody_else_can(app, client):
+    customer, _ = _account()
+    invoice, code = factories.invoice(customer, number="INV-G1", total_cents=30_000)
+    client.post("/pay/", data={"number": "INV-G1", "secret": code})
+    started = client.post(
+        "/pay/invoice",
+        data={
+            "amount": "300.00",
+            "payer_name": "G",
+            "payer_email": "g@example.com",
+            "provider": "offline",
+        },
+    )
+    assert started.status_code == 303
+    pending = Payment.get()
+    status = client.get(started.headers["Location"]).get_data(as_text=True)
+    assert "Cancel this payment" in status
+    stranger = app.test_client()
+    assert stranger.post(f"/payments/{pending.public_id}/cancel").status_code == 404
+    assert client.post(f"/payments/{pending.public_id}/cancel").status_code == 303
+    assert Payment.get_by_id(pending.id).status == "cancelled"
+    assert "You cancelled this payment" in _text(client.get(started.headers["Location"]))

@@ -51,7 +51,7 @@ def cancel(payment_id):
     if not ActionForm().validate():
         abort(400)
     try:
-        payments.cancel_offline(payment, current_user)
+        payments.cancel_offline(payment, current_user if current_user.is_authenticated else None)
     except payments.PaymentError as exc:
         flash(exc.message, "error")
     else:
