@@ -176,6 +176,8 @@ def test_findings3_4_staff_confirm_what_arrived_and_the_credit_shows_everywhere(
     assert "What the payer meant it for" in page
     assert "INV-10018" in page and "$300.00" in page and "INV-10043" in page and "$500.00" in page
     assert "Not applied to any invoice" not in page
+    invoice_page = _text(office.get(f"/staff/invoices/{older.id}"))
+    assert f"Pending $300.00 · {pending.receipt_number}" in invoice_page
 
     # A bad amount is refused next to its field and decides nothing.
     bad = office.post(

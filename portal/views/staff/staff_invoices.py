@@ -11,7 +11,7 @@ from ...forms.staff import InvoiceForm, VoidForm
 from ...models import Invoice, InvoiceLine, Payment, PaymentApplication
 from ...money import to_decimal
 from ...security import format_code, unseal
-from ...services import backoffice, quickpay
+from ...services import backoffice, figures, quickpay
 from ...services.backoffice import Problem
 from ...web import choice, page_number, redirect_to, render, search_text
 from ._common import attach, chosen_customer, get_or_404, guard, me, site_choices
@@ -161,6 +161,7 @@ def show(invoice_id):
         invoice=invoice,
         lines=list(invoice.lines.order_by(InvoiceLine.position)),
         payments=_payments(invoice),
+        pending=figures.pending_by_invoice([invoice.id]).get(invoice.id, []),
         today=clock.business_today(),
         void_form=VoidForm(),
         action_form=ActionForm(),
