@@ -675,6 +675,20 @@ class MoneyJourneys(RuleBasedStateMachine):
             expected = "Void" if inv.void else fmt(inv.amount_due)
             assert f"Balance due {expected}" in page, (inv.number, page[:900])
 
+        for inv in live:  # quick pay, as a guest with the invoice's pay link
+            from portal.models import Invoice
+
+            with self.app.test_request_context():
+                link = quickpay.pay_link(Invoice.get_by_id(inv.id))
+            self.guest.get(link.split("localhost", 1)[-1])
+            guest_page = text(self.guest.get("/pay/invoice"))
+            expected = "Void" if inv.void else fmt(inv.amount_due)
+            assert f"Balance due {expected}" in guest_page, (inv.number, guest_page[:900])
+            cash, disc = ledger.pending_on(inv.id)
+            assert (f"{fmt(cash + disc)}" in guest_page.split("Balance due")[2]) or not (
+                cash + disc
+            )
+
         start = min((i.issue for i in live), default=on) - timedelta(days=1)
         statement = text(
             self.customer_get(f"/statements/?start={start.isoformat()}&end={on.isoformat()}")
