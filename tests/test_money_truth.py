@@ -388,3 +388,21 @@ def test_finding2_a_guest_cancels_the_transfer_they_started_and_nobody_else_can(
     assert client.post(f"/payments/{pending.public_id}/cancel").status_code == 303
     assert Payment.get_by_id(pending.id).status == "cancelled"
     assert "You cancelled this payment" in _text(client.get(started.headers["Location"]))
+
+
+def test_paying_again_after_a_rejected_transfer_is_a_new_payment(app, client):
+    """Found by the journey test: the same transfer started again within ten minutes of a
+    rejection (or a cancellation) was taken for a double click and answered with the
+    rejected payment, so the payer could not pay."""
+    customer, user = _account()
+    invoice, _ = factories.invoice(customer, total_cents=50_000)
+    login(client, user.email)
+    first = _pay_offline(client, [(invoice, 50_000)])
+    with app.test_request_context():
+        payments.reject_offline(first, factories.staff(), "Never arrived")
+    second = _pay_offline(client, [(invoice, 50_000)])
+    assert second.id != first.id and second.status == "pending"
+    response = client.post(f"/payments/{second.public_id}/cancel")
+    assert response.status_code == 303
+    third = _pay_offline(client, [(invoice, 50_000)])
+    assert third.id not in (first.id, second.id) and third.status == "pending"

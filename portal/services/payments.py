@@ -256,11 +256,18 @@ def _open_attempt(customer, result, provider, payer_name, payer_email, portal_us
                 now = utcnow()
                 if provider == "offline":
                     # An offline attempt is closed at once; a double click finds it here.
-                    recent = PaymentAttempt.select().where(
-                        (PaymentAttempt.owner == owner)
-                        & (PaymentAttempt.provider == provider)
-                        & (PaymentAttempt.status == "offline")
-                        & (PaymentAttempt.created_at >= now - OFFLINE_REPEAT_WINDOW)
+                    # Only one still waiting: after a rejection or a cancellation the same
+                    # payment started again is a new promise, not a double click.
+                    recent = (
+                        PaymentAttempt.select()
+                        .join(Payment, on=(Payment.attempt == PaymentAttempt.id))
+                        .where(
+                            (PaymentAttempt.owner == owner)
+                            & (PaymentAttempt.provider == provider)
+                            & (PaymentAttempt.status == "offline")
+                            & (PaymentAttempt.created_at >= now - OFFLINE_REPEAT_WINDOW)
+                            & (Payment.status == "pending")
+                        )
                     )
                     for attempt in recent:
                         lines = [
