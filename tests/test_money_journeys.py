@@ -240,13 +240,10 @@ class MoneyJourneys(RuleBasedStateMachine):
             response = self.office.post(url, data=data)
         return response
 
-    def _record_payment(self, items, provider) -> Pay:
-        row = (
-            Payment.select()
-            .where(Payment.customer == self.customer.id)
-            .order_by(Payment.id.desc())
-            .first()
-        )
+    def _record_payment(self, items, provider, key: str) -> Pay:
+        from portal.models import PaymentAttempt
+
+        row = Payment.get_or_none(Payment.attempt == PaymentAttempt.get(PaymentAttempt.key == key))
         assert row is not None, "no payment recorded"
         if row.id in self.ledger.payments:
             # The same offline payment by the same payer again within ten minutes is a
@@ -274,11 +271,13 @@ class MoneyJourneys(RuleBasedStateMachine):
     def _checkout(self, client, response, items, provider):
         """Follow the hosted test checkout (pay), or stop at the offline instructions."""
         assert response.status_code == 303, text(response)[:500]
+        where = response.headers["Location"]
         if provider == "test-checkout":
-            page = response.headers["Location"]
-            done = client.post(page, data={"outcome": "pay"}, follow_redirects=True)
+            done = client.post(where, data={"outcome": "pay"}, follow_redirects=True)
             assert done.status_code == 200
-        self._record_payment(items, provider)
+            where = done.request.path
+        # Either way the payer lands on /payments/<attempt key>: its payment is the one made.
+        self._record_payment(items, provider, where.rstrip("/").rsplit("/", 1)[-1])
 
     def _review_lines(self, response) -> list[tuple[int, int]]:
         html = response.get_data(as_text=True)
