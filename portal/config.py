@@ -14,6 +14,12 @@ class Defaults:
     MAIL_URL = ""
     MAIL_FROM = "portal@localhost"
     PAYMENT_PROVIDERS = "offline"
+    # Stripe (provider `stripe`): keys from the environment only; API base unset in production
+    # (the test suite points it at its own loopback fake).
+    STRIPE_SECRET_KEY = ""
+    STRIPE_WEBHOOK_SECRET = ""
+    STRIPE_PUBLISHABLE_KEY = ""
+    STRIPE_API_BASE = ""
     RATELIMIT_STORAGE_URI = "memory://"
     # How many reverse proxies sit in front of the portal (sets ProxyFix; 0 = none).
     TRUSTED_PROXIES = 0
@@ -110,3 +116,8 @@ def finalize(app) -> None:
     if isinstance(providers, str):
         providers = [p.strip() for p in providers.split(",") if p.strip()]
     config["PAYMENT_PROVIDERS"] = list(providers)
+    if "stripe" in config["PAYMENT_PROVIDERS"]:
+        # Keys come from the environment only: never the database, a page or a log.
+        for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+            if not config.get(name):
+                raise ValueError(f"PORTAL_PAYMENT_PROVIDERS has stripe: set PORTAL_{name}")

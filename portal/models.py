@@ -681,7 +681,8 @@ class PaymentApplication(BaseModel):
 
 
 class Refund(BaseModel):
-    """Money given back out of a payment's unapplied credit, recorded by staff."""
+    """Money given back from a payment: out of its credit (recorded by staff), or a refund or
+    dispute made at the provider (reported by its webhook, `staff_user` empty)."""
 
     payment = ForeignKeyField(Payment, backref="refunds", on_delete="RESTRICT")
     amount_cents = BigIntegerField(constraints=[Check("amount_cents > 0")])
@@ -690,6 +691,19 @@ class Refund(BaseModel):
     staff_user = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
     created_at = UtcDateTimeField(default=utcnow)
     posted_at = UtcDateTimeField(null=True)
+
+
+class ProviderEvent(BaseModel):
+    """A webhook event a provider sent, recorded once handled (0014): a redelivery is
+    answered without doing anything again."""
+
+    provider = CharField(max_length=30)
+    event_id = CharField(max_length=255)
+    type = CharField(max_length=100, default="")
+    received_at = UtcDateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("provider", "event_id"), True),)
 
 
 class TestCheckoutSession(BaseModel):
@@ -878,6 +892,7 @@ ALL_MODELS = [
     Payment,
     PaymentApplication,
     Refund,
+    ProviderEvent,
     TestCheckoutSession,
     Rfq,
     RfqLine,

@@ -490,13 +490,15 @@ def test_amount_mismatch_is_flagged_not_applied(app, client, amount):
 
 
 def test_event_for_an_unknown_attempt_is_an_alert(app, client):
-    """I8: a correctly signed event for an attempt we never made applies nothing."""
+    """I8: a correctly signed event for an attempt we never made applies nothing, and is
+    answered 404, not 200: a database restored from a backup must let the provider retry
+    the payments it never saw (issue 15), instead of telling it they were handled."""
     invoice, _ = factories.invoice()
     ghost = PaymentAttempt(key="00000000-0000-4000-8000-000000000000", amount_cents=100)
     ghost.currency, ghost.provider = "USD", "test-checkout"
     body = webhook_body(ghost)
     response = post_webhook(client, body, TC.sign_webhook(body))
-    assert response.status_code == 200 and response.get_json()["receipt"] is None
+    assert response.status_code == 404 and "receipt" not in response.get_json()
     assert AuditLog.select().where(AuditLog.action == "security.alert").exists()
     assert Payment.select().count() == 0
 

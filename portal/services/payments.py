@@ -34,9 +34,17 @@ from ..models import (
     PaymentApplication,
     PaymentAttempt,
     PaymentAttemptItem,
+    ProviderEvent,
     Refund,
 )
-from . import audit, counters, figures, outbox, providers
+from . import (
+    audit,
+    counters,
+    figures,
+    outbox,
+    providers,
+    stripe_provider,  # noqa: F401 (registers the `stripe` provider)
+)
 from .providers import PROVIDER_LABELS, Event, ProviderError
 
 __all__ = ["PROVIDER_LABELS", "Event", "ProviderError"]
@@ -54,8 +62,10 @@ OPEN_STATES = ("pending", "redirected")
 # cancelled, expired or declined once on our side is still real money, so it may succeed.
 TRANSITIONS = {
     "redirected": {"pending"},
-    "succeeded": {"pending", "redirected", "cancelled", "expired", "failed"},
-    "failed": {"pending", "redirected"},
+    # A bank debit accepted by the provider and on its way (its Payment is pending).
+    "processing": {"pending", "redirected", "cancelled", "expired"},
+    "succeeded": {"pending", "redirected", "processing", "cancelled", "expired", "failed"},
+    "failed": {"pending", "redirected", "processing"},
     "cancelled": {"pending", "redirected"},
     "expired": {"pending", "redirected"},
     "offline": {"pending"},
@@ -200,7 +210,18 @@ def checkout(
         customer, result, chosen.name, payer_name, payer_email, portal_user, guest
     )
     _remember(attempt)
-    url = chosen.start(attempt)  # outside any transaction: never hold the lock over HTTP
+    try:
+        url = chosen.start(attempt)  # outside any transaction: never hold the lock over HTTP
+    except ProviderError as exc:
+        _transition(attempt.key, "failed", str(exc))
+        raise PaymentError("provider", str(exc)) from exc
+    except Exception as exc:  # the provider is down or slow: nothing was charged
+        log.exception("could not start a %s checkout for attempt %s", chosen.name, attempt.key)
+        raise PaymentError(
+            "provider",
+            "We could not reach the payment provider, and nothing was charged. "
+            "Try again in a moment, or choose another way to pay.",
+        ) from exc
     if chosen.hosted:
         _transition(attempt.key, "redirected")
         attempt = PaymentAttempt.get_by_id(attempt.id)
@@ -431,22 +452,25 @@ def apply_event(event: Event) -> Payment | None:
                 reference=event.reference,
             )
             return None
-        if event.status != "succeeded":
+        existing = Payment.get_or_none(
+            (Payment.provider == event.provider) & (Payment.provider_reference == event.reference)
+        ) or Payment.get_or_none(Payment.attempt == attempt.id)
+        if existing is not None and existing.status == "pending" and existing.provider != "offline":
+            return _settle_processing(existing, attempt, event)
+        if event.status not in ("succeeded", "processing"):
             _set_status(
                 attempt,
                 "failed" if event.status == "failed" else "cancelled",
                 reason=f"provider said {event.status}",
             )
             return None
-        existing = Payment.get_or_none(
-            (Payment.provider == event.provider) & (Payment.provider_reference == event.reference)
-        ) or Payment.get_or_none(Payment.attempt == attempt.id)
         if existing is not None:
             log.info("payment %s already recorded; replay ignored", event.reference)
             return existing
-        if attempt.status not in TRANSITIONS["succeeded"]:
-            # A flagged attempt waits for staff; money is never applied past that (I9).
-            _set_status(attempt, "succeeded")  # refused: logged and audited
+        if attempt.status not in TRANSITIONS[event.status]:
+            # A flagged attempt waits for staff; money is never applied past that (I9); a
+            # debit reported failed stays failed when its "processing" arrives late.
+            _set_status(attempt, event.status)  # refused: logged and audited
             return None
         if event.amount_cents != attempt.amount_cents or event.currency != attempt.currency:
             # The provider charged something other than what we asked: never apply it (I8, I10).
@@ -467,6 +491,26 @@ def apply_event(event: Event) -> Payment | None:
                 expected=attempt.amount_cents,
             )
             return None
+        if event.status == "processing":
+            # A bank debit on its way: pending like a bank transfer until the provider says.
+            payment = Payment.create(
+                receipt_number=counters.next_number("receipt", "R"),
+                attempt=attempt,
+                provider=event.provider,
+                provider_reference=event.reference,
+                customer=attempt.customer_id,
+                amount_cents=event.amount_cents,
+                intended_cents=event.amount_cents,
+                currency=event.currency,
+                status="pending",
+                payer_name=attempt.payer_name,
+                payer_email=attempt.payer_email,
+            )
+            _set_status(attempt, "processing")
+            _email(payment, attempt, "payment_pending")
+            audit.record("payment.processing", payment, amount_cents=payment.amount_cents)
+            _figures_changed(attempt.customer_id)
+            return payment
         payment = Payment.create(
             receipt_number=counters.next_number("receipt", "R"),
             attempt=attempt,
@@ -490,6 +534,146 @@ def apply_event(event: Event) -> Payment | None:
             unapplied_cents=payment.unapplied_cents,
         )
         return payment
+
+
+def _settle_processing(payment, attempt, event: Event) -> Payment | None:
+    """A pending bank debit's outcome (inside apply_event's transaction): succeeded applies
+    it as planned; failed rejects it and tells the payer; anything else changes nothing."""
+    if event.status == "succeeded":
+        Payment.update(status="applied", received_at=utcnow()).where(
+            Payment.id == payment.id
+        ).execute()
+        payment.status = "applied"
+        _apply_items(payment, list(attempt.items))
+        _set_status(attempt, "succeeded")
+        _email(payment, attempt, "receipt")
+        audit.record("payment.applied", payment, amount_cents=payment.amount_cents)
+        _figures_changed(payment.customer_id)
+        return payment
+    if event.status == "failed":
+        reason = "Your bank did not pay the debit."
+        Payment.update(status="rejected", flag_reason=reason).where(
+            Payment.id == payment.id
+        ).execute()
+        payment.status = "rejected"
+        _set_status(attempt, "failed", reason="the bank debit failed")
+        if payment.payer_email:
+            outbox.queue_template(
+                "payment_rejected",
+                payment.payer_email,
+                payment=payment,
+                items=intended_items(payment),
+                reason=reason,
+            )
+        audit.record("payment.debit_failed", payment)
+        _figures_changed(payment.customer_id)
+        return None
+    return payment
+
+
+def handle_webhook(provider: str, event) -> tuple[int, dict]:
+    """What a verified webhook does, once per provider event id: apply an attempt's outcome
+    (`Event`), take money back (`stripe_provider.Reversal`), or nothing (None: not ours, or
+    a type Doorstep does not act on). Returns the HTTP status and body to answer with: 404
+    for an attempt or payment this database does not know (a restored backup, say), so the
+    provider keeps retrying instead of being told it was handled."""
+    if event is None or getattr(event, "status", "") == "open":
+        return 200, {"ok": True, "ignored": True}
+    seen = ProviderEvent.select().where(
+        (ProviderEvent.provider == provider) & (ProviderEvent.event_id == event.event_id)
+    )
+    if event.event_id and seen.exists():
+        return 200, {"ok": True, "duplicate": True}
+    if isinstance(event, Event):
+        if not PaymentAttempt.select().where(PaymentAttempt.key == event.attempt_key).exists():
+            log.warning("security alert: %s webhook for unknown attempt", provider)
+            audit.record(
+                "security.alert", None, reason="webhook for unknown attempt", provider=provider
+            )
+            return 404, {"error": "unknown attempt"}
+        payment = apply_event(event)
+    else:
+        payment = reverse_from_provider(event)
+        if payment is None:
+            log.warning("%s webhook for a payment this database does not know", provider)
+            return 404, {"error": "unknown payment"}
+    if event.event_id:
+        with write_txn():
+            ProviderEvent.insert(
+                provider=provider, event_id=event.event_id, type=type(event).__name__.lower()
+            ).on_conflict_ignore().execute()
+    return 200, {"ok": True, "receipt": payment.receipt_number if payment else None}
+
+
+def reverse_from_provider(reversal) -> Payment | None:
+    """A refund or dispute made at the provider reached us: take that money back off the
+    payment (its credit first, then its newest applications, which reopens those invoices),
+    record it, flag the payment for staff and audit it. `reversal.amount_cents` is the total
+    taken back so far, so a repeated or late event changes nothing more. None for a payment
+    we do not know."""
+    with write_txn():
+        payment = locked(
+            Payment.select().where(
+                (Payment.provider == reversal.provider)
+                & (Payment.provider_reference == reversal.reference)
+            )
+        ).get_or_none()
+        if payment is None or payment.status != "applied":
+            return payment
+        applications = list(
+            PaymentApplication.select()
+            .where(PaymentApplication.payment == payment.id)
+            .order_by(PaymentApplication.id.desc())
+        )
+        _lock_invoices(a.invoice_id for a in applications)
+        done = sum(
+            r.amount_cents
+            for r in Refund.select().where(
+                (Refund.payment == payment.id) & Refund.staff_user.is_null()
+            )
+        )
+        take = min(reversal.amount_cents, payment.amount_cents) - done
+        if take <= 0:
+            return payment
+        from_credit = min(take, payment.unapplied_cents)
+        left = take - from_credit
+        for application in applications:
+            if left <= 0:
+                break
+            back = min(left, application.amount_cents)
+            # The discount was earned by settling in full; money taken back undoes that too.
+            Invoice.update(
+                amount_paid_cents=Invoice.amount_paid_cents - back,
+                discount_taken_cents=Invoice.discount_taken_cents - application.discount_cents,
+                updated_at=utcnow(),
+            ).where(Invoice.id == application.invoice_id).execute()
+            if back == application.amount_cents:
+                application.delete_instance()
+            else:
+                PaymentApplication.update(
+                    amount_cents=application.amount_cents - back, discount_cents=0
+                ).where(PaymentApplication.id == application.id).execute()
+            left -= back
+        what = "Refunded" if reversal.kind == "refund" else "Disputed by the payer"
+        note = f"{what} at {PROVIDER_LABELS.get(payment.provider, payment.provider)}"
+        Refund.create(
+            payment=payment, amount_cents=take, reference=reversal.event_id[:100], note=note
+        )
+        Payment.update(
+            unapplied_cents=payment.unapplied_cents - from_credit,
+            flagged=True,
+            flag_reason=f"{note}: {money.format_cents(take, payment.currency)} taken back; "
+            "the invoices it paid are open again for it.",
+        ).where(Payment.id == payment.id).execute()
+        log.warning("payment %s: %s %s", payment.receipt_number, reversal.kind, take)
+        audit.record(
+            f"payment.{reversal.kind}_at_provider",
+            payment,
+            amount_cents=take,
+            event=reversal.event_id,
+        )
+        _figures_changed(payment.customer_id)
+        return Payment.get_by_id(payment.id)
 
 
 def _apply_items(payment, items, flag_extra: bool = True) -> None:

@@ -5,9 +5,9 @@ fetch(attempt) -> Event | None: ask the provider what happened (reconciliation)
 cancel(attempt): give up a session nobody will finish
 parse_return(args) / parse_webhook(headers, body) -> Event: verified, or ProviderError
 
-A real card provider (Stripe Checkout, say) is one more class here: its `start` creates a
-hosted session with the attempt key as idempotency key, and its webhook is the source of truth.
-No card number ever passes through Doorstep (checklist I1).
+Stripe lives in `stripe_provider.py` and registers itself: its `start` creates a hosted
+Checkout Session with the attempt key as idempotency key, and its webhook is the source of
+truth. No card number ever passes through Doorstep (checklist I1).
 """
 
 import hashlib
@@ -182,6 +182,12 @@ class TestCheckoutProvider(Provider):
 
 PROVIDERS = {p.name: p for p in (OfflineProvider(), TestCheckoutProvider())}
 PROVIDER_LABELS = {name: p.label for name, p in PROVIDERS.items()}
+
+
+def register(provider: Provider) -> None:
+    """Add a provider that lives in its own module (Stripe)."""
+    PROVIDERS[provider.name] = provider
+    PROVIDER_LABELS[provider.name] = provider.label
 
 
 def enabled() -> list[Provider]:

@@ -86,5 +86,12 @@ def webhook(provider):
     except (KeyError, providers.ProviderError) as exc:
         log.warning("security alert: rejected %s webhook: %s", provider, exc)
         return jsonify(error="invalid webhook"), 400
-    payment = payments.apply_event(event)
-    return jsonify(ok=True, receipt=payment.receipt_number if payment else None)
+    status, body = payments.handle_webhook(provider, event)
+    return jsonify(body), status
+
+
+@bp.post("/stripe/webhook")
+@csrf.exempt
+def stripe_webhook():
+    """Stripe's webhook address (the one to enter in Stripe's dashboard)."""
+    return webhook("stripe")

@@ -1,0 +1,229 @@
+"""Stripe: one-off payments through Stripe's hosted Checkout, verified webhooks, reversals.
+
+No card or bank number ever reaches Doorstep (checklist I1) and the Content-Security-Policy
+stays strict: the browser is sent to Stripe's own page. The attempt key is the idempotency
+key of the Checkout Session and travels in its metadata, so a retried start never makes a
+second session and every webhook names its attempt. Stripe's webhook is the source of
+truth (checked with Stripe's own signature verifier); the browser's return is only a hint
+to ask Stripe, server to server, what happened.
+
+Bank debits (US ACH, SEPA) complete their Checkout Session unpaid: the payment is pending
+(shown on its invoices like a bank transfer) until `checkout.session.async_payment_*`.
+A refund or a dispute made in Stripe's dashboard arrives as `charge.refunded` /
+`charge.dispute.created` and takes the money back off the invoices it paid.
+
+Configuration (environment only): PORTAL_STRIPE_SECRET_KEY, PORTAL_STRIPE_WEBHOOK_SECRET,
+PORTAL_STRIPE_API_BASE (tests only). Amounts go to Stripe in the currency's own smallest
+unit (`portal/stripe_units.py`: JPY has none, BHD has thousandths).
+"""
+
+import logging
+from dataclasses import dataclass
+
+from flask import current_app
+
+from ..web import absolute_url
+from .providers import Event, Provider, ProviderError, register
+
+log = logging.getLogger(__name__)
+
+# Marks the sessions this portal made, so a webhook for another integration on the same
+# Stripe account is ignored while one for an attempt we lost (a restored backup) is retried.
+SOURCE = "doorstep"
+TIMEOUT_SECONDS = 20
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """Money taken back at the provider after a payment was applied: a refund or a dispute."""
+
+    provider: str
+    reference: str  # the payment's provider reference (the PaymentIntent id)
+    amount_cents: int  # how much, in total, has been taken back so far
+    currency: str
+    kind: str  # refund, dispute
+    event_id: str
+
+
+def client():
+    """A Stripe client for this portal's keys (and the test suite's API base)."""
+    import stripe
+
+    config = current_app.config
+    options = {"max_network_retries": 2}
+    if config.get("STRIPE_API_BASE"):
+        options["base_addresses"] = {"api": config["STRIPE_API_BASE"]}
+    return stripe.StripeClient(
+        config["STRIPE_SECRET_KEY"],
+        http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
+        **options,
+    )
+
+
+def mode() -> str:
+    """`live` or `test`, from the secret key's prefix (the key itself is never shown)."""
+    return (
+        "live"
+        if current_app.config.get("STRIPE_SECRET_KEY", "").startswith(("sk_live", "rk_live"))
+        else "test"
+    )
+
+
+def _currency(code: str) -> str:
+    return code.lower()
+
+
+class StripeProvider(Provider):
+    """Stripe Checkout (card, and the bank debits the Stripe account enables)."""
+
+    name = "stripe"
+    label = "Card or bank account (Stripe)"
+
+    def start(self, attempt) -> str:
+        from .. import stripe_units
+        from ..models import PaymentAttempt
+
+        try:
+            amount = stripe_units.to_stripe(attempt.amount_cents, attempt.currency)
+        except ValueError as exc:
+            raise ProviderError(str(exc)) from exc
+        return_url = absolute_url("payments.provider_return", provider=self.name, key=attempt.key)
+        metadata = {"attempt": attempt.key, "source": SOURCE}
+        params = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": _currency(attempt.currency),
+                        "unit_amount": amount,
+                        "product_data": {"name": _description(attempt)},
+                    },
+                }
+            ],
+            "client_reference_id": attempt.key,
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+            "success_url": return_url + "?session_id={CHECKOUT_SESSION_ID}",
+            "cancel_url": return_url + "?session_id={CHECKOUT_SESSION_ID}&cancelled=1",
+        }
+        if attempt.payer_email:
+            params["customer_email"] = attempt.payer_email
+        session = client().v1.checkout.sessions.create(
+            params=params, options={"idempotency_key": f"checkout-{attempt.key}"}
+        )
+        PaymentAttempt.update(provider_session=session.id).where(
+            (PaymentAttempt.id == attempt.id) & PaymentAttempt.provider_session.is_null()
+        ).execute()
+        return session.url
+
+    def _session(self, session_id: str):
+        return client().v1.checkout.sessions.retrieve(session_id)
+
+    def fetch(self, attempt) -> Event | None:
+        if not attempt.provider_session:
+            return None
+        return self._event(self._session(attempt.provider_session), "")
+
+    def cancel(self, attempt) -> None:
+        if not attempt.provider_session:
+            return
+        session = self._session(attempt.provider_session)
+        if session.status == "open":
+            client().v1.checkout.sessions.expire(attempt.provider_session)
+
+    def _event(self, session, event_id: str) -> Event | None:
+        """What a Checkout Session says about its attempt (None while it is open)."""
+        metadata = dict(session.get("metadata") or {})
+        key = metadata.get("attempt") or session.get("client_reference_id") or ""
+        if not key:
+            raise ProviderError("a checkout session without an attempt")
+        status = session.get("status")
+        paid = session.get("payment_status")
+        if status == "open":
+            return None
+        if status == "expired":
+            outcome = "cancelled"
+        elif paid == "paid":
+            outcome = "succeeded"
+        elif paid == "unpaid":
+            outcome = "processing"  # a bank debit on its way
+        else:
+            outcome = "failed"
+        from .. import stripe_units
+
+        currency = str(session.get("currency") or "").upper()
+        intent = session.get("payment_intent")
+        reference = intent if isinstance(intent, str) else (intent or {}).get("id") or session["id"]
+        return Event(
+            provider=self.name,
+            attempt_key=key,
+            status=outcome,
+            reference=reference,
+            amount_cents=stripe_units.from_stripe(int(session.get("amount_total") or 0), currency),
+            currency=currency,
+            event_id=event_id,
+        )
+
+    def parse_return(self, args) -> Event:
+        """The browser came back: ask Stripe about the session (the URL proves nothing)."""
+        session_id = args.get("session_id", "")
+        if not session_id.startswith("cs_"):
+            raise ProviderError("no checkout session in the return")
+        session = self._session(session_id)
+        event = self._event(session, "")
+        if event is None:
+            # Back from Stripe's page without paying (the cancel link): nothing happened.
+            metadata = dict(session.get("metadata") or {})
+            return Event(self.name, metadata.get("attempt", ""), "open", session.id, 0, "")
+        return event
+
+    def parse_webhook(self, headers, body: bytes):
+        """A verified Stripe event: an attempt's outcome, a reversal, or None (not ours, or a
+        type Doorstep does not act on). Bad or stale signatures raise ProviderError."""
+        import stripe
+
+        try:
+            event = stripe.Webhook.construct_event(
+                body,
+                headers.get("Stripe-Signature", ""),
+                current_app.config["STRIPE_WEBHOOK_SECRET"],
+            )
+        except (ValueError, stripe.SignatureVerificationError) as exc:
+            raise ProviderError(f"webhook not verified: {exc}") from exc
+        kind, obj = event["type"], event["data"]["object"]
+        if kind.startswith("checkout.session."):
+            if dict(obj.get("metadata") or {}).get("source") != SOURCE:
+                return None
+            if kind == "checkout.session.async_payment_failed":
+                found = self._event(obj, event["id"])
+                return Event(**{**found.__dict__, "status": "failed"})
+            return self._event(obj, event["id"])
+        if kind in ("charge.refunded", "charge.dispute.created", "charge.dispute.funds_withdrawn"):
+            from .. import stripe_units
+
+            refund = kind == "charge.refunded"
+            amount = obj.get("amount_refunded") if refund else obj.get("amount")
+            intent = obj.get("payment_intent")
+            if not intent:
+                return None
+            currency = str(obj.get("currency") or "").upper()
+            return Reversal(
+                provider=self.name,
+                reference=intent if isinstance(intent, str) else intent.get("id"),
+                amount_cents=stripe_units.from_stripe(int(amount or 0), currency),
+                currency=currency,
+                kind="refund" if refund else "dispute",
+                event_id=event["id"],
+            )
+        return None
+
+
+def _description(attempt) -> str:
+    """What the payer sees on Stripe's page and statement: the invoices paid."""
+    numbers = [item.invoice.number for item in attempt.items]
+    shown = ", ".join(numbers[:5]) + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
+    return f"Invoice {shown}" if len(numbers) == 1 else f"Invoices {shown}"
+
+
+register(StripeProvider())
