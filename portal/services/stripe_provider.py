@@ -69,6 +69,22 @@ def mode() -> str:
     )
 
 
+def status() -> dict | None:
+    """For the back office: whether Stripe is on, in which mode, and when the last webhook
+    was handled (None while the provider is not enabled)."""
+    from ..models import ProviderEvent
+
+    if "stripe" not in current_app.config["PAYMENT_PROVIDERS"]:
+        return None
+    last = (
+        ProviderEvent.select(ProviderEvent.received_at)
+        .where(ProviderEvent.provider == "stripe")
+        .order_by(ProviderEvent.received_at.desc())
+        .first()
+    )
+    return {"mode": mode(), "last_webhook": last.received_at if last else None}
+
+
 def _currency(code: str) -> str:
     return code.lower()
 

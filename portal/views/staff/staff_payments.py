@@ -11,7 +11,7 @@ from ...forms import ActionForm
 from ...forms.staff import NoteForm, PaymentFilterForm, VoidForm
 from ...forms.staff_money import ApplyCreditForm, ConfirmOfflineForm, RefundForm
 from ...models import Customer, Invoice, Payment, PaymentApplication
-from ...services import backoffice, payments
+from ...services import backoffice, payments, stripe_provider
 from ...services.payments import PaymentError
 from ...web import page_number, redirect_to, render
 from ._common import get_or_404, guard, me
@@ -54,6 +54,7 @@ def index():
         exports=backoffice.past_exports(),
         stamp_format=STAMP,
         action_form=ActionForm(),
+        stripe=stripe_provider.status(),
     )
 
 
