@@ -145,11 +145,12 @@ class StripeProvider(Provider):
         if not attempt.provider_session:
             return
         session = self._session(attempt.provider_session)
-        if session.status == "open":
+        if _plain(session).get("status") == "open":
             client().v1.checkout.sessions.expire(attempt.provider_session)
 
     def _event(self, session, event_id: str) -> Event | None:
         """What a Checkout Session says about its attempt (None while it is open)."""
+        session = _plain(session)
         metadata = dict(session.get("metadata") or {})
         key = metadata.get("attempt") or session.get("client_reference_id") or ""
         if not key:
@@ -190,8 +191,9 @@ class StripeProvider(Provider):
         event = self._event(session, "")
         if event is None:
             # Back from Stripe's page without paying (the cancel link): nothing happened.
-            metadata = dict(session.get("metadata") or {})
-            return Event(self.name, metadata.get("attempt", ""), "open", session.id, 0, "")
+            plain = _plain(session)
+            attempt_key = (plain.get("metadata") or {}).get("attempt", "")
+            return Event(self.name, attempt_key, "open", plain["id"], 0, "")
         return event
 
     def parse_webhook(self, headers, body: bytes):
@@ -207,7 +209,7 @@ class StripeProvider(Provider):
             )
         except (ValueError, stripe.SignatureVerificationError) as exc:
             raise ProviderError(f"webhook not verified: {exc}") from exc
-        kind, obj = event["type"], event["data"]["object"]
+        kind, obj = event["type"], _plain(event["data"]["object"])
         if kind.startswith("checkout.session."):
             if dict(obj.get("metadata") or {}).get("source") != SOURCE:
                 return None
@@ -233,6 +235,11 @@ class StripeProvider(Provider):
                 event_id=event["id"],
             )
         return None
+
+
+def _plain(obj) -> dict:
+    """A Stripe object as a plain dict (stripe-python's objects are not dicts)."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
 
 def _description(attempt) -> str:
