@@ -39,6 +39,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,8 @@ TEST_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000341"  # localstripe attaches it but declines the charge
 TEST_IBAN = "DE89370400440532013000"  # succeeds, days later (here: when settled)
 FAILING_IBAN = "DE62370400440532013001"  # localstripe fails the debit
+# The events an HTTP request caused, emitted once its answer has been sent.
+EVENTS = web.RequestKey("events", list) if hasattr(web, "RequestKey") else "events"
 BANK_TYPES = {"us_bank_account", "sepa_debit", "bacs_debit", "acss_debit", "au_becs_debit"}
 ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx"}
 ZERO_DECIMAL |= {"vnd", "vuv", "xaf", "xof", "xpf"}
@@ -232,6 +235,7 @@ class StripeFake:
         self._queue: queue.Queue = queue.Queue()
         self._deliverer: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._inflight = 0
         self._reset_state()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -306,7 +310,10 @@ class StripeFake:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     async def _start_sites(self):
-        from localstripe import server as ls
+        with warnings.catch_warnings():
+            # Its module-level app registers plain-function handlers: aiohttp warns.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from localstripe import server as ls
 
         # localstripe's module-level app binds to the first loop that runs it; a fresh
         # Application with the same routes and middlewares runs on any loop, any number
@@ -315,7 +322,9 @@ class StripeFake:
             middlewares=[ls.error_middleware, ls.auth_middleware, ls.save_store_middleware]
         )
         for route in ls.app.router.routes():
-            ls_app.router.add_route(route.method, route.resource.canonical, route.handler)
+            ls_app.router.add_route(
+                route.method, route.resource.canonical, _coroutine(route.handler)
+            )
         app = web.Application(middlewares=[self._emit_middleware, self._idempotency_middleware])
         app.router.add_post("/v1/checkout/sessions", self._create_session)
         app.router.add_get("/v1/checkout/sessions", self._list_sessions)
@@ -406,18 +415,26 @@ class StripeFake:
     @web.middleware
     async def _emit_middleware(self, request, handler):
         """Answer first, then queue the events the request caused (Stripe's own order)."""
-        request["events"] = []
+        request[EVENTS] = []
         try:
             response = await handler(request)
         except StripeError as exc:
             response = exc.response()
         if request.path.startswith("/v1/"):
             response.headers.setdefault("Request-Id", random_id("req_", 14))
-        if request["events"]:
-            await response.prepare(request)
-            await response.write_eof()
-            for event in request["events"]:
-                self._emit(event, background=True)
+        if request[EVENTS]:
+            # Counted before the answer leaves, so a caller that has the answer and calls
+            # wait_idle() cannot miss the events it caused.
+            with self._lock:
+                self._inflight += 1
+            try:
+                await response.prepare(request)
+                await response.write_eof()
+            finally:
+                for event in request[EVENTS]:
+                    self._emit(event, background=True)
+                with self._lock:
+                    self._inflight -= 1
         return response
 
     @web.middleware
@@ -486,7 +503,7 @@ class StripeFake:
         if status == 402 and isinstance(payload, dict):
             payload = await self._card_error(payload)
         if self.mirror_api_events and request.method == "POST":
-            request["events"].extend(await self._mirrored_events(request, status, payload))
+            request[EVENTS].extend(await self._mirrored_events(request, status, payload))
         return web.json_response(payload, status=status)
 
     def _shim(self, request: web.Request) -> str:
@@ -723,7 +740,7 @@ class StripeFake:
     async def _expire_session(self, request: web.Request) -> web.Response:
         """`POST /v1/checkout/sessions/{id}/expire`: only an open session expires."""
         obj, events = self._expire(request.match_info["id"], request)
-        request["events"].extend(events)
+        request[EVENTS].extend(events)
         return web.json_response(obj)
 
     def _expire(self, session_id: str, request=None):
@@ -840,7 +857,7 @@ class StripeFake:
         except StripeError as exc:
             session.error = exc.body["error"]["message"]
             return self._render(session, 402)
-        request["events"].extend(events)
+        request[EVENTS].extend(events)
         if obj["success_url"]:
             return _redirect(obj["success_url"].replace("{CHECKOUT_SESSION_ID}", obj["id"]))
         return _page(self.merchant_name, "<p>Thank you: payment complete.</p>")
@@ -1093,7 +1110,7 @@ class StripeFake:
     def wait_idle(self, timeout: float = 10) -> None:
         """Wait until every event queued by an HTTP request has been delivered."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
+        while self._inflight or self._queue.unfinished_tasks:
             if time.monotonic() > deadline:
                 raise AssertionError("webhook deliveries still pending")
             time.sleep(0.01)
@@ -1226,6 +1243,17 @@ class StripeFake:
         with self._lock:
             self.events.append(event)
         return event
+
+
+def _coroutine(handler):
+    """localstripe's plain-function handlers as coroutines (aiohttp deprecates the former)."""
+    if asyncio.iscoroutinefunction(handler):
+        return handler
+
+    async def wrapper(request):
+        return handler(request)
+
+    return wrapper
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
