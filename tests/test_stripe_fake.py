@@ -201,6 +201,15 @@ def test_invalid_requests_get_stripes_error_shape(stripe_env, overrides, param):
     assert refused.value.json_body["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize("key", ["sk_test_someone_else", "pk_test_doorstep_fake"])
+def test_only_the_fakes_secret_key_opens_the_api(stripe_env, key):
+    client = stripe.StripeClient(key, base_addresses={"api": stripe_env.api_base})
+    with pytest.raises(stripe.AuthenticationError):
+        client.v1.customers.create(params={})
+    with pytest.raises(stripe.AuthenticationError):
+        client.v1.checkout.sessions.create(params=session_params())
+
+
 def test_an_unknown_session_is_404(stripe_env):
     with pytest.raises(stripe.InvalidRequestError) as missing:
         stripe_env.client().v1.checkout.sessions.retrieve("cs_test_nope")

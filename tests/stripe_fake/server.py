@@ -417,6 +417,8 @@ class StripeFake:
         """Answer first, then queue the events the request caused (Stripe's own order)."""
         request[EVENTS] = []
         try:
+            if request.path.startswith("/v1/"):
+                self._authenticate(request)
             response = await handler(request)
         except StripeError as exc:
             response = exc.response()
@@ -436,6 +438,14 @@ class StripeFake:
                 with self._lock:
                     self._inflight -= 1
         return response
+
+    def _authenticate(self, request: web.Request) -> None:
+        """Only this fake's secret key opens the API, as only the account's key opens Stripe's."""
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        if scheme == "Bearer" and key == self.secret_key:
+            return
+        shown = f"{key[:8]}****{key[-4:]}" if key else "none"
+        raise StripeError(401, f"Invalid API Key provided: {shown}")
 
     @web.middleware
     async def _idempotency_middleware(self, request, handler):
