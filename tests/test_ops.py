@@ -90,7 +90,7 @@ def test_database_and_redis_drivers_are_extras():
     extras = project["optional-dependencies"]
     assert extras["postgres"] == ["psycopg2-binary>=2.9.10"]
     assert extras["redis"] == ["redis>=5"]
-    assert "doorstep[postgres,redis]" in extras["dev"]
+    assert "doorstep[postgres,redis,stripe]" in extras["dev"]
 
 
 def test_portal_runs_without_the_optional_drivers(tmp_path):
