@@ -121,7 +121,7 @@ class StripeProvider(Provider):
             "metadata": metadata,
             "payment_intent_data": {"metadata": metadata},
             "success_url": return_url + "?session_id={CHECKOUT_SESSION_ID}",
-            "cancel_url": return_url + "?session_id={CHECKOUT_SESSION_ID}&cancelled=1",
+            "cancel_url": return_url + "?cancelled=1",
         }
         if attempt.payer_email:
             params["customer_email"] = attempt.payer_email
@@ -183,17 +183,27 @@ class StripeProvider(Provider):
         )
 
     def parse_return(self, args) -> Event:
-        """The browser came back: ask Stripe about the session (the URL proves nothing)."""
+        """The browser came back: ask Stripe about the session (the URL proves nothing).
+        Back through the cancel link (Stripe names no session there), the attempt's own
+        session is asked, and expired if it is still open: the payer gave up on it."""
+        from ..models import PaymentAttempt
+
         session_id = args.get("session_id", "")
         if not session_id.startswith("cs_"):
+            attempt = PaymentAttempt.get_or_none(PaymentAttempt.key == args.get("attempt", ""))
+            session_id = (
+                attempt.provider_session if attempt and attempt.provider == self.name else ""
+            )
+        if not session_id:
             raise ProviderError("no checkout session in the return")
-        session = self._session(session_id)
+        session = _plain(self._session(session_id))
+        key = (session.get("metadata") or {}).get("attempt", "")
+        if session.get("status") == "open" and args.get("cancelled"):
+            client().v1.checkout.sessions.expire(session_id)
+            return Event(self.name, key, "cancelled", session_id, 0, "")
         event = self._event(session, "")
-        if event is None:
-            # Back from Stripe's page without paying (the cancel link): nothing happened.
-            plain = _plain(session)
-            attempt_key = (plain.get("metadata") or {}).get("attempt", "")
-            return Event(self.name, attempt_key, "open", plain["id"], 0, "")
+        if event is None:  # back without paying: nothing happened yet
+            return Event(self.name, key, "open", session_id, 0, "")
         return event
 
     def parse_webhook(self, headers, body: bytes):

@@ -67,13 +67,17 @@ def provider_return(provider, key):
     """The browser comes back from a hosted checkout with a signed result."""
     try:
         chosen = providers.get(provider)
-        event = chosen.parse_return(request.args)
+        event = chosen.parse_return({**request.args.to_dict(), "attempt": key})
     except (KeyError, providers.ProviderError) as exc:
         log.warning("security alert: rejected checkout return for %s: %s", key, exc)
         abort(400, "This payment result could not be verified. Your invoice has not changed.")
+    except Exception:  # the provider did not answer: its webhook (or the worker) will tell
+        log.exception("could not ask %s about attempt %s on return", provider, key)
+        return redirect(url_for("payments.status", key=key), code=303)
     if event.attempt_key != key:
         abort(400, "This payment result could not be verified. Your invoice has not changed.")
-    payments.apply_event(event)
+    if event.status != "open":
+        payments.apply_event(event)
     return redirect(url_for("payments.status", key=key), code=303)
 
 
