@@ -90,6 +90,17 @@ def redirect_to(url: str):
     return redirect(url, code=303)
 
 
+def redirect_away(url: str):
+    """After a POST that sends the browser to another site (a payment provider's page): any
+    htmx request, boosted too, gets `HX-Redirect`, a full page load; a 303 would be followed
+    by htmx's own request, which the Content-Security-Policy (connect-src 'self') blocks."""
+    if request.headers.get("HX-Request") == "true":
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, code=303)
+
+
 def security_headers(response):
     """Headers on every response (checklist H1-H6); no-store on every page we render."""
     headers = response.headers

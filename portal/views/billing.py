@@ -10,7 +10,7 @@ from ..forms import ActionForm
 from ..forms.billing import CheckoutForm, QuestionForm, SelectionForm
 from ..security import unseal
 from ..services import billing, cases, figures, payments, providers, quickpay, settings
-from ..web import absolute_url, qr_svg, redirect_to, render, wants_fragment
+from ..web import absolute_url, qr_svg, redirect_away, redirect_to, render, wants_fragment
 
 bp = Blueprint("billing", __name__, url_prefix="/invoices")
 invoices_required = customer_required("invoices", "invoices")
@@ -163,7 +163,7 @@ def pay():
             else:
                 preview.errors.append(exc.message)
         else:
-            return redirect_to(checkout.redirect_url)
+            return redirect_away(checkout.redirect_url)
     return render("billing/review.html", block="checkout", status=422, preview=preview, form=form)
 
 

@@ -7,7 +7,7 @@ from ..filters import datetimefmt
 from ..forms.quickpay import LookupForm, PayForm, PayLinkForm
 from ..services import figures, payments, providers, quickpay, settings
 from ..services.ratelimit import guest_limit
-from ..web import redirect_to, render
+from ..web import redirect_away, redirect_to, render
 
 bp = Blueprint("quickpay", __name__, url_prefix="/pay")
 
@@ -141,7 +141,7 @@ def pay():
         except payments.PaymentError as exc:
             getattr(form, exc.field, form.amount).errors.append(exc.message)
         else:
-            return redirect_to(checkout.redirect_url)
+            return redirect_away(checkout.redirect_url)
     context = _pay_context(invoice, form, due)
     return render("quickpay/show.html", block="pay_form", status=422, **context)
 
