@@ -393,6 +393,26 @@ def _transition(key: str, target: str, reason: str = "") -> bool:
         return _set_status(attempt, target, reason)
 
 
+def _new_payment(attempt, provider: str, reference: str, status: str) -> Payment:
+    """The Payment of an attempt (inside the caller's transaction), for the attempt's amount
+    (a provider reporting another amount never gets here, I10); a pending one remembers
+    that amount as what the payer meant to send."""
+    return Payment.create(
+        receipt_number=counters.next_number("receipt", "R"),
+        attempt=attempt,
+        provider=provider,
+        provider_reference=reference,
+        customer=attempt.customer_id,
+        amount_cents=attempt.amount_cents,
+        intended_cents=attempt.amount_cents if status == "pending" else None,
+        currency=attempt.currency,
+        unapplied_cents=0,
+        status=status,
+        payer_name=attempt.payer_name,
+        payer_email=attempt.payer_email,
+    )
+
+
 def record_offline(attempt) -> Payment:
     """An offline promise to pay: a pending Payment staff confirm when the money arrives."""
     with write_txn():
@@ -400,20 +420,7 @@ def record_offline(attempt) -> Payment:
         existing = Payment.get_or_none(Payment.attempt == attempt.id)
         if existing:
             return existing
-        payment = Payment.create(
-            receipt_number=counters.next_number("receipt", "R"),
-            attempt=attempt,
-            provider="offline",
-            provider_reference=f"offline:{attempt.key}",
-            customer=attempt.customer_id,
-            amount_cents=attempt.amount_cents,
-            currency=attempt.currency,
-            intended_cents=attempt.amount_cents,
-            unapplied_cents=0,
-            status="pending",
-            payer_name=attempt.payer_name,
-            payer_email=attempt.payer_email,
-        )
+        payment = _new_payment(attempt, "offline", f"offline:{attempt.key}", "pending")
         _set_status(attempt, "offline")
         _figures_changed(attempt.customer_id)
         _email(payment, attempt, "payment_pending")
@@ -493,37 +500,13 @@ def apply_event(event: Event) -> Payment | None:
             return None
         if event.status == "processing":
             # A bank debit on its way: pending like a bank transfer until the provider says.
-            payment = Payment.create(
-                receipt_number=counters.next_number("receipt", "R"),
-                attempt=attempt,
-                provider=event.provider,
-                provider_reference=event.reference,
-                customer=attempt.customer_id,
-                amount_cents=event.amount_cents,
-                intended_cents=event.amount_cents,
-                currency=event.currency,
-                status="pending",
-                payer_name=attempt.payer_name,
-                payer_email=attempt.payer_email,
-            )
+            payment = _new_payment(attempt, event.provider, event.reference, "pending")
             _set_status(attempt, "processing")
             _email(payment, attempt, "payment_pending")
             audit.record("payment.processing", payment, amount_cents=payment.amount_cents)
             _figures_changed(attempt.customer_id)
             return payment
-        payment = Payment.create(
-            receipt_number=counters.next_number("receipt", "R"),
-            attempt=attempt,
-            provider=event.provider,
-            provider_reference=event.reference,
-            customer=attempt.customer_id,
-            amount_cents=event.amount_cents,
-            currency=event.currency,
-            unapplied_cents=0,
-            status="applied",
-            payer_name=attempt.payer_name,
-            payer_email=attempt.payer_email,
-        )
+        payment = _new_payment(attempt, event.provider, event.reference, "applied")
         _apply_items(payment, list(attempt.items))
         _set_status(attempt, "succeeded")
         _email(payment, attempt, "receipt")
