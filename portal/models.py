@@ -195,6 +195,8 @@ class Customer(BaseModel):
     # Raised by database triggers whenever the customer's invoices change (0010); keys the
     # cached billing aggregates, so it is never written from Python.
     billing_version = IntegerField(default=0)
+    # Its Customer at Stripe, made when a login first saves a payment method (0015).
+    stripe_customer_id = CharField(max_length=255, null=True)
 
     class Meta:
         # save() writes only the fields that were changed, so a form save can never put
@@ -693,6 +695,28 @@ class Refund(BaseModel):
     posted_at = UtcDateTimeField(null=True)
 
 
+class SavedMethod(BaseModel):
+    """A card a login saved at the provider for its company, with the consent it gave (0015);
+    the card itself stays at Stripe: Doorstep keeps only what it shows."""
+
+    customer = ForeignKeyField(Customer, backref="saved_methods", on_delete="CASCADE")
+    provider = CharField(max_length=30, default="stripe")
+    method_id = CharField(max_length=255, unique=True)
+    brand = CharField(max_length=30, default="")
+    last4 = CharField(max_length=4, default="")
+    exp_month = IntegerField(null=True)
+    exp_year = IntegerField(null=True)
+    saved_by = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+    consent = TextField(default="")
+    saved_at = UtcDateTimeField(default=utcnow)
+    active = BooleanField(default=True)
+    removed_at = UtcDateTimeField(null=True)
+
+    @property
+    def label(self) -> str:
+        return f"{(self.brand or 'card').capitalize()} •••• {self.last4}"
+
+
 class ProviderEvent(BaseModel):
     """A webhook event a provider sent, recorded once handled (0014): a redelivery is
     answered without doing anything again."""
@@ -892,6 +916,7 @@ ALL_MODELS = [
     Payment,
     PaymentApplication,
     Refund,
+    SavedMethod,
     ProviderEvent,
     TestCheckoutSession,
     Rfq,

@@ -768,8 +768,9 @@ def lines_for(user, pairs) -> list:
     return [(invoices[i], cents) for i, cents in wanted.items() if i in invoices]
 
 
-def pay(user, lines, provider, payer_name, payer_email):
-    """Start one payment for several invoices through the payments core."""
+def pay(user, lines, provider, payer_name, payer_email, start=None):
+    """Start one payment for several invoices through the payments core (`start`: a saved
+    card charged directly, `saved_methods.SavedStart`)."""
     return payments.checkout(
         user.customer,
         lines,
@@ -777,6 +778,7 @@ def pay(user, lines, provider, payer_name, payer_email):
         payer_name,
         payer_email,
         portal_user=user,
+        start=start,
     )
 
 

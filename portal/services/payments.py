@@ -194,8 +194,11 @@ def checkout(
     portal_user=None,
     guest=False,
     settings: dict | None = None,
+    start=None,
 ) -> Checkout:
-    """Start paying `lines` [(invoice, cents)] with a provider; returns where to go next."""
+    """Start paying `lines` [(invoice, cents)] with a provider; returns where to go next.
+    `start` replaces the provider's own start (a saved card is charged directly instead of
+    opening the provider's page); it may settle the attempt at once."""
     from . import settings as portal_settings
 
     try:
@@ -211,7 +214,7 @@ def checkout(
     )
     _remember(attempt)
     try:
-        url = chosen.start(attempt)  # outside any transaction: never hold the lock over HTTP
+        url = (start or chosen.start)(attempt)  # outside any transaction: no lock over HTTP
     except ProviderError as exc:
         _transition(attempt.key, "failed", str(exc))
         raise PaymentError("provider", str(exc)) from exc
@@ -223,9 +226,10 @@ def checkout(
             "Try again in a moment, or choose another way to pay.",
         ) from exc
     if chosen.hosted:
-        _transition(attempt.key, "redirected")
+        if PaymentAttempt.get_by_id(attempt.id).status == "pending":
+            _transition(attempt.key, "redirected")
         attempt = PaymentAttempt.get_by_id(attempt.id)
-        if attempt.status not in OPEN_STATES:
+        if attempt.status not in OPEN_STATES + ("succeeded", "processing"):
             # Another payer superseded this attempt while its provider session was being
             # made, so that session may have escaped their cancel: cancel it here.
             _provider_cancel(attempt)

@@ -139,10 +139,13 @@ class StripeProvider(Provider):
     def fetch(self, attempt) -> Event | None:
         if not attempt.provider_session:
             return None
+        if attempt.provider_session.startswith("pi_"):  # a saved card, charged directly
+            intent = client().v1.payment_intents.retrieve(attempt.provider_session)
+            return intent_event(_plain(intent), "")
         return self._event(self._session(attempt.provider_session), "")
 
     def cancel(self, attempt) -> None:
-        if not attempt.provider_session:
+        if not attempt.provider_session or attempt.provider_session.startswith("pi_"):
             return
         session = self._session(attempt.provider_session)
         if _plain(session).get("status") == "open":
@@ -188,6 +191,12 @@ class StripeProvider(Provider):
         session is asked, and expired if it is still open: the payer gave up on it."""
         from ..models import PaymentAttempt
 
+        intent_id = args.get("payment_intent", "")
+        if intent_id.startswith("pi_"):  # back from the bank's authentication (a saved card)
+            intent = _plain(client().v1.payment_intents.retrieve(intent_id))
+            key = (intent.get("metadata") or {}).get("attempt", "")
+            event = intent_event(intent, "")
+            return event or Event(self.name, key, "open", intent_id, 0, "")
         session_id = args.get("session_id", "")
         if not session_id.startswith("cs_"):
             attempt = PaymentAttempt.get_or_none(PaymentAttempt.key == args.get("attempt", ""))
@@ -227,6 +236,14 @@ class StripeProvider(Provider):
                 found = self._event(obj, event["id"])
                 return Event(**{**found.__dict__, "status": "failed"})
             return self._event(obj, event["id"])
+        if kind in (
+            "payment_intent.succeeded",
+            "payment_intent.processing",
+            "payment_intent.payment_failed",
+        ):
+            if dict(obj.get("metadata") or {}).get("source") != SOURCE:
+                return None
+            return intent_event(obj, event["id"])
         if kind in ("charge.refunded", "charge.dispute.created", "charge.dispute.funds_withdrawn"):
             from .. import stripe_units
 
@@ -245,6 +262,34 @@ class StripeProvider(Provider):
                 event_id=event["id"],
             )
         return None
+
+
+def intent_event(intent: dict, event_id: str) -> Event | None:
+    """What a PaymentIntent of ours says about its attempt (None while the payer still has
+    something to do, e.g. authenticate with the bank)."""
+    from .. import stripe_units
+
+    key = (intent.get("metadata") or {}).get("attempt", "")
+    if not key:
+        return None
+    outcome = {
+        "succeeded": "succeeded",
+        "processing": "processing",
+        "requires_payment_method": "failed",
+        "canceled": "cancelled",
+    }.get(intent.get("status"))
+    if outcome is None:
+        return None
+    currency = str(intent.get("currency") or "").upper()
+    return Event(
+        provider="stripe",
+        attempt_key=key,
+        status=outcome,
+        reference=intent["id"],
+        amount_cents=stripe_units.from_stripe(int(intent.get("amount") or 0), currency),
+        currency=currency,
+        event_id=event_id,
+    )
 
 
 def _plain(obj) -> dict:

@@ -1,13 +1,14 @@
 """My account: profile and time zone, password, and what this login may do, in plain words."""
 
-from flask import Blueprint, flash, url_for
+from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 
 from ..auth import customer_required
+from ..forms import ActionForm
 from ..forms.access import ChangePasswordForm, ProfileForm
 from ..models import PortalUser
-from ..services import access, settings
-from ..web import redirect_to, render
+from ..services import access, saved_methods, settings
+from ..web import redirect_away, redirect_to, render
 from .auth import sign_in
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -17,7 +18,7 @@ def _profile_form(**kwargs) -> ProfileForm:
     return ProfileForm(business_zone=settings.get("time_zone"), **kwargs)
 
 
-def _page(profile=None, password=None, status=200, block=None):
+def _page(profile=None, password=None, status=200, block=None, card_error=""):
     user = current_user
     return render(
         "account/index.html",
@@ -28,7 +29,67 @@ def _page(profile=None, password=None, status=200, block=None):
         password_form=password or ChangePasswordForm(formdata=None),
         permissions=access.permissions_in_words(user),
         role_labels=access.ROLE_LABELS,
+        **_methods_context(user, card_error),
     )
+
+
+def _methods_context(user, error: str = "") -> dict:
+    """The company's saved cards, for a login that pays invoices, when Stripe is on."""
+    if not (saved_methods.enabled() and user.has_role("invoices")):
+        return {"cards": None}
+    return {
+        "cards": saved_methods.methods_for(user.contact.customer_id),
+        "card_consent": saved_methods.consent_text(user.customer),
+        "card_error": error,
+        "action_form": ActionForm(),
+    }
+
+
+def _cards_or_404():
+    if not (saved_methods.enabled() and current_user.has_role("invoices")):
+        abort(404)
+
+
+@bp.post("/cards")
+@customer_required()
+def save_card():
+    """Save a card for the company: explicit consent, then Stripe's own page."""
+    _cards_or_404()
+    if not ActionForm().validate():
+        abort(400)
+    try:
+        url = saved_methods.start_saving(current_user, request.form.get("consent") == "yes")
+    except saved_methods.SavedMethodError as exc:
+        return _page(status=422, card_error=str(exc))
+    return redirect_away(url)
+
+
+@bp.get("/cards/saved")
+@customer_required()
+def card_saved():
+    """Back from Stripe's page: the card is recorded with the consent given."""
+    _cards_or_404()
+    saved = saved_methods.finish_saving(current_user, request.args.get("session_id", ""))
+    if saved is None:
+        flash("No card was saved.", "info")
+    else:
+        flash(f"{saved.label} is saved. Choose it when you pay.", "success")
+    return redirect_to(url_for("account.index") + "#payment-methods")
+
+
+@bp.post("/cards/remove")
+@customer_required()
+def remove_card():
+    """Remove a saved card (here and at Stripe)."""
+    _cards_or_404()
+    method = saved_methods.method_for(
+        current_user.contact.customer_id, request.form.get("card", "")
+    )
+    if method is None or not ActionForm().validate():
+        abort(404)
+    saved_methods.remove(current_user, method)
+    flash(f"{method.label} is removed.", "success")
+    return redirect_to(url_for("account.index") + "#payment-methods")
 
 
 @bp.get("/")

@@ -9,7 +9,16 @@ from ..auth import customer_required
 from ..forms import ActionForm
 from ..forms.billing import CheckoutForm, QuestionForm, SelectionForm
 from ..security import unseal
-from ..services import billing, cases, figures, payments, providers, quickpay, settings
+from ..services import (
+    billing,
+    cases,
+    figures,
+    payments,
+    providers,
+    quickpay,
+    saved_methods,
+    settings,
+)
 from ..web import absolute_url, qr_svg, redirect_away, redirect_to, render, wants_fragment
 
 bp = Blueprint("billing", __name__, url_prefix="/invoices")
@@ -103,6 +112,11 @@ def total():
 def _checkout_form(preview=None):
     form = CheckoutForm()
     form.provider.choices = [(p.name, p.label) for p in providers.enabled()]
+    if saved_methods.enabled():
+        form.provider.choices += [
+            (f"saved-{m.id}", f"{m.label} (saved card)")
+            for m in saved_methods.methods_for(current_user.contact.customer_id)
+        ]
     if request.method == "POST" and "payer_email" not in request.form:
         form.payer_name.data = current_user.display_name
         form.payer_email.data = current_user.email
@@ -148,13 +162,22 @@ def pay():
     lines = billing.lines_for(current_user, _confirmed_pairs())
     preview = _rebuild(lines)
     if form.validate() and preview.ok:
+        provider, start = form.provider.data, None
+        if provider.startswith("saved-"):  # a saved card: charged now, no provider page
+            method = saved_methods.method_for(
+                current_user.contact.customer_id, provider.removeprefix("saved-")
+            )
+            if method is None:
+                abort(400)
+            provider, start = "stripe", saved_methods.SavedStart(method)
         try:
             checkout = billing.pay(
                 current_user,
                 lines,
-                form.provider.data,
+                provider,
                 form.payer_name.data.strip(),
                 form.payer_email.data.strip().lower(),
+                start=start,
             )
         except payments.PaymentError as exc:
             field = getattr(form, exc.field, None)

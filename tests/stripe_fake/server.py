@@ -489,6 +489,11 @@ class StripeFake:
     async def _proxy(self, request: web.Request) -> web.Response:
         """Anything else under /v1/ goes to localstripe unchanged; its answer comes back."""
         body = await request.read()
+        if request.method == "POST" and request.path.startswith("/v1/payment_intents") and body:
+            # localstripe refuses `return_url` (where Stripe sends a payer back after a
+            # redirect to authenticate); Stripe accepts it with confirm=true. Drop it here.
+            pairs = urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
+            body = urllib.parse.urlencode([(k, v) for k, v in pairs if k != "return_url"]).encode()
         headers = {
             k: v
             for k, v in request.headers.items()
