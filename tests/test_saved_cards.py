@@ -56,8 +56,8 @@ def test_save_a_card_with_consent_see_it_and_remove_it(app, client, stripe_env):
     other = factories.portal_user(factories.customer(), email="x@other.example")
     stranger = app.test_client()
     login(stranger, other.email)
-    assert stranger.post("/account/cards/remove", data={"card": card.id}).status_code == 404
-    assert client.post("/account/cards/remove", data={"card": card.id}).status_code == 303
+    assert stranger.post("/account/cards/remove", data={"saved_method": card.id}).status_code == 404
+    assert client.post("/account/cards/remove", data={"saved_method": card.id}).status_code == 303
     assert not SavedMethod.get_by_id(card.id).active
     assert "No saved cards" in client.get("/account/").get_data(as_text=True)
 

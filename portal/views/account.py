@@ -83,7 +83,7 @@ def remove_card():
     """Remove a saved card (here and at Stripe)."""
     _cards_or_404()
     method = saved_methods.method_for(
-        current_user.contact.customer_id, request.form.get("card", "")
+        current_user.contact.customer_id, request.form.get("saved_method", "")
     )
     if method is None or not ActionForm().validate():
         abort(404)
