@@ -53,3 +53,31 @@ def stripe_env(stripe_fake):
     stripe_fake.reset()
     yield stripe_fake
     stripe_fake.wait_idle()
+
+
+@pytest.fixture
+def stripe_app(build_app, stripe_env):
+    """The portal with Stripe on, pointed at the fake, whose webhooks reach this app (through
+    a test client). A test module uses it as its `app`: `app = stripe_fixtures.stripe_app`."""
+    app = build_app(PAYMENT_PROVIDERS="offline,stripe", **stripe_env.config)
+    hook = app.test_client()
+    stripe_env.deliver_to = lambda body, headers: hook.post(
+        "/payments/stripe/webhook", data=body, headers=headers
+    )
+    return app
+
+
+@pytest.fixture
+def stripe_live_server(build_app, stripe_env):
+    """The portal with Stripe on, served on a live loopback port for the browser, the fake's
+    webhooks sent to it over HTTP (browser tests: `live_server = ...stripe_live_server`)."""
+    from .browser.conftest import LiveServer
+
+    app = build_app(PAYMENT_PROVIDERS="offline,stripe", **stripe_env.config)
+    server = LiveServer(app)
+    app.config["BASE_URL"] = server.url
+    stripe_env.deliver_to = server.url + "/payments/stripe/webhook"
+    server.start()
+    yield server
+    stripe_env.wait_idle()
+    server.stop()

@@ -2,8 +2,6 @@
 company (Stripe's page in setup mode), sees and removes it in My account, and pays with it in
 one step. Against the suite's own Stripe on loopback (tests/stripe_fake)."""
 
-import pytest
-
 from portal.models import AuditLog, Customer, Invoice, Payment, SavedMethod
 
 from . import factories, stripe_fixtures
@@ -11,16 +9,7 @@ from .conftest import login
 
 stripe_fake = stripe_fixtures.stripe_fake
 stripe_env = stripe_fixtures.stripe_env
-
-
-@pytest.fixture
-def app(build_app, stripe_env):
-    app = build_app(PAYMENT_PROVIDERS="offline,stripe", **stripe_env.config)
-    hook = app.test_client()
-    stripe_env.deliver_to = lambda body, headers: hook.post(
-        "/payments/stripe/webhook", data=body, headers=headers
-    )
-    return app
+app = stripe_fixtures.stripe_app
 
 
 def _save_card(client, stripe_env) -> SavedMethod:

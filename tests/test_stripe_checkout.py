@@ -5,8 +5,6 @@ hosted page and signed webhooks, all on loopback (tests/stripe_fake). No interne
 import re
 from urllib.parse import urlsplit
 
-import pytest
-
 from portal.models import Invoice, Payment, PaymentAttempt
 from portal.services import payments
 
@@ -15,17 +13,7 @@ from .conftest import login
 
 stripe_fake = stripe_fixtures.stripe_fake
 stripe_env = stripe_fixtures.stripe_env
-
-
-@pytest.fixture
-def app(build_app, stripe_env):
-    """The portal with Stripe on, its webhooks delivered by the fake to this app."""
-    app = build_app(PAYMENT_PROVIDERS="offline,stripe", **stripe_env.config)
-    hook = app.test_client()
-    stripe_env.deliver_to = lambda body, headers: hook.post(
-        "/payments/stripe/webhook", data=body, headers=headers
-    )
-    return app
+app = stripe_fixtures.stripe_app
 
 
 def _session_id(url: str) -> str:

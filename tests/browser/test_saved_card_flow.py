@@ -2,35 +2,19 @@
 page in setup mode (the suite's own Stripe) → back to My account with the card listed →
 pay an invoice with it in one step → the receipt; then remove the card."""
 
-import pytest
 from playwright.sync_api import expect
 
 from portal.models import Invoice, Payment
 
 from .. import factories, stripe_fixtures
-from .conftest import LiveServer, screenshot
+from .conftest import screenshot
 
 stripe_fake = stripe_fixtures.stripe_fake
 stripe_env = stripe_fixtures.stripe_env
+live_server = stripe_fixtures.stripe_live_server
 
 
-@pytest.fixture
-def app(build_app, stripe_env):
-    return build_app(PAYMENT_PROVIDERS="offline,stripe", **stripe_env.config)
-
-
-@pytest.fixture
-def live_server(app, stripe_env):
-    server = LiveServer(app)
-    app.config["BASE_URL"] = server.url
-    stripe_env.deliver_to = server.url + "/payments/stripe/webhook"
-    server.start()
-    yield server
-    stripe_env.wait_idle()
-    server.stop()
-
-
-def test_save_a_card_pay_with_it_and_remove_it(app, page, stripe_env):
+def test_save_a_card_pay_with_it_and_remove_it(page, stripe_env):
     customer = factories.customer(name="Acme Manufacturing")
     factories.portal_user(customer, email="pat@acme.example", first_name="Pat")
     invoice, _ = factories.invoice(customer, number="INV-6001", total_cents=25_000)

@@ -3,35 +3,19 @@ signed-in customer pays two invoices, each on the hosted page the suite's own St
 (tests/stripe_fake), and comes back to the receipt and the new balances. Stripe's webhooks
 reach the live server over loopback, signed as Stripe signs them."""
 
-import pytest
 from playwright.sync_api import expect
 
 from portal.models import Invoice, Payment
 
 from .. import factories, stripe_fixtures
-from .conftest import LiveServer, screenshot
+from .conftest import screenshot
 
 stripe_fake = stripe_fixtures.stripe_fake
 stripe_env = stripe_fixtures.stripe_env
+live_server = stripe_fixtures.stripe_live_server
 
 
-@pytest.fixture
-def app(build_app, stripe_env):
-    return build_app(PAYMENT_PROVIDERS="offline,stripe", **stripe_env.config)
-
-
-@pytest.fixture
-def live_server(app, stripe_env):
-    server = LiveServer(app)
-    app.config["BASE_URL"] = server.url
-    stripe_env.deliver_to = server.url + "/payments/stripe/webhook"
-    server.start()
-    yield server
-    stripe_env.wait_idle()
-    server.stop()
-
-
-def test_guest_and_signed_in_payments_through_stripe(app, page, stripe_env):
+def test_guest_and_signed_in_payments_through_stripe(page, stripe_env):
     customer = factories.customer(name="Acme Manufacturing")
     factories.portal_user(customer, email="pat@acme.example", first_name="Pat")
     guest_invoice, code = factories.invoice(customer, number="INV-5001", total_cents=18_990)
