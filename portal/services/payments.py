@@ -544,14 +544,7 @@ def _settle_processing(payment, attempt, event: Event) -> Payment | None:
         ).execute()
         payment.status = "rejected"
         _set_status(attempt, "failed", reason="the bank debit failed")
-        if payment.payer_email:
-            outbox.queue_template(
-                "payment_rejected",
-                payment.payer_email,
-                payment=payment,
-                items=intended_items(payment),
-                reason=reason,
-            )
+        _tell_not_received(payment, reason)
         audit.record("payment.debit_failed", payment)
         _figures_changed(payment.customer_id)
         return None
@@ -590,6 +583,18 @@ def handle_webhook(provider: str, event) -> tuple[int, dict]:
                 provider=provider, event_id=event.event_id, type=type(event).__name__.lower()
             ).on_conflict_ignore().execute()
     return 200, {"ok": True, "receipt": payment.receipt_number if payment else None}
+
+
+def _tell_not_received(payment, reason: str) -> None:
+    """Email the payer that the money never arrived, and why (inside the transaction)."""
+    if payment.payer_email:
+        outbox.queue_template(
+            "payment_rejected",
+            payment.payer_email,
+            payment=payment,
+            items=intended_items(payment),
+            reason=reason,
+        )
 
 
 def reverse_from_provider(reversal) -> Payment | None:
@@ -824,14 +829,7 @@ def reject_offline(payment, staff, reason: str) -> Payment:
         if not changed:
             raise PaymentError("payment", "Only pending payments can be rejected.")
         payment = Payment.get_by_id(payment.id)
-        if payment.payer_email:
-            outbox.queue_template(
-                "payment_rejected",
-                payment.payer_email,
-                payment=payment,
-                items=intended_items(payment),
-                reason=reason,
-            )
+        _tell_not_received(payment, reason)
         audit.record("payment.offline_rejected", payment, actor=staff, reason=reason)
         _figures_changed(payment.customer_id)
     return payment
