@@ -300,3 +300,22 @@ def test_reachable_redis_passes_readiness(build_app, tmp_path):
     finally:
         process.terminate()
         process.wait(5)
+
+
+def test_staff_home_says_whether_the_worker_runs(app, client):
+    """Issue 15: worker liveness in the back office, not only in /readyz."""
+    from portal.models import Counter
+    from portal.services import jobs
+
+    from . import factories
+    from .conftest import staff_login
+
+    factories.staff(email="agent@example.com")
+    staff_login(client, "agent@example.com")
+    page = client.get("/staff/").get_data(as_text=True)
+    assert "The background worker" in page and "has never run" in page
+    jobs.record_heartbeat()
+    assert "Background worker: last ran" in client.get("/staff/").get_data(as_text=True)
+    Counter.update(value=Counter.value - 3600).where(Counter.name == jobs.HEARTBEAT).execute()
+    stale = client.get("/staff/").get_data(as_text=True)
+    assert "has not run since" in stale

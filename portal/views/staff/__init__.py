@@ -2,15 +2,17 @@
 
 import time
 
-from flask import Blueprint, flash, redirect, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user
 
 from ...auth import mark_fresh, mark_two_step, safe_next, staff_required
+from ...db import utcnow
 from ...filters import datetimefmt
 from ...forms.auth import ConfirmPasswordForm, SignInForm, TwoStepCodeForm
 from ...models import AccessRequest, Case, OutboxMessage, Payment, PortalUser, StaffUser
 from ...security import digest, seal, unseal
 from ...services import auth as auth_service
+from ...services import jobs
 from ...services import two_step as two_step_service
 from ...services.ratelimit import guest_limit
 from ...web import qr_svg, redirect_to, render
@@ -168,4 +170,10 @@ def index():
         "pending_users": PortalUser.select().where(PortalUser.status == "pending").count(),
         "failed_mail": OutboxMessage.select().where(OutboxMessage.status == "failed").count(),
     }
-    return render("staff/index.html", attention=attention)
+    last = jobs.last_run()
+    stale = current_app.config["WORKER_STALE_SECONDS"]
+    worker = {
+        "last_run": last,
+        "ok": last is not None and (utcnow() - last).total_seconds() <= stale,
+    }
+    return render("staff/index.html", attention=attention, worker=worker)
