@@ -3,9 +3,10 @@
 - **Amount due** of an invoice: `Invoice.balance_cents` (nothing on a void invoice).
 - **Pending** on an invoice: money promised or on its way that the business has not
   received yet — an offline payment (bank transfer, cheque) waiting for staff to confirm
-  it. A checkout page left open is not a payment and is not pending: the payments core
-  supersedes it when someone pays again. Pending money still counts as owed (it may never
-  arrive), but a new payment is only offered what is not already pending.
+  it, or a bank debit the provider has not settled. A checkout page left open is not a
+  payment and is not pending: the payments core supersedes it when someone pays again.
+  Pending money still counts as owed (it may never arrive), but a new payment is only
+  offered what is not already pending.
 - **Payable** on an invoice: what a new payment may still cover, `amount due - pending`
   (`payable_view`); the early-payment discount is offered to it as long as no pending
   payment has already planned that discount.
@@ -54,7 +55,8 @@ def pending_by_invoice(invoice_ids) -> dict[int, list[Pending]]:
     if not isinstance(ids, Query) and not ids:
         return {}
     query = (
-        PaymentAttemptItem.select(
+        _pending_items(
+            ids,
             PaymentAttemptItem.invoice,
             PaymentAttemptItem.amount_cents,
             PaymentAttemptItem.discount_cents,
@@ -65,9 +67,6 @@ def pending_by_invoice(invoice_ids) -> dict[int, list[Pending]]:
             PaymentAttempt.portal_user,
             PaymentAttempt.owner,
         )
-        .join(PaymentAttempt)
-        .join(Payment, on=(Payment.attempt == PaymentAttempt.id))
-        .where(PaymentAttemptItem.invoice.in_(ids) & (Payment.status == "pending"))
         .order_by(Payment.received_at, Payment.id)
         .tuples()
     )
@@ -81,18 +80,19 @@ def pending_by_invoice(invoice_ids) -> dict[int, list[Pending]]:
 
 def pending_total(invoice_query) -> int:
     """What the pending payments of a query's invoices will cover (one query)."""
-    total = (
-        PaymentAttemptItem.select(
-            fn.COALESCE(
-                fn.SUM(PaymentAttemptItem.amount_cents + PaymentAttemptItem.discount_cents), 0
-            )
-        )
+    covers = PaymentAttemptItem.amount_cents + PaymentAttemptItem.discount_cents
+    total = _pending_items(invoice_query, fn.COALESCE(fn.SUM(covers), 0)).scalar()
+    return int(total or 0)
+
+
+def _pending_items(invoices, *fields):
+    """Planned items of pending payments on `invoices` (ids or a query of ids)."""
+    return (
+        PaymentAttemptItem.select(*fields)
         .join(PaymentAttempt)
         .join(Payment, on=(Payment.attempt == PaymentAttempt.id))
-        .where(PaymentAttemptItem.invoice.in_(invoice_query) & (Payment.status == "pending"))
-        .scalar()
+        .where(PaymentAttemptItem.invoice.in_(invoices) & (Payment.status == "pending"))
     )
-    return int(total or 0)
 
 
 class Payable:

@@ -511,16 +511,22 @@ def apply_event(event: Event) -> Payment | None:
             _figures_changed(attempt.customer_id)
             return payment
         payment = _new_payment(attempt, event.provider, event.reference, "applied")
-        _apply_items(payment, list(attempt.items))
-        _set_status(attempt, "succeeded")
-        _email(payment, attempt, "receipt")
-        audit.record(
-            "payment.applied",
-            payment,
-            amount_cents=payment.amount_cents,
-            unapplied_cents=payment.unapplied_cents,
-        )
-        return payment
+        return _applied(payment, attempt)
+
+
+def _applied(payment, attempt) -> Payment:
+    """A provider's money arrived for an attempt (inside the caller's transaction): apply it
+    as planned, close the attempt, send the receipt, audit it."""
+    _apply_items(payment, list(attempt.items))
+    _set_status(attempt, "succeeded")
+    _email(payment, attempt, "receipt")
+    audit.record(
+        "payment.applied",
+        payment,
+        amount_cents=payment.amount_cents,
+        unapplied_cents=payment.unapplied_cents,
+    )
+    return payment
 
 
 def _settle_processing(payment, attempt, event: Event) -> Payment | None:
@@ -531,10 +537,7 @@ def _settle_processing(payment, attempt, event: Event) -> Payment | None:
             Payment.id == payment.id
         ).execute()
         payment.status = "applied"
-        _apply_items(payment, list(attempt.items))
-        _set_status(attempt, "succeeded")
-        _email(payment, attempt, "receipt")
-        audit.record("payment.applied", payment, amount_cents=payment.amount_cents)
+        _applied(payment, attempt)
         _figures_changed(payment.customer_id)
         return payment
     if event.status == "failed":
@@ -603,13 +606,18 @@ def reverse_from_provider(reversal) -> Payment | None:
     record it, flag the payment for staff and audit it. `reversal.amount_cents` is the total
     taken back so far, so a repeated or late event changes nothing more. None for a payment
     we do not know."""
+    this_payment = (Payment.provider == reversal.provider) & (
+        Payment.provider_reference == reversal.reference
+    )
     with write_txn():
-        payment = locked(
-            Payment.select().where(
-                (Payment.provider == reversal.provider)
-                & (Payment.provider_reference == reversal.reference)
-            )
-        ).get_or_none()
+        # Lock order everywhere: invoices, then the payment.
+        _lock_invoices(
+            a.invoice_id
+            for a in PaymentApplication.select(PaymentApplication.invoice)
+            .join(Payment)
+            .where(this_payment)
+        )
+        payment = locked(Payment.select().where(this_payment)).get_or_none()
         if payment is None or payment.status != "applied":
             return payment
         applications = list(
@@ -617,7 +625,6 @@ def reverse_from_provider(reversal) -> Payment | None:
             .where(PaymentApplication.payment == payment.id)
             .order_by(PaymentApplication.id.desc())
         )
-        _lock_invoices(a.invoice_id for a in applications)
         done = sum(
             r.amount_cents
             for r in Refund.select().where(
