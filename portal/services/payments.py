@@ -20,7 +20,7 @@ time: its rows are locked while an attempt starts (I3).
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from flask import has_request_context, session
 from peewee import IntegrityError
@@ -817,7 +817,6 @@ def confirm_offline(
 def received_on_at(day: date):
     """The timestamp a payment received on `day` (a business day) is filed under: the current
     time when it is today, else noon of that day in the business's time zone."""
-    from datetime import datetime, time
 
     if day == today():
         return utcnow()

@@ -269,7 +269,7 @@ def _account_money(user, result: Statement, lines: list, start: date, end: date)
     discounts on the day they were earned, refunds of credit as debits."""
     customer_id = user.contact.customer_id
     first, after = _midnight(start), _midnight(end + timedelta(days=1))
-    before_cash = before_refunds = before_discounts = 0
+    before_refunds = before_discounts = 0
     applied = Payment.select().where(
         (Payment.customer == customer_id) & (Payment.status == "applied")
     )
