@@ -2,7 +2,7 @@
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app, request
 from peewee import JOIN
@@ -10,7 +10,7 @@ from peewee import JOIN
 from ..db import Slot, prepared, utcnow, write_txn
 from ..models import Contact, Customer, LoginSession, PortalUser, StaffUser
 from ..security import digest, hash_secret, needs_rehash, new_stamp, verify_secret
-from . import audit, throttle
+from . import audit, backoff, throttle
 
 
 @dataclass
@@ -39,19 +39,54 @@ def find_staff_user(email: str) -> StaffUser | None:
     return StaffUser.get_or_none(StaffUser.email == normalize_email(email))
 
 
-def authenticate(email: str, password: str, staff: bool = False) -> SignInResult:
-    """Check a sign-in; failures are counted per email and per client address (C2).
+# An address that signed in to a login this recently is that login's own: others' failures
+# never pause it (issue 16, finding 5).
+TRUSTED_FOR = timedelta(days=30)
 
-    The answer never says which part was wrong, and an unknown email does the same
+
+def _login_key(email: str, staff: bool) -> str:
+    """The back-off key of a login: the customer form never counts against a staff login
+    with the same email, nor the other way round."""
+    return ("staff:" if staff else "customer:") + email
+
+
+def signed_in_from(user, ip: str, now: datetime | None = None) -> bool:
+    """Whether this login signed in from this client address within TRUSTED_FOR."""
+    if user is None or not ip:
+        return False
+    field = LoginSession.staff_user if user.is_staff else LoginSession.portal_user
+    since = (now or utcnow()) - TRUSTED_FOR
+    return (
+        LoginSession.select(LoginSession.id)
+        .where((field == user.id) & (LoginSession.ip == ip) & (LoginSession.created_at > since))
+        .exists()
+    )
+
+
+def authenticate(email: str, password: str, staff: bool = False) -> SignInResult:
+    """Check a sign-in; failures pause further tries with growing pauses (C2).
+
+    Per login and client address (`signin-pair`), per login from addresses that have not
+    signed in to it lately (`signin-login`), and per address over every login (`login-ip`).
+    An address that signed in to the login within TRUSTED_FOR only meets its own pair's
+    pause. The answer never says which part was wrong, and an unknown email does the same
     argon2 work as a wrong password.
     """
     email = normalize_email(email)
     ip = audit.client_ip()
-    for scope, key in (("login-email", email), ("login-ip", ip)):
-        until = throttle.locked_until(scope, key)
-        if until:
-            return SignInResult(locked_until=until)
+    login_key = _login_key(email, staff)
+    pair_key = f"{login_key}|{ip}"
     user = find_staff_user(email) if staff else find_portal_user(email)
+    trusted = signed_in_from(user, ip)
+    until = backoff.paused_until("signin-pair", pair_key)
+    if not trusted:
+        until = (
+            until
+            or backoff.paused_until("signin-login", login_key)
+            or throttle.locked_until("login-ip", ip)
+        )
+    if until:
+        return SignInResult(locked_until=until)
     ok = verify_secret(user.password_hash if user else None, password)
     usable = ok and user.is_active and (staff or user.contact.customer.portal_enabled)
     # Raised argon2 parameters reach old hashes at the next sign-in (C4); hashed before the
@@ -59,16 +94,26 @@ def authenticate(email: str, password: str, staff: bool = False) -> SignInResult
     rehashed = hash_secret(password) if usable and needs_rehash(user.password_hash) else None
     with write_txn():
         if usable:
-            throttle.clear("login-email", email)
+            backoff.clear("signin-pair", pair_key)
             if rehashed:
                 model = type(user)
                 model.update(password_hash=rehashed).where(model.id == user.id).execute()
                 user.password_hash = rehashed
             return SignInResult(user=user)
-        until = throttle.fail("login-email", email)
+        until = backoff.fail("signin-pair", pair_key)
+        if not trusted:
+            until = backoff.fail("signin-login", login_key) or until
         until = throttle.fail("login-ip", ip) or until
         audit.record("auth.sign_in_failed", user, email=email, staff=staff)
     return SignInResult(locked_until=until)
+
+
+def lift_pauses(user) -> None:
+    """A password set through an emailed link proves the mailbox: the login's pauses end,
+    for its own and for this client address (inside or outside a transaction)."""
+    login_key = _login_key(normalize_email(user.email), user.is_staff)
+    backoff.clear("signin-login", login_key)
+    backoff.clear("signin-pair", f"{login_key}|{audit.client_ip()}")
 
 
 def start_session(user) -> str:

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, request, session, url_for
 
 from ..forms.access import ForgotPasswordForm, SetPasswordForm
 from ..services import access
+from ..services import auth as auth_service
 from ..services.ratelimit import guest_limit
 from ..web import redirect_to, render
 from .auth import TERMS_NEEDED, sign_in
@@ -61,6 +62,8 @@ def set_password_view(purpose: str):
             session.pop(f"link_{purpose}", None)
             if done is None:
                 return render("password/link_invalid.html", status=400, purpose=purpose)
+            # The emailed link proved the mailbox: guessing pauses no longer hold it (C2).
+            auth_service.lift_pauses(done)
             if purpose == "reset":
                 # Not signed in after a reset (B8): the new password is used once, right away.
                 flash(

@@ -6,6 +6,7 @@ from ...auth import fresh_required
 from ...forms import ActionForm
 from ...forms.staff import StaffCreateForm, StaffEditForm, StaffPasswordForm
 from ...models import StaffUser
+from ...services import auth as auth_service
 from ...services import backoffice, two_step
 from ...services.backoffice import Problem
 from ...web import redirect_to, render
@@ -83,6 +84,7 @@ def password(user_id):
     if not form.validate():
         return _edit_page(user, password_form=form, status=422)
     backoffice.reset_staff_password(user, form.password.data, me())
+    auth_service.lift_pauses(user)
     flash("New password set; their sessions have ended.", "success")
     return redirect_to(url_for("staff_users.edit", user_id=user.id))
 
