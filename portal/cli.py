@@ -141,9 +141,10 @@ def import_command(kind, path):
 
 @click.command("worker")
 @click.option("--interval", default=5.0, help="Seconds between polls when idle.")
-@click.option("--once", is_flag=True, help="Deliver what is due and exit.")
+@click.option("--once", is_flag=True, help="One pass of each loop, then exit.")
 def worker_command(interval, once):
-    """Deliver the email outbox and reconcile payments until stopped."""
+    """Deliver the email outbox and reconcile payments until stopped: two loops in threads
+    of their own (mail, money), so a hung SMTP relay never holds up a payment."""
     from .services import jobs
 
     current_app.logger.info("worker started")

@@ -1,7 +1,37 @@
 """The email outbox: queue in the caller's transaction, deliver after commit, retry with back-off.
 
-Nothing is lost when SMTP is down: a message stays queued until a delivery succeeds or it
-has used up `MAIL_MAX_ATTEMPTS`, and `flask worker` keeps retrying in the background.
+Nothing is lost when SMTP is down, and nothing is sent twice when a worker dies mid-send.
+
+A message's life, in `OutboxMessage.status`:
+
+- `queued`: waiting; due at `next_attempt_at`.
+- `sending`: a worker claimed it (committed before it talks to the relay); the claim
+  lasts until `next_attempt_at`. The relay has not been given the message yet.
+- `handoff`: the worker is handing it over (recorded and committed just before the SMTP
+  `DATA` command). From here the relay may have it, whatever happens to the worker.
+- `sent`: the relay accepted it (250 after `DATA`).
+- `uncertain`: a hand-over whose result nobody recorded (the worker was killed, the relay
+  stopped answering after the body, or the result could not be written). The relay may or
+  may not have it, so it is **held for staff**, never resent by itself; staff see it in the
+  outbox and on the back-office home and can send it again with one click.
+- `failed`: the relay refused it for good (a 5xx answer to the sender, the recipient or the
+  body), or transient failures went on for `MAIL_GIVE_UP_DAYS`.
+
+Why hold instead of resending with the same Message-ID: each message gets its Message-ID
+when it is queued, and every resend carries it, but SMTP relays and mailboxes do not
+de-duplicate on it, so a blind resend is a second email in the customer's inbox. A claim
+that expired while still `sending` is safe to retry (the relay never saw `DATA`); one that
+expired in `handoff` is not knowable from here, and a person decides.
+
+Transient failures (refused connection, timeouts, 4xx answers, a relay that hangs) are
+retried with a doubling back-off capped at `MAIL_RETRY_MAX_SECONDS`, for days. The SMTP
+socket timeout is `MAIL_TIMEOUT_SECONDS`, so a hung relay costs one worker thread at most
+that long per step, and the money side of `flask worker` runs in a thread of its own.
+
+What the worker reads it reads whole before writing (`list(...)`): on SQLite a write on a
+connection whose SELECT is still being stepped gets an instant "database is locked" from
+its stale snapshot, which `busy_timeout` does not cover. Each write is a short
+`BEGIN IMMEDIATE` transaction, and the result of a hand-over is written with retries.
 """
 
 import logging
@@ -17,17 +47,51 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import current_app, g, has_request_context
+from peewee import DatabaseError, InterfaceError, fn
 
 from ..db import db, utcnow, write_txn
 from ..models import OutboxMessage
+from . import audit
 
 log = logging.getLogger(__name__)
+
+# Statuses of a message not yet delivered (queued, or a worker is on it).
+WAITING = ("queued", "sending", "handoff")
+# Statuses staff can send again with one click.
+RESENDABLE = ("failed", "uncertain")
+
+# Defaults of the settings this module reads (`PORTAL_<NAME>` overrides each).
+DEFAULTS = {
+    "MAIL_TIMEOUT_SECONDS": 10,  # SMTP socket timeout, per connect/command/reply
+    "MAIL_RETRY_SECONDS": 60,  # first back-off; it doubles on each transient failure
+    "MAIL_RETRY_MAX_SECONDS": 3600,  # ...up to this
+    "MAIL_GIVE_UP_DAYS": 5,  # transient failures for this long: failed, for staff
+}
+
+
+def setting(name: str):
+    """A mail setting from the app's config, or its default here."""
+    return current_app.config.get(name, DEFAULTS[name])
+
+
+def _claim_seconds() -> float:
+    """How long a worker's claim on a message lasts: longer than a slow but live send."""
+    return max(300.0, 12 * float(setting("MAIL_TIMEOUT_SECONDS")))
+
+
+def clean_header(value: str) -> str:
+    """A header value with every control character and line break replaced by a space
+    (checklist B9): what a stored value holds can never start another header, and one
+    odd value (a BEL in a case subject) never stops an email from being built."""
+    cleaned = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in str(value)
+    )
+    return " ".join(cleaned.split()) if cleaned != value else value
 
 
 def check_header(value: str) -> str:
     """Refuse a header value that could start another header (checklist B9)."""
-    # Control characters and Unicode line separators too: some mail software splits on them.
-    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+    if clean_header(value) != value:
         raise ValueError("line breaks and control characters are not allowed in email headers")
     return value
 
@@ -41,8 +105,14 @@ def check_recipient(to: str) -> str:
     return to
 
 
-def queue(to: str, subject: str, body_text: str, body_html: str = "", kind: str = ""):
-    """Write a message to the outbox; call inside the transaction of the change that causes it."""
+def queue(
+    to: str, subject: str, body_text: str, body_html: str = "", kind: str = "", about: str = ""
+):
+    """Write a message to the outbox; call inside the transaction of the change that causes it.
+
+    `about` (say `payment-42`) goes into the Message-ID, so the message can be found again
+    from what it is about (the receipt page asks whether its copy went out).
+    """
     check_recipient(to)
     check_header(subject)
     message = OutboxMessage.create(
@@ -51,9 +121,8 @@ def queue(to: str, subject: str, body_text: str, body_html: str = "", kind: str 
         body_text=body_text,
         body_html=body_html,
         kind=kind,
-        # Fixed now, so a retry after an unclear failure carries the same Message-ID and the
-        # receiving side can tell it is a duplicate.
-        message_id=make_msgid("outbox", domain=_mail_domain()),
+        # Fixed now, so every delivery of this message carries the same Message-ID.
+        message_id=make_msgid(about or None, domain=_mail_domain()),
     )
     if has_request_context():
         g.setdefault("outbox_ids", []).append(message.id)
@@ -62,12 +131,47 @@ def queue(to: str, subject: str, body_text: str, body_html: str = "", kind: str 
 
 def queue_template(kind: str, to: str, **objects):
     """Queue the `kind` email about these objects (a payment and its applications, a login),
-    in staff's words or the built-in ones; call inside the transaction of the change."""
+    in staff's words or the built-in ones; call inside the transaction of the change.
+
+    The subject is made from stored values (a case's subject, a customer's name): it is
+    cleaned, never refused, so one odd value cannot fail the change that sends it.
+    """
     from . import email_templates  # it imports this module
 
     values = email_templates.values_for(kind, **objects)
     subject, body = email_templates.compose(kind, values)
-    return queue(to, subject, body, kind=kind)
+    payment = objects.get("payment")
+    about = f"payment-{payment.id}" if getattr(payment, "id", None) else ""
+    return queue(to, clean_header(subject), body, kind=kind, about=about)
+
+
+def receipt_state(payment) -> str | None:
+    """The status of the receipt emailed for `payment` (`sent`, `queued`, `failed`, ...), or
+    None when none was queued: the receipt page says "was sent" only when it was."""
+    if not payment or not payment.payer_email:
+        return None
+    message = (
+        OutboxMessage.select(OutboxMessage.status)
+        .where(
+            (OutboxMessage.to_addr == payment.payer_email)
+            & (OutboxMessage.kind == "receipt")
+            & OutboxMessage.message_id.contains(f".payment-{payment.id}@")
+        )
+        .order_by(OutboxMessage.id.desc())
+        .first()
+    )
+    return message.status if message else None
+
+
+def counts() -> dict:
+    """How many messages each status holds, plus `waiting` (not yet delivered)."""
+    by_status = dict(
+        OutboxMessage.select(OutboxMessage.status, fn.COUNT(OutboxMessage.id))
+        .group_by(OutboxMessage.status)
+        .tuples()
+    )
+    by_status["waiting"] = sum(by_status.get(s, 0) for s in WAITING)
+    return by_status
 
 
 def after_request(response):
@@ -100,67 +204,217 @@ def _deliver_in_thread(app, ids):
 
 
 def _claim(message: OutboxMessage, now) -> bool:
-    # A conditional update decides which worker sends a message; the claim lasts 5 minutes.
+    """Claim a due message for this worker (a conditional update: one worker wins); the
+    caller commits it before any SMTP. On success `message` holds the claim's deadline."""
+    lease = now + timedelta(seconds=_claim_seconds())
     claimed = (
         OutboxMessage.update(
-            next_attempt_at=now + timedelta(minutes=5),
-            attempts=OutboxMessage.attempts + 1,
+            status="sending", next_attempt_at=lease, attempts=OutboxMessage.attempts + 1
         )
         .where(
             (OutboxMessage.id == message.id)
             & (OutboxMessage.status == "queued")
-            & (OutboxMessage.next_attempt_at == message.next_attempt_at)
+            & (OutboxMessage.next_attempt_at <= now)
         )
         .execute()
     )
-    return claimed == 1
+    if claimed != 1:
+        return False
+    message.status, message.next_attempt_at = "sending", lease
+    message.attempts += 1
+    return True
+
+
+def _move(message: OutboxMessage, to: str, **fields) -> bool:
+    """Move a message this worker holds from its current status to `to`, in a short
+    transaction of its own; False when the claim was lost (expired and taken over)."""
+    with write_txn():
+        moved = (
+            OutboxMessage.update(status=to, **fields)
+            .where(
+                (OutboxMessage.id == message.id)
+                & (OutboxMessage.status == message.status)
+                & (OutboxMessage.next_attempt_at == message.next_attempt_at)
+            )
+            .execute()
+        )
+    if moved == 1:
+        message.status = to
+        message.next_attempt_at = fields.get("next_attempt_at", message.next_attempt_at)
+    return moved == 1
+
+
+def _record(write, *args, **kwargs):
+    """Write the result of a hand-over, retrying through a busy or lost database for about a
+    minute: a result that is never written leaves the message `uncertain`, not resent."""
+    for pause in (0.1, 0.5, 1, 2, 4, 8, 15, 30, None):
+        try:
+            return write(*args, **kwargs)
+        except (DatabaseError, InterfaceError):
+            if pause is None:
+                raise
+            log.warning("outbox: could not record a delivery result; retrying", exc_info=True)
+            if db.transaction_depth() == 0 and not db.is_closed():
+                db.close()  # a broken connection is replaced on the next try
+            time.sleep(pause)
+            db.connect(reuse_if_open=True)
+
+
+class LostClaim(Exception):
+    """Another worker took the message over before its hand-over began."""
+
+
+def recover(now=None) -> int:
+    """Claims whose deadline passed: `sending` goes back to the queue (the relay never got
+    the message), `handoff` becomes `uncertain` and waits for staff. Returns how many."""
+    now = now or utcnow()
+    with write_txn():
+        requeued = (
+            OutboxMessage.update(status="queued", next_attempt_at=now)
+            .where((OutboxMessage.status == "sending") & (OutboxMessage.next_attempt_at <= now))
+            .execute()
+        )
+        held = (
+            OutboxMessage.update(
+                status="uncertain",
+                last_error="Delivery uncertain: the worker handed this email to the mail "
+                "relay but never recorded the answer. Check with the recipient, or send it "
+                "again (it keeps its Message-ID).",
+            )
+            .where((OutboxMessage.status == "handoff") & (OutboxMessage.next_attempt_at <= now))
+            .execute()
+        )
+    if held:
+        log.warning("outbox: %s message(s) held as uncertain for staff", held)
+    return requeued + held
 
 
 def deliver_due(ids=None, limit: int = 50) -> int:
     """Send queued messages that are due (or the given ids); returns how many were sent."""
     now = utcnow()
+    if ids is None:
+        recover(now)
     query = OutboxMessage.select().where(
         (OutboxMessage.status == "queued") & (OutboxMessage.next_attempt_at <= now)
     )
     if ids is not None:
         query = query.where(OutboxMessage.id.in_(ids))
+    # Read whole before the first write (see the module docstring).
+    due = list(query.order_by(OutboxMessage.id).limit(limit))
     sent = 0
-    for message in query.order_by(OutboxMessage.id).limit(limit):
-        with write_txn():
-            if not _claim(message, now):
-                continue
+    for message in due:
         try:
-            message_id = send(message)
-        except Exception as exc:  # any SMTP or socket failure: retry later
-            _failed(message, exc)
+            with write_txn():
+                claimed = _claim(message, utcnow())
+        except Exception:  # a busy database: this message stays queued for the next pass
+            log.warning("outbox: could not claim message %s", message.id, exc_info=True)
             continue
-        with write_txn():
-            OutboxMessage.update(
-                status="sent", sent_at=utcnow(), message_id=message_id, last_error=""
-            ).where(OutboxMessage.id == message.id).execute()
-        sent += 1
+        if not claimed:
+            continue
+        sent += _deliver(message)
     return sent
 
 
-def _failed(message: OutboxMessage, exc: Exception) -> None:
-    config = current_app.config
-    attempts = message.attempts + 1
-    delay = timedelta(seconds=config["MAIL_RETRY_SECONDS"] * 2 ** (attempts - 1))
-    final = attempts >= config["MAIL_MAX_ATTEMPTS"]
-    log.warning("mail %s to %s failed (attempt %s): %s", message.id, message.to_addr, attempts, exc)
+def _deliver(message: OutboxMessage) -> int:
+    """Send one claimed message and record what happened; 1 if it was sent."""
+    try:
+        message_id = send(message, before_data=lambda: _handoff(message))
+    except LostClaim:
+        return 0
+    except Exception as exc:
+        _record(_failed, message, exc)
+        return 0
+    _record(_sent, message, message_id)
+    return 1
+
+
+def _handoff(message: OutboxMessage) -> None:
+    if not _record(_move, message, "handoff"):
+        raise LostClaim(message.id)
+
+
+def _sent(message: OutboxMessage, message_id: str) -> None:
+    # Also from `uncertain`: the claim expired while the relay was slow, and now it answered.
     with write_txn():
         OutboxMessage.update(
-            status="failed" if final else "queued",
-            next_attempt_at=utcnow() + delay,
-            last_error=f"{type(exc).__name__}: {exc}"[:1000],
-        ).where(OutboxMessage.id == message.id).execute()
+            status="sent", sent_at=utcnow(), message_id=message_id, last_error=""
+        ).where(
+            (OutboxMessage.id == message.id)
+            & OutboxMessage.status.in_(("sending", "handoff", "uncertain"))
+        ).execute()
+
+
+def permanent(exc: Exception) -> bool:
+    """A refusal for good: a 5xx answer about this message's sender, recipient or body."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(code >= 500 for code in codes)
+    if isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPDataError):
+        return exc.smtp_code >= 500
+    return isinstance(exc, smtplib.SMTPNotSupportedError)
+
+
+def _failed(message: OutboxMessage, exc: Exception) -> None:
+    now = utcnow()
+    error = f"{type(exc).__name__}: {exc}"[:1000]
+    after_body = getattr(exc, "after_body", False)
+    if after_body and not isinstance(exc, smtplib.SMTPResponseException):
+        status = "uncertain"  # the body went out and no answer came back
+        error = f"Delivery uncertain: no answer after the message was sent. {error}"[:1000]
+    elif permanent(exc):
+        status = "failed"
+    elif now - message.created_at >= timedelta(days=float(setting("MAIL_GIVE_UP_DAYS"))):
+        status = "failed"
+        error = f"Gave up after {message.attempts} attempts. {error}"[:1000]
+    else:
+        status = "queued"
+    first, cap = float(setting("MAIL_RETRY_SECONDS")), float(setting("MAIL_RETRY_MAX_SECONDS"))
+    delay = min(cap, first * 2 ** min(message.attempts - 1, 30))
+    log.warning(
+        "mail %s to %s: attempt %s %s: %s",
+        message.id,
+        message.to_addr,
+        message.attempts,
+        status,
+        exc,
+    )
+    with write_txn():
+        OutboxMessage.update(
+            status=status, next_attempt_at=now + timedelta(seconds=delay), last_error=error
+        ).where(
+            (OutboxMessage.id == message.id)
+            & OutboxMessage.status.in_(("sending", "handoff", "uncertain"))
+        ).execute()
 
 
 def retry(message_id: int) -> None:
-    """Put a failed message back in the queue, due now (inside the caller's transaction)."""
+    """Put a message back in the queue, due now (inside the caller's transaction)."""
     OutboxMessage.update(status="queued", next_attempt_at=utcnow(), attempts=0).where(
         OutboxMessage.id == message_id
     ).execute()
+
+
+def send_again(message_id: int, by) -> bool:
+    """Staff send a failed or uncertain email again (same Message-ID); audited, delivered
+    after this request commits. False when the message is in neither state."""
+    with write_txn():
+        message = OutboxMessage.get_or_none(
+            (OutboxMessage.id == message_id) & OutboxMessage.status.in_(RESENDABLE)
+        )
+        if message is None:
+            return False
+        retry(message.id)
+        audit.record(
+            "outbox.retried",
+            message,
+            actor=by,
+            to=message.to_addr,
+            kind=message.kind,
+            was=message.status,
+        )
+    if has_request_context():
+        g.setdefault("outbox_ids", []).append(message.id)
+    return True
 
 
 def build(message: OutboxMessage) -> EmailMessage:
@@ -169,7 +423,7 @@ def build(message: OutboxMessage) -> EmailMessage:
     email = EmailMessage()
     email["From"] = config["MAIL_FROM"]
     email["To"] = message.to_addr
-    email["Subject"] = message.subject
+    email["Subject"] = clean_header(message.subject)
     email["Date"] = format_datetime(message.created_at)
     email["Message-ID"] = message.message_id or make_msgid("outbox", domain=_mail_domain())
     email.set_content(message.body_text)
@@ -182,11 +436,47 @@ def _mail_domain() -> str:
     return parseaddr(current_app.config["MAIL_FROM"])[1].rpartition("@")[2] or "localhost"
 
 
-def send(message: OutboxMessage) -> str:
-    """Deliver one message over SMTP, or write it to `instance/outbox/` when no SMTP is set."""
+class _HandOver:
+    """What `send` adds to smtplib's client: a call just before `DATA` (the hand-over is
+    recorded), and a note of whether the body went out (an error after it is uncertain)."""
+
+    before_data = None
+    in_data = body_sent = False
+
+    def data(self, msg):
+        if self.before_data:
+            self.before_data()
+        self.in_data = True
+        try:
+            return super().data(msg)
+        finally:
+            self.in_data = False
+
+    def send(self, s):
+        if self.in_data and isinstance(s, bytes):  # the body (commands are str)
+            self.body_sent = True
+        return super().send(s)
+
+
+class _SMTP(_HandOver, smtplib.SMTP):
+    pass
+
+
+class _SMTPS(_HandOver, smtplib.SMTP_SSL):
+    pass
+
+
+def send(message: OutboxMessage, before_data=None) -> str:
+    """Deliver one message over SMTP, or write it to `instance/outbox/` when no SMTP is set.
+
+    `before_data` runs after the relay accepted the sender and recipients, just before the
+    message itself goes out; an exception raised after the body was sent has `after_body`.
+    """
     email = build(message)
     url = current_app.config["MAIL_URL"]
     if not url:
+        if before_data:
+            before_data()
         folder = Path(current_app.instance_path) / "outbox"
         folder.mkdir(exist_ok=True)
         (folder / f"{message.id:06d}.eml").write_bytes(bytes(email))
@@ -194,35 +484,26 @@ def send(message: OutboxMessage) -> str:
     parts = urlsplit(url)
     options = parse_qs(parts.query)
     host, port = parts.hostname or "localhost", parts.port
+    timeout = float(setting("MAIL_TIMEOUT_SECONDS"))
     if parts.scheme == "smtps":
-        smtp = smtplib.SMTP_SSL(host, port or 465, timeout=10, context=ssl.create_default_context())
+        context = ssl.create_default_context()
+        smtp = _SMTPS(host, port or 465, timeout=timeout, context=context)
     else:
-        smtp = smtplib.SMTP(host, port or 25, timeout=10)
-    with smtp:
+        smtp = _SMTP(host, port or 25, timeout=timeout)
+    smtp.before_data = before_data
+    try:
         if options.get("starttls", ["0"])[0] in ("1", "true", "yes"):
             smtp.starttls(context=ssl.create_default_context())
         if parts.username:
             smtp.login(unquote(parts.username), unquote(parts.password or ""))
         smtp.send_message(email)
+    except Exception as exc:
+        exc.after_body = smtp.body_sent
+        smtp.close()
+        raise
+    # Accepted: a relay that hangs up or stalls on QUIT changes nothing.
+    try:
+        smtp.quit()
+    except Exception:
+        smtp.close()
     return email["Message-ID"]
-
-
-def run_worker(interval: float = 5.0, once: bool = False) -> None:
-    """Deliver the outbox until stopped (the Procfile's `worker`)."""
-    while True:
-        opened = db.connect(reuse_if_open=True)
-        try:
-            sent = deliver_due()
-        except Exception:
-            if once:
-                raise
-            # A database hiccup must not stop the worker; it tries again after the pause.
-            log.exception("outbox delivery failed")
-            sent = 0
-        finally:
-            if opened and not db.is_closed():
-                db.close()
-        if once:
-            return
-        if not sent:
-            time.sleep(interval)
