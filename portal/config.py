@@ -45,6 +45,9 @@ class Defaults:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "doorstep_session"
+    # Force Secure, `__Host-`-prefixed cookies even when BASE_URL is not https (a TLS proxy
+    # in front of a portal configured with an http base URL); https base URLs imply it.
+    SECURE_COOKIES = False
     REMEMBER_COOKIE_DURATION = timedelta(days=1)
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
@@ -91,6 +94,10 @@ WEAK_KEYS = {"dev", "development", "secret", "changeme", "change-me", "please-ch
 MIN_KEY_LENGTH = 32
 
 
+def _truthy(value) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
 def finalize(app) -> None:
     """Fill in what depends on other values: secret key, database URL, cookie security."""
     config = app.config
@@ -107,9 +114,19 @@ def finalize(app) -> None:
     if not config.get("DATABASE_URL"):
         config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "portal.db")
     https = urlsplit(config["BASE_URL"]).scheme == "https"
-    if https:  # served over TLS: cookies never travel in clear (checklist D2)
-        config["SESSION_COOKIE_SECURE"] = config["REMEMBER_COOKIE_SECURE"] = True
+    if https:
         config["PREFERRED_URL_SCHEME"] = "https"
+    if https or _truthy(config.get("SECURE_COOKIES")):
+        # Served over TLS: cookies never travel in clear (checklist D1, D2). The `__Host-`
+        # prefix makes browsers refuse the cookie unless it is Secure, has path / and no
+        # Domain, so a sibling subdomain cannot plant or shadow the session.
+        config["SESSION_COOKIE_SECURE"] = config["REMEMBER_COOKIE_SECURE"] = True
+        config["SESSION_COOKIE_NAME"] = "__Host-session"
+        config["SESSION_COOKIE_PATH"] = "/"
+        config["SESSION_COOKIE_DOMAIN"] = None
+        config["REMEMBER_COOKIE_NAME"] = "__Host-remember_token"
+        config["REMEMBER_COOKIE_PATH"] = "/"
+        config["REMEMBER_COOKIE_DOMAIN"] = None
     if config["STAFF_MFA"] not in ("required", "optional", "off"):
         raise ValueError("PORTAL_STAFF_MFA must be required, optional or off")
     providers = config["PAYMENT_PROVIDERS"]

@@ -1,6 +1,7 @@
 """Page-or-fragment rendering, security headers, htmx assets and the template context."""
 
 from functools import lru_cache
+from urllib.parse import quote
 
 import markdown
 import nh3
@@ -80,14 +81,32 @@ def absolute_url(endpoint: str, **values) -> str:
     return current_app.config["BASE_URL"].rstrip("/") + url_for(endpoint, **values)
 
 
+# What a URL may keep as it is in a header: the reserved and unreserved characters of RFC
+# 3986 and `%` (an escape already made); everything else, non-ASCII first, is percent-encoded.
+URL_SAFE = "/:?#[]@!$&'()*+,;=%~-._"
+
+
+def header_url(url: str) -> str:
+    """`url` as a header value may carry it: HTTP headers are Latin-1 at best (gunicorn
+    refuses anything else and answers an empty 500), so `next=/invoices?q=Ü` or a path with
+    a space must be percent-encoded as UTF-8 before it reaches `HX-Redirect`, `HX-Location`
+    or `Location`."""
+    return quote(url, safe=URL_SAFE)
+
+
+def hx_redirect(url: str, status: int = 204):
+    """An empty answer that sends htmx to `url` with a full page load (`HX-Redirect`)."""
+    response = make_response("", status)
+    response.headers["HX-Redirect"] = header_url(url)
+    return response
+
+
 def redirect_to(url: str):
     """After a successful POST: 303 (post/redirect/get), or `HX-Redirect` for a targeted htmx
     request, whose swap would otherwise put a whole page inside a fragment (STYLE 12)."""
     if wants_fragment():
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = url
-        return response
-    return redirect(url, code=303)
+        return hx_redirect(url)
+    return redirect(header_url(url), code=303)
 
 
 def redirect_away(url: str):
@@ -95,10 +114,8 @@ def redirect_away(url: str):
     htmx request, boosted too, gets `HX-Redirect`, a full page load; a 303 would be followed
     by htmx's own request, which the Content-Security-Policy (connect-src 'self') blocks."""
     if request.headers.get("HX-Request") == "true":
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = url
-        return response
-    return redirect(url, code=303)
+        return hx_redirect(url)
+    return redirect(header_url(url), code=303)
 
 
 def security_headers(response):

@@ -314,6 +314,7 @@ def resend_invitation(user: PortalUser, by) -> PortalUser:
         user = _locked_user(user.id)
         if user.status != "invited":
             raise AccessProblem(None, "Only a login that is still invited can be sent again.")
+        _count_invitation(by, user.contact.customer_id)
         user.auth_stamp = new_stamp()
         user.invited_at = utcnow()
         user.save()
@@ -473,9 +474,33 @@ def request_access(values: dict) -> AccessRequest | None:
     return request_row
 
 
+def request_customer(row: AccessRequest) -> Customer | None:
+    """The customer an access request names: its contact's, else its account number's."""
+    contact = Contact.get_or_none(Contact.email == row.email)
+    if contact is not None:
+        return contact.customer
+    if row.account_number:
+        return Customer.get_or_none(Customer.account_number == row.account_number)
+    return None
+
+
+def email_domain(email: str) -> str:
+    return (email or "").rpartition("@")[2].strip().lower()
+
+
+def known_domains(customer_id: int) -> set[str]:
+    """The email domains a customer's contacts (and its own billing address) use."""
+    emails = [c.email for c in Contact.select(Contact.email).where(Contact.customer == customer_id)]
+    emails.append(Customer.get_by_id(customer_id).email)
+    return {email_domain(e) for e in emails if e}
+
+
 def approve_request(access_request: AccessRequest, by, customer: Customer | None = None):
     """Grant a requested login: the matching contact (or a new one under the customer with
-    the given account number) is invited with the default roles."""
+    the given account number) gets a login with the default roles. A customer with its own
+    company administrators decides itself (B4): the login waits for their approval, and they
+    are asked by email, exactly as for an invoice-verified registration; otherwise the
+    person is invited at once."""
     with write_txn():
         row = locked(AccessRequest.select().where(AccessRequest.id == access_request.id)).get()
         if row.status != "pending":
@@ -499,11 +524,28 @@ def approve_request(access_request: AccessRequest, by, customer: Customer | None
                 phone=row.phone,
             )
             audit.record("contact.created", contact, actor=by, source="access request")
-        user = _invite_in_txn(contact, settings.get("default_roles"), None, by)
+        admins = company_admins(contact.customer_id)
+        if admins:
+            user = PortalUser.get_or_none(PortalUser.contact == contact.id)
+            if user is not None and user.status in ("active", "pending"):
+                raise AccessProblem(
+                    None, f"{contact.full_name} already has a login ({STATUS_LABELS[user.status]})."
+                )
+            user = _await_company_admin(contact, admins, user)
+            audit.record(
+                "access.pending_company_admin",
+                user,
+                actor=by,
+                email=contact.email,
+                admins=[a.email for a in admins],
+                source="access request",
+            )
+        else:
+            user = _invite_in_txn(contact, settings.get("default_roles"), None, by)
         row.status = "approved"
         row.decided_at = utcnow()
         row.save()
-        audit.record("access.request_approved", row, actor=by, user=user.id)
+        audit.record("access.request_approved", row, actor=by, user=user.id, status=user.status)
     return user
 
 
@@ -604,32 +646,53 @@ def register(values: dict) -> str:
             )
             audit.record("contact.created", contact, source="self-registration")
         admins = company_admins(customer.id)
-        user = PortalUser.create(
-            contact=contact,
-            status="pending" if admins else "invited",
-            roles=",".join(r for r in PORTAL_ROLES if r in settings.get("default_roles")),
-            all_sites=True,
-            auth_stamp=new_stamp(),
-            invited_at=utcnow(),
-        )
+        if admins:
+            user = _await_company_admin(contact, admins)
+        else:
+            user = PortalUser.create(
+                contact=contact,
+                status="invited",
+                roles=",".join(r for r in PORTAL_ROLES if r in settings.get("default_roles")),
+                all_sites=True,
+                auth_stamp=new_stamp(),
+                invited_at=utcnow(),
+            )
         audit.record(
             "access.registered", user, invoice=invoice.number, email=email, status=user.status
         )
         if not admins:
             outbox.queue_template("registration", email, **_email_context(user, "register"))
             return "invited"
-        outbox.queue_template("registration_pending", email, **_email_context(user))
-        for admin in admins:
-            outbox.queue_template(
-                "registration_request",
-                admin.email,
-                admin_name=admin.contact.full_name,
-                name=contact.full_name,
-                email=email,
-                customer_name=customer.name,
-                link=absolute_url("company.index"),
-            )
         return "pending"
+
+
+def _await_company_admin(contact: Contact, admins: list[PortalUser], user=None) -> PortalUser:
+    """A login with the default roles that waits for the company's own administrators (B4):
+    the person is told it waits, every admin is asked by email. The one path for an
+    invoice-verified registration and a staff-approved access request alike; `user` is the
+    contact's existing (invited or deactivated) login, if any, which is reused."""
+    roles = ",".join(r for r in PORTAL_ROLES if r in settings.get("default_roles"))
+    if user is None:
+        user = PortalUser.create(contact=contact, status="pending", auth_stamp=new_stamp())
+    else:
+        user = _locked_user(user.id)
+    user.status = "pending"
+    user.auth_stamp = new_stamp()  # any invitation link sent before dies
+    user.invited_at = utcnow()
+    _write_scope(user, roles.split(","), None)
+    outbox.queue_template("registration_pending", contact.email, **_email_context(user))
+    customer = contact.customer
+    for admin in admins:
+        outbox.queue_template(
+            "registration_request",
+            admin.email,
+            admin_name=admin.contact.full_name,
+            name=contact.full_name,
+            email=contact.email,
+            customer_name=customer.name,
+            link=absolute_url("company.index"),
+        )
+    return user
 
 
 def company_admins(customer_id: int) -> list[PortalUser]:
@@ -846,18 +909,53 @@ def company_user(customer_id: int, user_id) -> PortalUser | None:
     )
 
 
-def invite_colleague(by: PortalUser, values: dict, roles, site_ids) -> PortalUser:
+class InvitationsThrottled(AccessProblem):
+    """The company sent as many invitations as the `invite-company` throttle allows."""
+
+    def __init__(self, until):
+        super().__init__(
+            None,
+            "Your company has sent many invitations recently. Try again after "
+            + until.strftime("%H:%M UTC")
+            + ", or ask us to send them.",
+        )
+        self.until = until
+
+
+def _count_invitation(by, customer_id: int) -> None:
+    """A company admin's invitation (or resend) counts against the company (B3); staff and
+    the importer are not limited. Raises InvitationsThrottled once the limit is reached."""
+    if is_staff(by):
+        return
+    key = str(customer_id)
+    until = throttle.locked_until("invite-company", key)
+    if until:
+        audit.record("access.invite_throttled", None, actor=by, customer=customer_id)
+        raise InvitationsThrottled(until)
+    throttle.fail("invite-company", key)
+
+
+def invite_colleague(by: PortalUser, values: dict, roles, site_ids) -> PortalUser | None:
     """A company admin invites someone by email: the contact is found or created in their own
-    company, and invited with roles within the admin's own."""
+    company, and invited with roles within the admin's own.
+
+    An address that belongs to another customer's contact is not invited, and the admin is
+    not told: the caller answers "invitation sent" either way, so the form cannot tell whose
+    address is whose (returns None; audited). Every try counts against the company's
+    `invite-company` limit."""
     customer_id = by.contact.customer_id
     email = auth_service.normalize_email(values["email"])
     with write_txn():
         _check_actor(by, customer_id)
+        roles = clean_roles(roles, by)
+        clean_sites(customer_id, site_ids, by)
+        _count_invitation(by, customer_id)
         contact = Contact.get_or_none(Contact.email == email)
         if contact is not None and contact.customer_id != customer_id:
-            raise AccessProblem(
-                "email", "This address cannot be invited here. Contact us and we will help."
+            audit.record(
+                "access.invite_other_company", contact, actor=by, email=email, customer=customer_id
             )
+            return None
         if contact is None:
             contact = Contact.create(
                 customer=customer_id,

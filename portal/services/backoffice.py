@@ -5,7 +5,6 @@ Each function is one unit of work in one `write_txn`; a `Problem` names the form
 person has to fix, so views can show it next to that field with a 422.
 """
 
-import csv
 import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -14,6 +13,7 @@ from flask import g, has_request_context
 from peewee import JOIN, fn
 from peewee import Case as SqlCase
 
+from .. import spreadsheet
 from ..db import locked, utcnow, write_txn
 from ..models import (
     AuditLog,
@@ -90,7 +90,9 @@ def paginate(query, number: int, size: int = PAGE_SIZE) -> Page:
 
 
 def _like(text: str) -> str:
-    return f"%{text.strip()}%"
+    """What a staff search looks for inside a column with `.contains()`, which escapes `%`,
+    `_` and `\\` (a search for "50%" finds "50%", not "500"): never a raw LIKE pattern."""
+    return text.strip()
 
 
 def _changes(obj, values: dict) -> dict:
@@ -130,12 +132,14 @@ def search_customers(q: str = ""):
     if q and q.strip():
         pattern = _like(q)
         people = Contact.select(Contact.customer).where(
-            (Contact.email**pattern) | (Contact.first_name**pattern) | (Contact.last_name**pattern)
+            Contact.email.contains(pattern)
+            | Contact.first_name.contains(pattern)
+            | Contact.last_name.contains(pattern)
         )
         query = query.where(
-            (Customer.account_number**pattern)
-            | (Customer.name**pattern)
-            | (Customer.email**pattern)
+            Customer.account_number.contains(pattern)
+            | Customer.name.contains(pattern)
+            | Customer.email.contains(pattern)
             | Customer.id.in_(people)
         )
     return query
@@ -287,7 +291,7 @@ def customer_suggestions(text: str, limit: int = 12) -> list:
     first = SqlCase(None, [(starts, 0)], 1)
     return list(
         Customer.select(Customer.id, Customer.account_number, Customer.name)
-        .where(starts | (Customer.name ** _like(text)))
+        .where(starts | Customer.name.contains(_like(text)))
         .order_by(first, Customer.name, Customer.id)
         .limit(limit)
     )
@@ -309,7 +313,7 @@ def find_customer(text: str):
         return exact[0], ""
     named = list(
         Customer.select()
-        .where(Customer.name ** _like(text))
+        .where(Customer.name.contains(_like(text)))
         .order_by(Customer.name, Customer.id)
         .limit(6)
     )
@@ -365,9 +369,9 @@ def search_invoices(q: str = "", state: str = "", today=None):
     if q and q.strip():
         pattern = _like(q)
         query = query.where(
-            (Invoice.number**pattern)
-            | (Customer.name**pattern)
-            | (Customer.account_number**pattern)
+            Invoice.number.contains(pattern)
+            | Customer.name.contains(pattern)
+            | Customer.account_number.contains(pattern)
         )
     balance = Invoice.balance_expr()
     if state == "open":
@@ -563,12 +567,12 @@ def search_payments(q="", status="", flagged=False, posted="", start=None, end=N
     if q and q.strip():
         pattern = _like(q)
         query = query.where(
-            (Payment.receipt_number**pattern)
-            | (Payment.provider_reference**pattern)
-            | (Payment.payer_email**pattern)
-            | (Payment.payer_name**pattern)
-            | (Customer.name**pattern)
-            | (Customer.account_number**pattern)
+            Payment.receipt_number.contains(pattern)
+            | Payment.provider_reference.contains(pattern)
+            | Payment.payer_email.contains(pattern)
+            | Payment.payer_name.contains(pattern)
+            | Customer.name.contains(pattern)
+            | Customer.account_number.contains(pattern)
         )
     if status:
         query = query.where(Payment.status == status)
@@ -601,14 +605,6 @@ EXPORT_COLUMNS = [
     "payer_name",
     "payer_email",
 ]
-
-
-def _cell(value) -> str:
-    # A cell starting with = + - @ is a formula to a spreadsheet (CSV injection): quote it.
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
 
 
 def _export_rows(payments: list[Payment]) -> list[list[str]]:
@@ -647,12 +643,12 @@ def _export_rows(payments: list[Payment]) -> list[list[str]]:
             )
         if p.unapplied_cents:
             rows.append(head + ["credit", "", to_decimal(p.unapplied_cents), "0.00"] + tail)
-    return [[_cell(v) for v in row] for row in rows]
+    return rows
 
 
 def _csv(rows: list[list[str]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = spreadsheet.writer(buffer, lineterminator="\r\n")  # text neutralised (G6)
     writer.writerow(EXPORT_COLUMNS)
     writer.writerows(rows)
     return buffer.getvalue()
@@ -753,7 +749,7 @@ def search_audit(action="", actor="", object_type="", object_id="", start=None, 
     if action:
         query = query.where(AuditLog.action.startswith(action.strip()))
     if actor:
-        query = query.where(AuditLog.actor_label ** _like(actor))
+        query = query.where(AuditLog.actor_label.contains(_like(actor)))
     if object_type:
         query = query.where(fn.LOWER(AuditLog.object_type) == object_type.strip().lower())
     if object_id:

@@ -196,8 +196,8 @@ def staff_search(q: str = "", status: str = "open"):
         query = query.where(Case.status == status)
     q = (q or "").strip()
     if q:
-        like = f"%{q}%"
+        # `.contains()` escapes `%` and `_`: "50%" finds only "50%".
         query = query.join(Customer).where(
-            Case.number.ilike(like) | Case.subject.ilike(like) | Customer.name.ilike(like)
+            Case.number.contains(q) | Case.subject.contains(q) | Customer.name.contains(q)
         )
     return query

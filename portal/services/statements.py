@@ -7,14 +7,13 @@ invoice reached the portal) count as a credit on the invoice's issue date, so th
 balance as of today always equals what the invoices still owe.
 """
 
-import csv
 import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from peewee import fn
 
-from .. import clock, money
+from .. import clock, money, spreadsheet
 from ..models import Invoice, Payment, PaymentApplication, Refund
 from . import billing
 
@@ -336,7 +335,7 @@ def _account_money(user, result: Statement, lines: list, start: date, end: date)
 def statement_csv(result: Statement) -> str:
     """The statement as CSV: opening row, one row per line, closing row."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = spreadsheet.writer(buffer)  # every text cell neutralised (G6)
     writer.writerow(["date", "type", "reference", "description", "debit", "credit", "balance"])
     writer.writerow(
         [
@@ -355,7 +354,7 @@ def statement_csv(result: Statement) -> str:
                 line.day.isoformat(),
                 line.kind,
                 line.reference,
-                billing._csv_safe(line.description),
+                line.description,
                 money.to_decimal(line.debit) if line.debit else "",
                 money.to_decimal(line.credit) if line.credit else "",
                 money.to_decimal(line.balance),

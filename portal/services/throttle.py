@@ -42,6 +42,8 @@ RULES = {
     "register-ip": Rule(10, timedelta(hours=1), timedelta(hours=1), 30),
     "reset-ip": Rule(10, timedelta(hours=1), timedelta(hours=1), 50),
     "request-ip": Rule(5, timedelta(hours=1), timedelta(hours=1), 20),
+    # Invitations a company's own administrators send (and resend), per company (B3).
+    "invite-company": Rule(20, timedelta(hours=1), timedelta(hours=1), 50),
 }
 
 

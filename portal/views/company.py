@@ -10,6 +10,7 @@ from ..forms import ActionForm
 from ..forms.access import InviteForm, UserAccessForm
 from ..models import Site
 from ..services import access
+from ..services import auth as auth_service
 from ..web import redirect_to, render
 
 bp = Blueprint("company", __name__, url_prefix="/company")
@@ -74,11 +75,17 @@ def new():
     if request.method == "POST" and form.validate():
         roles, sites = _scope_from(form)
         try:
-            user = access.invite_colleague(current_user, form.data, roles, sites)
+            access.invite_colleague(current_user, form.data, roles, sites)
+        except access.InvitationsThrottled as problem:
+            _field_error(form, problem)
+            return render("company/new.html", block="form", status=429, form=form)
         except access.AccessProblem as problem:
             _field_error(form, problem)
         else:
-            flash(f"Invitation sent to {user.email}.", "success")
+            # The same words whether or not the address could be invited here (another
+            # customer's contact is not): the form reveals nothing about other companies.
+            email = auth_service.normalize_email(form.email.data)
+            flash(f"Invitation sent to {email}.", "success")
             return redirect_to(url_for("company.index"))
     status = 422 if request.method == "POST" else 200
     return render("company/new.html", block="form", status=status, form=form)

@@ -1,14 +1,14 @@
 """The requests queue: access requests and self-registrations waiting for staff."""
 
-from flask import Blueprint, abort, flash, url_for
+from flask import Blueprint, abort, flash, request, url_for
 from wtforms import StringField
 from wtforms.validators import Length, Optional
 
 from ...forms import ActionForm
 from ...models import AccessRequest, Contact, Customer, PortalUser
 from ...services import access
-from ...services.backoffice import Problem
-from ...web import redirect_to, render
+from ...services.backoffice import Problem, paginate
+from ...web import page_number, redirect_to, render
 from ._common import get_or_404, guard, me
 
 bp = Blueprint("staff_queue", __name__, url_prefix="/staff/requests")
@@ -27,18 +27,46 @@ class RejectForm(ActionForm):
     note = StringField("Note to the person (optional)", validators=[Optional(), Length(max=500)])
 
 
+# The queue is paged: a flood of guest requests must not make one page megabytes long.
+QUEUE_PAGE_SIZE = 25
+
+
+def _request_facts(rows) -> dict:
+    """For each access request: the customer it names, that customer's company admins
+    (who will approve the login), and whether the address's domain matches none of the
+    customer's contacts (a stranger asking for someone else's account stands out)."""
+    facts = {}
+    for row in rows:
+        customer = access.request_customer(row)
+        if customer is None:
+            facts[row.id] = {"customer": None, "admins": [], "strange_domain": False}
+            continue
+        domain = access.email_domain(row.email)
+        facts[row.id] = {
+            "customer": customer,
+            "admins": access.company_admins(customer.id),
+            "strange_domain": domain not in access.known_domains(customer.id),
+            "domain": domain,
+        }
+    return facts
+
+
 def _page(status=200, errors=None):
-    requests_ = list(
+    requests_ = paginate(
         AccessRequest.select()
         .where(AccessRequest.status == "pending")
-        .order_by(AccessRequest.created_at)
+        .order_by(AccessRequest.created_at, AccessRequest.id),
+        page_number(),
+        QUEUE_PAGE_SIZE,
     )
-    registrations = list(
+    registrations = paginate(
         PortalUser.select(PortalUser, Contact, Customer)
         .join(Contact)
         .join(Customer)
         .where(PortalUser.status == "pending")
-        .order_by(PortalUser.created_at)
+        .order_by(PortalUser.created_at, PortalUser.id),
+        _number("rpage"),
+        QUEUE_PAGE_SIZE,
     )
     decided = list(
         AccessRequest.select()
@@ -50,11 +78,19 @@ def _page(status=200, errors=None):
         "staff/queue/index.html",
         status=status,
         requests=requests_,
+        facts=_request_facts(requests_.rows),
         registrations=registrations,
         decided=decided,
         errors=errors or {},
         action_form=ActionForm(),
     )
+
+
+def _number(name: str) -> int:
+    try:
+        return max(1, int(request.args.get(name, "1")))
+    except ValueError:
+        return 1
 
 
 @bp.get("/")
@@ -76,10 +112,17 @@ def approve_request(request_id):
         if customer is None:
             return _page(422, {row.id: "No customer has this account number."})
     try:
-        access.approve_request(row, me(), customer=customer)
+        user = access.approve_request(row, me(), customer=customer)
     except Problem as problem:
         return _page(422, {row.id: problem.message})
-    flash(f"{row.name} is invited to the portal.", "success")
+    if user.status == "pending":
+        flash(
+            f"{row.name} now waits for the approval of {user.contact.customer.name}'s "
+            "company administrators, who are told by email.",
+            "success",
+        )
+    else:
+        flash(f"{row.name} is invited to the portal.", "success")
     return redirect_to(url_for("staff_queue.index"))
 
 
