@@ -14,6 +14,17 @@ from playhouse.db_url import connect as connect_url
 db = DatabaseProxy()
 
 
+# How long a statement outside a web request (the worker, imports and migrations from the
+# command line) waits for SQLite's write lock; web requests wait DATABASE_LOCK_TIMEOUT.
+BACKGROUND_BUSY_TIMEOUT_MS = 60_000
+
+# Web requests: seconds to wait for a lock (PostgreSQL `lock_timeout`, SQLite's busy timeout)
+# and for one statement (PostgreSQL `statement_timeout`); 0 waits forever. A request that
+# runs out answers 503 + Retry-After (errors.py) instead of holding its thread while a lock
+# is held elsewhere. `PORTAL_DATABASE_LOCK_TIMEOUT`, `PORTAL_DATABASE_STATEMENT_TIMEOUT`.
+WEB_TIMEOUTS = {"DATABASE_LOCK_TIMEOUT": 5, "DATABASE_STATEMENT_TIMEOUT": 30}
+
+
 def sqlite_pragmas(synchronous: str = "full") -> dict:
     """Pragmas for every SQLite connection: WAL, enforced foreign keys, durable commits."""
     return {
@@ -21,7 +32,7 @@ def sqlite_pragmas(synchronous: str = "full") -> dict:
         "foreign_keys": 1,
         "synchronous": synchronous,
         "cache_size": -32000,
-        "busy_timeout": 10000,
+        "busy_timeout": BACKGROUND_BUSY_TIMEOUT_MS,
     }
 
 
@@ -43,7 +54,9 @@ def open_database(url: str, *, synchronous: str = "full", max_connections: int =
             check_same_thread=False,
         )
     if url.startswith("sqlite:"):
-        return connect_url(url, pragmas=sqlite_pragmas(synchronous), timeout=10)
+        return connect_url(
+            url, pragmas=sqlite_pragmas(synchronous), timeout=BACKGROUND_BUSY_TIMEOUT_MS / 1000
+        )
     if url.startswith(("postgres://", "postgresql://")):
         scheme, rest = url.split("://", 1)
         return connect_url(
@@ -105,18 +118,55 @@ def init_app(app) -> None:
             max_connections=app.config["DATABASE_MAX_CONNECTIONS"],
         )
     )
-    app.before_request(_connect)
+    for name, seconds in WEB_TIMEOUTS.items():
+        app.config.setdefault(name, seconds)
+    limits = web_timeouts_sql(
+        app.config["DATABASE_URL"],
+        lock=app.config["DATABASE_LOCK_TIMEOUT"],
+        statement=app.config["DATABASE_STATEMENT_TIMEOUT"],
+    )
+
+    def connect() -> None:
+        if request.endpoint not in NO_CONNECTION:
+            db.connect(reuse_if_open=True)
+            db.execute_sql(limits)
+
+    app.before_request(connect)
     app.teardown_appcontext(_close)
+
+
+def _milliseconds(seconds) -> int:
+    value = float(seconds)
+    if value < 0:
+        raise ValueError("database timeouts are seconds, 0 or more")
+    return round(value * 1000)
+
+
+def web_timeouts_sql(url: str, *, lock, statement) -> str:
+    """The statement that limits a pooled connection's waits for the web request that checked
+    it out. Set per request (one round trip, no parsing on SQLite): the same pool serves no
+    one else in a web process, and the worker and the command line never run it, so their
+    imports and migrations wait as long as they need."""
+    if is_sqlite_url(url):
+        # SQLite has no statement timeout; its busy timeout bounds the wait for the write lock.
+        return f"PRAGMA busy_timeout = {_milliseconds(lock)}"
+    return (
+        f"SET lock_timeout = {_milliseconds(lock)}; "
+        f"SET statement_timeout = {_milliseconds(statement)}"
+    )
+
+
+def lift_statement_timeout() -> None:
+    """Inside a `write_txn`: no statement timeout until it ends (PostgreSQL `SET LOCAL`), for
+    work bounded by its input rather than by the clock (an uploaded import and its commit).
+    The lock timeout stays: waiting on someone else's lock is still refused."""
+    if not is_sqlite():
+        db.execute_sql("SET LOCAL statement_timeout = 0")
 
 
 # Static files never touch the database; the health checks answer (or open their own
 # connection) when it is down.
 NO_CONNECTION = {"static", "health.live", "health.ready"}
-
-
-def _connect() -> None:
-    if request.endpoint not in NO_CONNECTION:
-        db.connect(reuse_if_open=True)
 
 
 def _close(exc) -> None:

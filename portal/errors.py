@@ -8,11 +8,12 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from peewee import InterfaceError, OperationalError
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .request_ids import request_id
 from .services.health import database_unavailable
-from .web import render
+from .web import render, wants_fragment
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,29 @@ def handle_database(error: Exception):
     if not database_unavailable(error):
         return handle_unexpected(error)
     log.error("database unavailable, reference %s: %s", request_id(), error)
-    # The page template reads the settings from the database: the bare page it is.
-    response = _bare_page(503, request_id())
+    return _unavailable()
+
+
+def handle_pool_exhausted(error: MaxConnectionsExceeded):
+    """Every pooled connection stayed busy past the pool's wait: the database is not
+    answering fast enough, which is a 503 like a lock timeout, not a bug."""
+    log.error("database unavailable, reference %s: %s", request_id(), error)
+    return _unavailable()
+
+
+def _unavailable():
+    """503 + Retry-After. The page template reads the settings from the database, which is
+    what failed: the bare page it is, or for a targeted htmx request a notice alone (htmx
+    swaps no error answer; the page's script shows a notice instead, STYLE 9)."""
+    if wants_fragment():
+        notice = (
+            '<div class="flash flash-error" role="alert">'
+            f"{escape(TITLES[503])}. Please try again in a few seconds.</div>"
+        )
+        response = make_response(notice, 503)
+        response.vary.add("HX-Request")
+    else:
+        response = _bare_page(503, request_id())
     response.headers["Retry-After"] = str(RETRY_AFTER)
     return response
 
@@ -151,4 +173,5 @@ def init_app(app) -> None:
     app.register_error_handler(InternalServerError, handle_unexpected)
     app.register_error_handler(OperationalError, handle_database)
     app.register_error_handler(InterfaceError, handle_database)
+    app.register_error_handler(MaxConnectionsExceeded, handle_pool_exhausted)
     app.register_error_handler(Exception, handle_unexpected)
