@@ -10,6 +10,7 @@ capped so that at least one cent is still paid.
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -42,12 +43,47 @@ def parse_quantity(text: str, zero: bool = False) -> int:
     return int(value * 1000)
 
 
-def parse_amount(text: str) -> int:
-    """`"1,234.50"` -> 123450; rejects negatives, exponents, NaN and sub-cent fractions."""
+CURRENCY_NAMES = {"USD": "US dollars", "EUR": "euros", "GBP": "pounds sterling"}
+# What may stand before or after the number: a symbol or a currency code.
+_MARKED = re.compile(r"^(?P<pre>[^\d.,\s-]*)\s*(?P<number>.*?)\s*(?P<post>[^\d.,\s]*)$", re.S)
+
+
+def _currency_of(mark: str) -> str | None:
+    """The currency a typed symbol or code names ("€", "eur" -> "EUR"), or None."""
+    for code, symbol in SYMBOLS.items():
+        if mark == symbol or mark.upper() == code:
+            return code
+    return None
+
+
+def _looks_like_currency(mark: str) -> bool:
+    return any(unicodedata.category(c) == "Sc" for c in mark) or (
+        len(mark) == 3 and mark.isascii() and mark.isalpha()
+    )
+
+
+def parse_amount(text: str, currency: str | None = None) -> int:
+    """`"1,234.50"` -> 123450; rejects negatives, exponents, NaN and sub-cent fractions.
+
+    A symbol or code before or after the number must be `currency`'s own (`$10` on a USD
+    invoice); another currency's is refused with a message saying so, never ignored (A10).
+    Without `currency`, any symbol of `SYMBOLS` passes (staff and import amounts).
+    """
     raw = (text or "").strip()
-    for symbol in SYMBOLS.values():
-        raw = raw.removeprefix(symbol)
-    raw = raw.strip()
+    parts = _MARKED.match(raw)
+    marks = [m for m in (parts.group("pre"), parts.group("post")) if m] if parts else []
+    if len(marks) > 1 or (marks and not parts.group("number")):
+        raise AmountError("Enter an amount like 1250.00")
+    if marks:
+        named = _currency_of(marks[0])
+        if currency is not None and named != currency and (named or _looks_like_currency(marks[0])):
+            raise AmountError(
+                f"This invoice is in {CURRENCY_NAMES.get(currency, currency)}: "
+                f"enter the amount in {currency}, without {marks[0]}."
+            )
+        if named is None:
+            raise AmountError("Enter an amount like 1250.00")
+        raw = parts.group("number")
     if not _AMOUNT.match(raw):
         raise AmountError("Enter an amount like 1250.00")
     try:

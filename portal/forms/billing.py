@@ -5,7 +5,14 @@ The list's ticked invoices and per-invoice amounts are dynamic inputs (`invoice`
 """
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, RadioField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    RadioField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from ..services import settings
@@ -46,6 +53,9 @@ class CheckoutForm(FlaskForm):
     )
     provider = RadioField("Payment method", validators=[DataRequired("Choose how to pay.")])
     accept_terms = BooleanField("I accept the payment terms", validators=[payment_terms_accepted])
+    # The payer key of the page this form was rendered on (`payments.page_key`): two clicks
+    # of one form are one payment, even a browser's first (I2).
+    page_key = HiddenField()
 
 
 class QuestionForm(FlaskForm):

@@ -1,7 +1,7 @@
 """Quick-pay forms: the lookup, the payment, and the pay-link request."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, RadioField, StringField
+from wtforms import BooleanField, EmailField, HiddenField, RadioField, StringField
 from wtforms.validators import DataRequired, Email, Length, ValidationError
 
 from ..money import AmountError, parse_amount
@@ -30,13 +30,15 @@ class PayLinkForm(FlaskForm):
 
 
 class AmountField(StringField):
-    """A money amount typed by a person, parsed to integer cents (`.cents`)."""
+    """A money amount typed by a person, parsed to integer cents (`.cents`). `currency` is
+    the invoice's: its own symbol is accepted, another currency's is refused (A10)."""
 
     cents = None
+    currency = None
 
     def pre_validate(self, form):
         try:
-            self.cents = parse_amount(self.data or "")
+            self.cents = parse_amount(self.data or "", self.currency)
         except AmountError as exc:
             self.cents = None
             raise ValidationError(str(exc)) from exc
@@ -62,3 +64,4 @@ class PayForm(FlaskForm):
     )
     provider = RadioField("Payment method", validators=[DataRequired("Choose how to pay.")])
     accept_terms = BooleanField("I accept the payment terms", validators=[payment_terms_accepted])
+    page_key = HiddenField()  # see forms.billing.CheckoutForm.page_key

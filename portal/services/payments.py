@@ -15,14 +15,30 @@ Every payment path (guest quick pay, signed-in billing, staff confirming a chequ
 An attempt is recorded with its idempotency key before any provider is called (I2), provider
 calls happen outside database transactions, and an invoice has at most one open attempt at a
 time: its rows are locked while an attempt starts (I3).
+
+Lock order, everywhere: the invoices (in id order, `_lock_invoices`), then the attempt and its
+items, then the payment, and the customer row last (`_figures_changed`). Anything that
+changes an attempt takes its invoices first, so two payers can never deadlock (J6).
+
+Contention (issue 15): a newer attempt never cancels an older one whose payer is at the
+provider. It asks the provider to end that session and reads back what became of it: only
+a session the provider confirms unpaid is cancelled; a paid one is applied; one the provider
+cannot answer for means the invoice is being paid right now (IN_PROGRESS). Money that
+arrives for an attempt cancelled anyway is applied, or kept as credit (never lost). An offline
+payment is recorded in the same transaction that opens its attempt.
+
+Double clicks are recognised by the payer key of the page the form was rendered on
+(`page_key`), a signed hidden field, so two clicks of a browser's first payment are one.
 """
 
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from flask import has_request_context, session
+from flask import current_app, g, has_request_context, session
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from peewee import IntegrityError
 
 from .. import clock, money
@@ -172,10 +188,40 @@ def covered_message(payable) -> str:
     )
 
 
+# How long a rendered pay form's payer key is honoured.
+PAGE_KEY_AGE = timedelta(hours=12)
+
+
+def _page_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="doorstep.pay-form")
+
+
+def page_key() -> str:
+    """The payer key for a pay form being rendered (a signed hidden field): minted with the
+    page, so two clicks of the same form, even a browser's first payment, are one payer."""
+    payer = session.setdefault("payer", secrets.token_hex(16))
+    return _page_serializer().dumps(payer)
+
+
+def use_page_key(token: str | None) -> bool:
+    """Take the payer key from the submitted form for this request's checkout; False (and
+    the session's key is used) when the token is missing, forged or stale."""
+    try:
+        payer = _page_serializer().loads(token or "", max_age=PAGE_KEY_AGE.total_seconds())
+    except (BadSignature, TypeError, ValueError):
+        return False
+    if not isinstance(payer, str) or not payer:
+        return False
+    g.payment_owner = payer
+    session.setdefault("payer", payer)
+    return True
+
+
 def _owner() -> str:
-    """Who is paying, so a double click reuses their attempt but a stranger's never is."""
+    """Who is paying, so a double click reuses their attempt but a stranger's never is: the
+    key of the page the form came from, else this browser's session."""
     if has_request_context():
-        return session.setdefault("payer", uuid.uuid4().hex)
+        return g.get("payment_owner") or session.setdefault("payer", secrets.token_hex(16))
     return "system"
 
 
@@ -205,12 +251,13 @@ def checkout(
         chosen = providers.get(provider)
     except KeyError:
         raise PaymentError("provider", "Choose how you want to pay.") from None
-    result = plan(lines, settings or portal_settings.load())
+    settings = settings or portal_settings.load()
+    result = plan(lines, settings)
     for allocation in result.allocations:
         if allocation.invoice.customer_id != customer.id:
             raise PaymentError("invoices", "Those invoices cannot be paid together.")
     attempt = _open_attempt(
-        customer, result, chosen.name, payer_name, payer_email, portal_user, guest
+        customer, result, chosen.name, payer_name, payer_email, portal_user, guest, settings
     )
     _remember(attempt)
     try:
@@ -234,7 +281,7 @@ def checkout(
             # made, so that session may have escaped their cancel: cancel it here.
             _provider_cancel(attempt)
             raise PaymentError("invoices", IN_PROGRESS)
-    else:
+    elif attempt.status == "pending":  # an offline attempt is recorded as it opens
         record_offline(attempt)
     return Checkout(attempt, url)
 
@@ -244,7 +291,14 @@ def _fingerprint(provider: str, owner: str, lines) -> str:
     return f"{provider}|{owner}|" + ",".join(sorted(f"{i}:{a}:{d}" for i, a, d in lines))
 
 
-def _open_attempt(customer, result, provider, payer_name, payer_email, portal_user, guest):
+def _same_payment(attempt, wanted: str) -> bool:
+    lines = [(i.invoice_id, i.amount_cents, i.discount_cents) for i in attempt.items]
+    return _fingerprint(attempt.provider, attempt.owner, lines) == wanted
+
+
+def _open_attempt(
+    customer, result, provider, payer_name, payer_email, portal_user, guest, settings=None
+):
     owner = _owner()
     wanted = _fingerprint(
         provider,
@@ -252,8 +306,10 @@ def _open_attempt(customer, result, provider, payer_name, payer_email, portal_us
         [(a.invoice.id, a.amount_cents, a.discount_cents) for a in result.allocations],
     )
     invoice_ids = [a.invoice.id for a in result.allocations]
-    for _ in range(3):  # a concurrent insert of the same open item retries and then reuses
-        superseded = []
+    # A concurrent insert of the same open item retries and then reuses; an attempt at the
+    # provider is withdrawn there and looked at again.
+    for _ in range(4):
+        superseded, at_provider = [], []
         try:
             with write_txn():
                 _lock_invoices(invoice_ids)
@@ -267,15 +323,18 @@ def _open_attempt(customer, result, provider, payer_name, payer_email, portal_us
                         )
                     )
                 )
-                for attempt in {item.attempt.id: item.attempt for item in open_items}.values():
-                    same = _fingerprint(
-                        attempt.provider,
-                        attempt.owner,
-                        [(i.invoice_id, i.amount_cents, i.discount_cents) for i in attempt.items],
-                    )
+                others = {item.attempt.id: item.attempt for item in open_items}.values()
+                for attempt in others:
                     live = attempt.status in OPEN_STATES and attempt.expires_at > utcnow()
-                    if same == wanted and live:
+                    if live and _same_payment(attempt, wanted):
                         return attempt  # a double click: same payer, same payment
+                at_provider = [a for a in others if a.status == "redirected"]
+                if at_provider:
+                    # Its payer may be paying right now: never cancelled on our word alone.
+                    raise _AtProvider
+                for attempt in others:
+                    # Not yet handed to its payer: the checkout that started it sees this
+                    # and cancels its provider session before anyone can pay there.
                     _set_status(attempt, "cancelled", reason="superseded by a newer attempt")
                     superseded.append(attempt)
                 now = utcnow()
@@ -295,11 +354,10 @@ def _open_attempt(customer, result, provider, payer_name, payer_email, portal_us
                         )
                     )
                     for attempt in recent:
-                        lines = [
-                            (i.invoice_id, i.amount_cents, i.discount_cents) for i in attempt.items
-                        ]
-                        if _fingerprint(attempt.provider, attempt.owner, lines) == wanted:
+                        if _same_payment(attempt, wanted):
                             return attempt
+                if settings is not None:
+                    _replan_under_lock(result, settings)
                 attempt = PaymentAttempt.create(
                     key=str(uuid.uuid4()),
                     provider=provider,
@@ -335,12 +393,62 @@ def _open_attempt(customer, result, provider, payer_name, payer_email, portal_us
                     amount_cents=result.amount_cents,
                     invoices=invoice_ids,
                 )
+                if provider == "offline":
+                    # Recorded in the same transaction: nobody can cancel it in between.
+                    _record_offline_locked(attempt)
         except IntegrityError:
+            continue
+        except _AtProvider:
+            for attempt in at_provider:
+                event = _withdraw(attempt)
+                if event is None:
+                    raise PaymentError("invoices", IN_PROGRESS) from None
+                apply_event(event)  # cancelled as the provider confirmed, or its money applied
             continue
         for old in superseded:
             _provider_cancel(old)
         return attempt
     raise PaymentError("invoices", IN_PROGRESS)
+
+
+class _AtProvider(Exception):
+    """An open attempt of these invoices has its payer at the provider (rolls back)."""
+
+
+def _withdraw(attempt) -> Event | None:
+    """Ask the provider to end an attempt's session, then what became of it: an Event once
+    the provider says it is finished (cancelled, declined or paid), None while it cannot
+    say (the payer may be paying right now). Outside any transaction."""
+    provider = providers.PROVIDERS.get(attempt.provider)
+    if provider is None:
+        return None
+    try:
+        provider.cancel(attempt)
+        event = provider.fetch(attempt)
+    except Exception:  # the provider is down: nobody can know, so nothing is cancelled
+        log.exception("could not withdraw the provider session of attempt %s", attempt.key)
+        return None
+    if event is None or event.status == "open":
+        return None
+    return event
+
+
+def _replan_under_lock(result: Plan, settings: dict) -> None:
+    """Check the plan again against the invoices as they are now (locked): a payer who
+    raced another one is told the truth (nothing left, or less) instead of paying twice."""
+    ids = [a.invoice.id for a in result.allocations]
+    fresh = {i.id: i for i in Invoice.select().where(Invoice.id.in_(ids))}
+    again = plan(
+        [(fresh[a.invoice.id], a.amount_cents) for a in result.allocations],
+        dict(settings, minimum_partial_cents=0),
+    )
+    before = [(a.invoice.id, a.amount_cents, a.discount_cents) for a in result.allocations]
+    after = [(a.invoice.id, a.amount_cents, a.discount_cents) for a in again.allocations]
+    if before != after:
+        raise PaymentError(
+            "amount",
+            "The invoice changed while you were paying. Look at what is due now and try again.",
+        )
 
 
 def _lock_invoices(invoice_ids) -> None:
@@ -391,8 +499,19 @@ def _set_status(attempt, target: str, reason: str = "") -> bool:
     return True
 
 
+def _lock_invoices_of(key: str) -> None:
+    """Lock the invoices of the attempt with this key (the first step of the lock order)."""
+    _lock_invoices(
+        i.invoice_id
+        for i in PaymentAttemptItem.select(PaymentAttemptItem.invoice)
+        .join(PaymentAttempt)
+        .where(PaymentAttempt.key == key)
+    )
+
+
 def _transition(key: str, target: str, reason: str = "") -> bool:
     with write_txn():
+        _lock_invoices_of(key)
         attempt = locked(PaymentAttempt.select().where(PaymentAttempt.key == key)).get()
         return _set_status(attempt, target, reason)
 
@@ -417,19 +536,36 @@ def _new_payment(attempt, provider: str, reference: str, status: str) -> Payment
     )
 
 
+NOT_RECORDED = (
+    "Another payment for this invoice was started at the same moment, so yours was not "
+    "recorded and you owe nothing for it. Look at what is due now and try again."
+)
+
+
 def record_offline(attempt) -> Payment:
-    """An offline promise to pay: a pending Payment staff confirm when the money arrives."""
+    """An offline promise to pay: a pending Payment staff confirm when the money arrives.
+    Raises PaymentError when the attempt is no longer open (another payer's checkout
+    cancelled it): nothing is recorded and the payer is told so."""
     with write_txn():
+        _lock_invoices_of(attempt.key)
         attempt = locked(PaymentAttempt.select().where(PaymentAttempt.id == attempt.id)).get()
-        existing = Payment.get_or_none(Payment.attempt == attempt.id)
-        if existing:
-            return existing
-        payment = _new_payment(attempt, "offline", f"offline:{attempt.key}", "pending")
-        _set_status(attempt, "offline")
-        _figures_changed(attempt.customer_id)
-        _email(payment, attempt, "payment_pending")
-        audit.record("payment.offline_recorded", payment, amount_cents=payment.amount_cents)
-        return payment
+        return _record_offline_locked(attempt)
+
+
+def _record_offline_locked(attempt) -> Payment:
+    """`record_offline` inside the caller's transaction, its invoices and attempt locked."""
+    existing = Payment.get_or_none(Payment.attempt == attempt.id)
+    if existing:
+        return existing
+    if attempt.status != "pending":
+        log.info("attempt %s is %s: offline payment not recorded", attempt.key, attempt.status)
+        raise PaymentError("invoices", NOT_RECORDED)
+    payment = _new_payment(attempt, "offline", f"offline:{attempt.key}", "pending")
+    _set_status(attempt, "offline")
+    _figures_changed(attempt.customer_id)
+    _email(payment, attempt, "payment_pending")
+    audit.record("payment.offline_recorded", payment, amount_cents=payment.amount_cents)
+    return payment
 
 
 def _figures_changed(customer_id: int) -> None:
@@ -444,12 +580,7 @@ def _figures_changed(customer_id: int) -> None:
 def apply_event(event: Event) -> Payment | None:
     """Apply what a provider reported, exactly once; returns the Payment for a success."""
     with write_txn():
-        _lock_invoices(
-            i.invoice_id
-            for i in PaymentAttemptItem.select(PaymentAttemptItem.invoice)
-            .join(PaymentAttempt)
-            .where(PaymentAttempt.key == event.attempt_key)
-        )
+        _lock_invoices_of(event.attempt_key)
         attempt = locked(
             PaymentAttempt.select().where(PaymentAttempt.key == event.attempt_key)
         ).get_or_none()
@@ -1089,8 +1220,14 @@ def reconcile(grace: timedelta = timedelta(minutes=2)) -> int:
             apply_event(event)
             changed += 1
         elif attempt.expires_at <= now:
-            _provider_cancel(attempt)
-            changed += _transition(attempt.key, "expired", "nobody finished the checkout")
+            # Expired only once the provider confirms nobody paid; a payment it reports
+            # instead is applied (issue 15).
+            event = _withdraw(attempt)
+            if event is not None and event.status in ("succeeded", "processing"):
+                apply_event(event)
+                changed += 1
+            elif event is not None or attempt.status == "pending":
+                changed += _transition(attempt.key, "expired", "nobody finished the checkout")
     return changed
 
 

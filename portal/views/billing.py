@@ -3,11 +3,13 @@
 from flask import Blueprint, Response, abort, flash, request, url_for
 from flask_login import current_user
 from werkzeug.routing import BuildError
+from wtforms.fields.choices import SelectChoice
 
 from .. import money
 from ..auth import customer_required
 from ..forms import ActionForm
 from ..forms.billing import CheckoutForm, QuestionForm, SelectionForm
+from ..ids import from_public_id
 from ..security import unseal
 from ..services import (
     billing,
@@ -34,14 +36,35 @@ def _print_url():
     return {"print_url": url_for(request.endpoint, **args)}
 
 
+def _invoice_id(value) -> int | None:
+    """An invoice id from a form value: the public id the forms carry (E3), or a plain
+    number from a page rendered before they did; the services scope it either way (E2)."""
+    found = from_public_id("invoice", value)
+    if found is None and isinstance(value, str) and value.isdigit() and len(value) < 19:
+        found = int(value)
+    return found
+
+
+def _ticked() -> list[int]:
+    values = request.form.getlist("invoice")[: billing.MAX_SELECTED]
+    return [i for i in (_invoice_id(v) for v in values) if i is not None]
+
+
 def _typed_amounts(ids) -> dict:
-    return {i: request.form.get(f"amount-{i}") for i in ids}
+    """Invoice id -> the amount typed for it (`amount-<public id>`)."""
+    typed = {}
+    for key, value in request.form.items():
+        if key.startswith("amount-"):
+            invoice_id = _invoice_id(key.removeprefix("amount-"))
+            if invoice_id is not None:
+                typed[invoice_id] = value
+    return {i: typed.get(i) for i in ids}
 
 
 def _list_context(params, form=None, preview=None):
     counts = billing.status_counts(current_user)
     page = billing.invoice_page(current_user, params, counts=counts)
-    ticked = billing.parse_ids(request.form.getlist("invoice")) if request.method == "POST" else []
+    ticked = _ticked() if request.method == "POST" else []
     on = billing.today()
     suggested = {i.id: billing.suggested(i, on) for i in page.items}
     return {
@@ -90,13 +113,33 @@ def export():
 def _preview(form, default="selected"):
     """Recompute the selection (or the one amount) from the submitted pay form."""
     values = settings.load()
-    ids = billing.parse_ids(request.form.getlist("invoice"))
+    ids = _ticked()
     action = request.form.get("action", default)
     if action == "all":
         return billing.preview_all(current_user)
     if action == "amount" or (action == "total" and (form.pay_amount.data or "").strip()):
-        return billing.preview_amount(current_user, form.pay_amount.data or "", ids, values)
-    return billing.preview_selected(current_user, ids, _typed_amounts(ids), values)
+        text = form.pay_amount.data or ""
+        preview = billing.preview_amount(current_user, text, ids, values)
+        if preview.rows:
+            _refuse_other_currency(text, preview.currency, preview.errors)
+        return preview
+    typed = _typed_amounts(ids)
+    preview = billing.preview_selected(current_user, ids, typed, values)
+    for row in preview.rows:
+        errors = []
+        _refuse_other_currency(typed.get(row.invoice.id), row.invoice.currency, errors)
+        row.error = errors[0] if errors else row.error
+    return preview
+
+
+def _refuse_other_currency(text, currency: str, errors: list) -> None:
+    """A symbol of another currency typed into an amount is refused next to it, never
+    ignored (`€10` on a USD invoice, checklist A10)."""
+    try:
+        money.parse_amount(text or "0", currency)
+    except money.AmountError as exc:
+        if currency in str(exc):
+            errors.append(str(exc))
 
 
 @bp.post("/total")
@@ -111,17 +154,20 @@ def total():
 
 def _checkout_form(preview=None):
     form = CheckoutForm()
-    form.provider.choices = [(p.name, p.label) for p in providers.enabled()]
+    choices = [SelectChoice(p.name, p.label) for p in providers.enabled()]
     if saved_methods.enabled():
-        form.provider.choices += [
-            (f"saved-{m.id}", f"{m.label} (saved card)")
+        choices += [
+            SelectChoice(f"saved-{m.id}", f"{m.label} (saved card)")
             for m in saved_methods.methods_for(current_user.contact.customer_id)
         ]
+    form.provider.choices = choices
     if request.method == "POST" and "payer_email" not in request.form:
         form.payer_name.data = current_user.display_name
         form.payer_email.data = current_user.email
-        if len(form.provider.choices) == 1:
-            form.provider.data = form.provider.choices[0][0]
+        if len(choices) == 1:
+            form.provider.data = choices[0].value
+    if not payments.use_page_key(form.page_key.data):
+        form.page_key.data = payments.page_key()
     return form
 
 
@@ -146,10 +192,13 @@ def review():
 def _confirmed_pairs():
     pairs = []
     for raw in request.form.getlist("line")[: billing.MAX_SELECTED]:
-        invoice_id, _, cents = raw.partition(":")
+        public, _, cents = raw.partition(":")
+        invoice_id = _invoice_id(public)
         try:
-            pairs.append((int(invoice_id), int(cents)))
+            pairs.append((invoice_id, int(cents)))
         except ValueError:
+            abort(400)
+        if invoice_id is None:
             abort(400)
     return pairs
 
@@ -301,9 +350,10 @@ def credit():
     typed = None
     if request.method == "POST":
         typed = {
-            int(key.removeprefix("amount-")): value
+            invoice_id: value
             for key, value in request.form.items()
-            if key.startswith("amount-") and key.removeprefix("amount-").isdigit()
+            if key.startswith("amount-")
+            and (invoice_id := _invoice_id(key.removeprefix("amount-"))) is not None
         }
     plan = billing.credit_plan(current_user, typed)
     form = ActionForm()

@@ -1,6 +1,7 @@
 """Quick pay: a guest finds an invoice by number and quick-pay code, and pays it."""
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
+from wtforms.fields.choices import SelectChoice
 
 from .. import money
 from ..filters import datetimefmt
@@ -89,16 +90,20 @@ def _pay_context(invoice, form, due):
     }
 
 
-def _pay_form(due) -> PayForm:
+def _pay_form(invoice, due) -> PayForm:
     form = PayForm()
-    form.provider.choices = [(p.name, p.label) for p in providers.enabled()]
+    choices = [SelectChoice(p.name, p.label) for p in providers.enabled()]
+    form.provider.choices = choices
+    form.amount.currency = invoice.currency
+    if not payments.use_page_key(form.page_key.data):
+        form.page_key.data = payments.page_key()
     if not settings.get("partial_payments"):
         # Not the payer's to choose: whatever was posted, the payment clears the invoice.
         form.amount.data = str(money.to_decimal(due["clears"]))
     elif request.method == "GET":
         form.amount.data = str(money.to_decimal(due["clears"]))
-    if request.method == "GET" and len(form.provider.choices) == 1:
-        form.provider.data = form.provider.choices[0][0]
+    if request.method == "GET" and len(choices) == 1:
+        form.provider.data = choices[0].value
     return form
 
 
@@ -116,7 +121,7 @@ def show():
     if invoice is None:
         return redirect(url_for("quickpay.new"))
     due = _due(invoice)
-    return render("quickpay/show.html", **_pay_context(invoice, _pay_form(due), due))
+    return render("quickpay/show.html", **_pay_context(invoice, _pay_form(invoice, due), due))
 
 
 @bp.post("/invoice")
@@ -127,7 +132,7 @@ def pay():
     if invoice is None:
         return redirect_to(url_for("quickpay.new"))
     due = _due(invoice)
-    form = _pay_form(due)
+    form = _pay_form(invoice, due)
     if form.validate():
         try:
             checkout = payments.checkout(
