@@ -33,6 +33,7 @@ from ..models import (
 )
 from ..money import to_decimal
 from ..security import hash_code, hash_secret, new_quick_pay_code, new_stamp, normalize_code, seal
+from ..validators import CONTROL_MESSAGE, has_control_characters
 from . import audit, figures, outbox
 from .auth import end_all_sessions, normalize_email, set_password
 
@@ -145,6 +146,27 @@ def search_customers(q: str = ""):
     return query
 
 
+# Fields of customers, sites and contacts that reach email headers and subjects (a name in
+# "To:", a company name in a subject): no control characters (B9; portal/validators.py).
+PLAIN_FIELDS = (
+    "account_number",
+    "name",
+    "email",
+    "site_code",
+    "first_name",
+    "last_name",
+    "phone",
+)
+
+
+def _check_plain(values: dict) -> None:
+    """Refuse a control character in any single-line field, next to that field."""
+    for name in PLAIN_FIELDS:
+        value = values.get(name)
+        if isinstance(value, str) and has_control_characters(value):
+            raise Problem(name, CONTROL_MESSAGE)
+
+
 def _check_account_number(number: str, exclude_id=None) -> None:
     query = Customer.select().where(Customer.account_number == number)
     if exclude_id:
@@ -155,6 +177,7 @@ def _check_account_number(number: str, exclude_id=None) -> None:
 
 def create_customer(values: dict, by) -> Customer:
     """Create a customer account; audited."""
+    _check_plain(values)
     with write_txn():
         _check_account_number(values["account_number"])
         customer = Customer.create(**values)
@@ -164,6 +187,7 @@ def create_customer(values: dict, by) -> Customer:
 
 def update_customer(customer: Customer, values: dict, by) -> dict:
     """Change a customer's details or account-class options; audited old -> new."""
+    _check_plain(values)
     with write_txn():
         _check_account_number(values["account_number"], exclude_id=customer.id)
         changed = _changes(customer, values)
@@ -187,6 +211,7 @@ def _check_site_code(customer_id: int, code: str, exclude_id=None) -> None:
 
 def create_site(customer: Customer, values: dict, by) -> Site:
     """Add a site to a customer; audited."""
+    _check_plain(values)
     with write_txn():
         _check_site_code(customer.id, values["site_code"])
         site = Site.create(customer=customer, **values)
@@ -196,6 +221,7 @@ def create_site(customer: Customer, values: dict, by) -> Site:
 
 def update_site(site: Site, values: dict, by) -> dict:
     """Change a site; audited old -> new."""
+    _check_plain(values)
     with write_txn():
         _check_site_code(site.customer_id, values["site_code"], exclude_id=site.id)
         changed = _changes(site, values)
@@ -230,6 +256,7 @@ def _check_email(email: str | None, exclude_id=None) -> None:
 
 def create_contact(customer: Customer, values: dict, by) -> Contact:
     """Add a contact to a customer; audited (the caller then calls `access.contact_created`)."""
+    _check_plain(values)
     with write_txn():
         values = _contact_values(customer.id, values)
         _check_email(values["email"])
@@ -247,6 +274,7 @@ def create_contact(customer: Customer, values: dict, by) -> Contact:
 
 def update_contact(contact: Contact, values: dict, by) -> dict:
     """Change a contact (its email is also its portal login); audited old -> new."""
+    _check_plain(values)
     with write_txn():
         values = _contact_values(contact.customer_id, values)
         _check_email(values["email"], exclude_id=contact.id)

@@ -10,6 +10,7 @@ from peewee import fn
 
 from ..db import prepared, utcnow, write_txn
 from ..models import Case, CaseMessage, Customer, PortalUser, SalesOrder
+from ..validators import has_control_characters
 from ..web import absolute_url
 from . import audit, counters, orders, outbox
 
@@ -26,7 +27,11 @@ STATUS_LABELS = {
 
 def create_case(user, subject: str, body: str, invoice=None, order=None) -> Case:
     """Open a case for the user's company (linked to an invoice or order they can see)."""
-    subject = " ".join((subject or "").split())[:255]
+    # The view refuses control characters next to the field (B9); a caller that did not
+    # check (the invoice question box) still never stores one in a future email subject.
+    subject = " ".join(
+        "".join(" " if has_control_characters(ch) else ch for ch in subject or "").split()
+    )[:255]
     with write_txn():
         now = utcnow()
         site_id = None

@@ -26,6 +26,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from ..db import write_txn
 from ..filters import datefmt, datetimefmt, money
 from ..models import Setting
+from ..validators import CONTROL_MESSAGE, has_control_characters
 from ..web import absolute_url
 from . import audit, outbox, settings
 
@@ -697,6 +698,8 @@ def validate(kind: str, subject: str, body: str) -> tuple[str, str]:
         raise TemplateProblem("subject", "Write a subject line.")
     if "\n" in subject or "\r" in subject:
         raise TemplateProblem("subject", "The subject must be a single line.")
+    if has_control_characters(subject):
+        raise TemplateProblem("subject", CONTROL_MESSAGE)
     if len(subject) > MAX_SUBJECT:
         raise TemplateProblem("subject", f"Keep the subject under {MAX_SUBJECT} characters.")
     if not body.strip():

@@ -9,6 +9,7 @@ from ..forms.cases import CaseForm, ReplyForm
 from ..ids import from_public_id
 from ..services import billing, cases
 from ..services.backoffice import paginate
+from ..validators import refuse_control_characters
 from ..web import choice, page_number, redirect_to, render
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -50,7 +51,8 @@ def new():
     if request.method == "GET" and (invoice or order) is not None:
         about = f"invoice {invoice.number}" if invoice is not None else f"order {order.number}"
         form.subject.data = f"Question about {about}"
-    if request.method == "POST" and form.validate():
+    # The subject becomes the subject of every email about the case (B9).
+    if request.method == "POST" and form.validate() and refuse_control_characters(form, "subject"):
         case = cases.create_case(
             current_user, form.subject.data, form.body.data, invoice=invoice, order=order
         )
