@@ -1232,13 +1232,58 @@ def reconcile(grace: timedelta = timedelta(minutes=2)) -> int:
 
 
 def attempt_for_viewer(key: str, user=None) -> PaymentAttempt | None:
-    """An attempt the current browser started, or one of the signed-in user's company."""
+    """An attempt the current browser or the signed-in login started, or one paying at
+    least one invoice that a login of the same company may see (the invoices role, and its
+    sites when it is limited to some: E2). Anything else is None (a 404)."""
     attempt = PaymentAttempt.get_or_none(PaymentAttempt.key == key)
     if attempt is None:
         return None
-    if has_request_context() and key in session.get("attempts", []):
+    if _started_here(attempt, user):
         return attempt
-    if user is not None and user.is_authenticated and not user.is_staff:
-        if attempt.customer_id == user.contact.customer_id:
+    if _customer_login(user) and attempt.customer_id == user.contact.customer_id:
+        if user.has_role("invoices") and visible_items(attempt, user):
             return attempt
     return None
+
+
+def _customer_login(user) -> bool:
+    return user is not None and getattr(user, "is_authenticated", False) and not user.is_staff
+
+
+def _started_here(attempt, user) -> bool:
+    """This browser started the attempt, or this portal login did."""
+    if has_request_context() and attempt.key in session.get("attempts", []):
+        return True
+    return _customer_login(user) and attempt.portal_user_id == user.id
+
+
+def visible_items(attempt, user=None) -> list:
+    """The attempt's lines the viewer may see: every line for whoever started it and for a
+    login of the whole account; a site-limited login sees its sites' invoices only (E2)."""
+    items = list(
+        PaymentAttemptItem.select(PaymentAttemptItem, Invoice)
+        .join(Invoice)
+        .where(PaymentAttemptItem.attempt == attempt.id)
+        .order_by(Invoice.due_date, Invoice.id)
+    )
+    if _started_here(attempt, user) or not _customer_login(user) or user.site_ids is None:
+        return items
+    sites = set(user.site_ids)
+    return [item for item in items if item.invoice.site_id in sites]
+
+
+def lines_for_viewer(attempt, payment, user=None) -> dict:
+    """What the status page shows of an attempt: `items` and their `applications` that the
+    viewer may see, whether that is the `whole` payment, and `shown_cents`: the payment's
+    amount, or for a site-limited login only the sum of its sites' lines (E2)."""
+    items = visible_items(attempt, user)
+    applications = {a.invoice_id: a for a in payment.applications} if payment else {}
+    whole = len(items) == attempt.items.count()
+    if whole:
+        shown = payment.amount_cents if payment else attempt.amount_cents
+    else:
+        applications = {
+            i.invoice_id: applications[i.invoice_id] for i in items if i.invoice_id in applications
+        }
+        shown = sum(applications.get(i.invoice_id, i).amount_cents for i in items)
+    return {"items": items, "applications": applications, "whole": whole, "shown_cents": shown}

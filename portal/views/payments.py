@@ -28,14 +28,12 @@ def status(key):
     """The attempt's status read from our database (never from the redirect's word, I7)."""
     attempt = _attempt_or_404(key)
     payment = Payment.get_or_none(Payment.attempt == attempt.id)
-    items = list(attempt.items)
     return render(
         "payments/status.html",
         block="status",
         attempt=attempt,
         payment=payment,
-        items=items,
-        applications={a.invoice_id: a for a in payment.applications} if payment else {},
+        **payments.lines_for_viewer(attempt, payment, current_user),
         provider_label=providers.PROVIDER_LABELS.get(attempt.provider, attempt.provider),
         can_cancel=payments.may_cancel(payment, current_user),
         action_form=ActionForm(),
