@@ -34,6 +34,17 @@ def find_portal_user(email: str) -> PortalUser | None:
     )
 
 
+def find_portal_user_by_id(user_id: int) -> PortalUser | None:
+    """A portal user with its contact and customer."""
+    return (
+        PortalUser.select(PortalUser, Contact, Customer)
+        .join(Contact)
+        .join(Customer)
+        .where(PortalUser.id == user_id)
+        .first()
+    )
+
+
 def find_staff_user(email: str) -> StaffUser | None:
     """The staff user with this email."""
     return StaffUser.get_or_none(StaffUser.email == normalize_email(email))

@@ -1,15 +1,20 @@
 """My account: profile and time zone, password, and what this login may do, in plain words."""
 
-from flask import Blueprint, abort, flash, request, url_for
+from flask import Blueprint, abort, flash, request, session, url_for
 from flask_login import current_user
 
 from ..auth import customer_required
 from ..forms import ActionForm
 from ..forms.access import ChangePasswordForm, ProfileForm
+from ..forms.auth import TwoStepCodeForm
+from ..forms.two_step import CompanyRuleForm, CurrentPasswordForm
 from ..models import PortalUser
-from ..services import access, saved_methods, settings
+from ..security import seal, unseal
+from ..services import access, passkeys, saved_methods, settings
+from ..services import auth as auth_service
+from ..services import two_step as two_step_service
 from ..web import redirect_away, redirect_to, render
-from .auth import sign_in
+from .auth import authenticator_context, full_load, json_answer, sign_in
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -18,7 +23,7 @@ def _profile_form(**kwargs) -> ProfileForm:
     return ProfileForm(business_zone=settings.get("time_zone"), **kwargs)
 
 
-def _page(profile=None, password=None, status=200, block=None, card_error=""):
+def _page(profile=None, password=None, status=200, block=None, card_error="", security=None):
     user = current_user
     return render(
         "account/index.html",
@@ -30,6 +35,7 @@ def _page(profile=None, password=None, status=200, block=None, card_error=""):
         permissions=access.permissions_in_words(user),
         role_labels=access.ROLE_LABELS,
         **_methods_context(user, card_error),
+        **_security_context(user, **(security or {})),
     )
 
 
@@ -96,7 +102,7 @@ def remove_card():
 @customer_required()
 def index():
     """Profile, password and permissions."""
-    return _page()
+    return full_load() or _page()
 
 
 @bp.post("/profile")
@@ -127,3 +133,183 @@ def password():
     response = sign_in(user, url_for("account.index"))
     flash("Your password is changed. Every other browser was signed out.", "success")
     return response
+
+
+# --- sign-in security: two-step sign-in -----------------------------------------------------
+
+SECURITY = "#sign-in-security"
+
+
+def _security_context(user, password_form=None, rule_form=None) -> dict:
+    """The login's second steps, its recovery codes and, for a company admin, the rule."""
+    customer_id = user.contact.customer_id
+    required = two_step_service.company_requires(customer_id)
+    return {
+        "two_step": {
+            "app": two_step_service.has_authenticator(user),
+            "passkeys": passkeys.passkeys_of(user),
+            "codes_left": two_step_service.recovery_codes_left(user),
+            "required": required,
+            "can_require": user.has_role("company_admin"),
+        },
+        "security_password_form": password_form or CurrentPasswordForm(formdata=None),
+        "rule_form": rule_form or CompanyRuleForm(formdata=None, required=required),
+    }
+
+
+def _password_ok(form) -> bool:
+    """The login's own password, typed again (failures count like sign-in failures)."""
+    if not form.validate():
+        return False
+    result = auth_service.authenticate(current_user.email, form.password.data)
+    if result.user is not None and result.user.id == current_user.id:
+        return True
+    form.password.errors = [
+        "That is not your password (or there were too many tries; wait a while)."
+    ]
+    return False
+
+
+def _would_leave_none(user, removing_app: bool = False, removing_passkey: bool = False) -> bool:
+    """Whether a removal leaves no second step while the company requires one."""
+    if not two_step_service.company_requires(user.contact.customer_id):
+        return False
+    app = two_step_service.has_authenticator(user) and not removing_app
+    keys = len(passkeys.passkeys_of(user)) - (1 if removing_passkey else 0)
+    return not app and keys <= 0
+
+
+REQUIRED_NOTICE = (
+    "Your company requires two-step sign-in: add another passkey or an authenticator app "
+    "before you remove this one."
+)
+APP_SECRET = "_account_totp"
+
+
+@bp.route("/two-step/app", methods=["GET", "POST"])
+@customer_required()
+def authenticator():
+    """Set up an authenticator app: scan the QR code, prove it with a code."""
+    user = current_user
+    if two_step_service.has_authenticator(user):
+        return redirect_to(url_for("account.index") + SECURITY)
+    secret = unseal(session.get(APP_SECRET, ""))
+    if not secret:
+        secret = two_step_service.new_secret()
+        session[APP_SECRET] = seal(secret)
+    form = TwoStepCodeForm()
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.validate():
+            result = two_step_service.check_code(user, form.code.data, secret=secret)
+            if result.ok:
+                session.pop(APP_SECRET, None)
+                flash(_enabled_notice(user, "Your authenticator app is on."), "success")
+                return redirect_to(url_for("account.index") + SECURITY)
+            form.code.errors = [
+                "Too many wrong codes. Wait a while and try again."
+                if result.locked_until
+                else "That code did not match. Type the code your app shows now."
+            ]
+            status = 429 if result.locked_until else 422
+    return render(
+        "account/two_step_app.html",
+        block="form",
+        status=status,
+        form=form,
+        user=user,
+        **authenticator_context(secret, user.email),
+    )
+
+
+def _enabled_notice(user, first: str) -> str:
+    if two_step_service.recovery_codes_left(user):
+        return first
+    return first + " Now create your recovery codes, for the day it is not at hand."
+
+
+@bp.post("/two-step/app/off")
+@customer_required()
+def authenticator_off():
+    """Remove the authenticator app (the password first)."""
+    form = CurrentPasswordForm()
+    if not _password_ok(form):
+        return _page(status=422, security={"password_form": form})
+    if _would_leave_none(current_user, removing_app=True):
+        flash(REQUIRED_NOTICE, "error")
+    else:
+        two_step_service.turn_off_authenticator(current_user)
+        flash("Your authenticator app is removed.", "success")
+    return redirect_to(url_for("account.index") + SECURITY)
+
+
+@bp.post("/passkeys/options")
+@customer_required()
+def passkey_options():
+    """Options for adding a passkey to this login (read by static/passkeys.js)."""
+    return passkeys.registration_options(current_user), 200, {"Content-Type": "application/json"}
+
+
+@bp.post("/passkeys")
+@customer_required()
+def add_passkey():
+    """The browser's new passkey, verified and kept."""
+    if not request.is_json:
+        abort(400)
+    body = passkeys.parse(request.get_data())
+    try:
+        passkeys.register(current_user, body.get("credential") or {}, body.get("name", ""))
+    except passkeys.PasskeyError as exc:
+        return json_answer(error=str(exc), status=422)
+    flash(_enabled_notice(current_user, "Your passkey is added."), "success")
+    return json_answer(url_for("account.index") + SECURITY)
+
+
+@bp.post("/passkeys/remove")
+@customer_required()
+def remove_passkey():
+    """Remove one of this login's passkeys (the password first)."""
+    form = CurrentPasswordForm()
+    if not _password_ok(form):
+        return _page(status=422, security={"password_form": form})
+    credential_id = request.form.get("passkey", "")
+    if not any(p.credential_id == credential_id for p in passkeys.passkeys_of(current_user)):
+        abort(404)
+    if _would_leave_none(current_user, removing_passkey=True):
+        flash(REQUIRED_NOTICE, "error")
+    else:
+        removed = passkeys.remove(current_user, credential_id)
+        flash(f"The passkey “{removed.name}” is removed.", "success")
+    return redirect_to(url_for("account.index") + SECURITY)
+
+
+@bp.post("/two-step/codes")
+@customer_required()
+def recovery_codes():
+    """New recovery codes (the old ones stop working), shown this once."""
+    form = CurrentPasswordForm()
+    if not _password_ok(form):
+        return _page(status=422, security={"password_form": form})
+    if not two_step_service.has_two_step(current_user):
+        abort(404)
+    codes = two_step_service.new_recovery_codes(current_user)
+    return render("account/two_step_codes.html", codes=codes)
+
+
+@bp.post("/two-step/company")
+@customer_required(role="company_admin")
+def company_rule():
+    """A company admin requires (or stops requiring) two-step sign-in of every login."""
+    form = CompanyRuleForm()
+    if not form.validate():
+        abort(400)
+    if two_step_service.set_company_rule(current_user, bool(form.required.data)):
+        flash(
+            "Every login of your company now signs in with two steps; those without one set "
+            "it up at their next sign-in."
+            if form.required.data
+            else "Two-step sign-in is now each login's own choice.",
+            "success",
+        )
+    return redirect_to(url_for("account.index") + SECURITY)

@@ -11,7 +11,7 @@ from ..services import access
 from ..services import auth as auth_service
 from ..services.ratelimit import guest_limit
 from ..web import redirect_to, render
-from .auth import TERMS_NEEDED, sign_in
+from .auth import TERMS_NEEDED, sign_in_or_second_step
 
 bp = Blueprint("password", __name__)
 
@@ -72,7 +72,8 @@ def set_password_view(purpose: str):
                     "success",
                 )
                 return redirect_to(url_for("auth.login"))
-            response = sign_in(done, url_for("home.index"))
+            # A second step the login has, or its company requires, comes first.
+            response = sign_in_or_second_step(done, url_for("home.index"))
             flash(
                 f"Welcome, {done.contact.first_name or done.display_name}! Your login is ready.",
                 "success",

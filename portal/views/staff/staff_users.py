@@ -1,13 +1,14 @@
-"""Back-office logins (staff admins): create, change role, set a password, deactivate."""
+"""Back-office logins (staff admins): create, change role, set a password, deactivate; and
+resetting a customer login's two-step sign-in."""
 
-from flask import Blueprint, flash, request, url_for
+from flask import Blueprint, abort, flash, request, url_for
 
 from ...auth import fresh_required
 from ...forms import ActionForm
 from ...forms.staff import StaffCreateForm, StaffEditForm, StaffPasswordForm
-from ...models import StaffUser
+from ...models import PortalUser, StaffUser
 from ...services import auth as auth_service
-from ...services import backoffice, two_step
+from ...services import backoffice, passkeys, two_step
 from ...services.backoffice import Problem
 from ...web import redirect_to, render
 from ._common import attach, get_or_404, guard, me
@@ -115,3 +116,38 @@ def reset_two_step(user_id):
     two_step.reset(user, me())
     flash("Two-step sign-in reset; their sessions have ended.", "success")
     return redirect_to(url_for("staff_users.edit", user_id=user.id))
+
+
+@bp.get("/customer-two-step")
+def customer_two_step():
+    """Find a customer login by its email, to reset its two-step sign-in."""
+    email = auth_service.normalize_email(request.args.get("email", ""))[:320]
+    user = auth_service.find_portal_user(email) if email else None
+    methods = None
+    if user is not None:
+        methods = {
+            "app": two_step.has_authenticator(user),
+            "passkeys": len(passkeys.passkeys_of(user)),
+            "codes": two_step.recovery_codes_left(user),
+            "required": two_step.company_requires(user.contact.customer_id),
+        }
+    return render(
+        "staff/users/customer_two_step.html",
+        email=email,
+        user=user,
+        methods=methods,
+        action_form=ActionForm(),
+    )
+
+
+@bp.post("/customer-two-step/<int:user_id>/reset")
+@fresh_required
+def reset_customer_two_step(user_id):
+    """Forget a customer login's authenticator app, passkeys and recovery codes (a lost
+    phone): its sessions end, the customer is emailed, and it is in the audit log."""
+    user = get_or_404(PortalUser, user_id)
+    if not ActionForm().validate():
+        abort(400)
+    two_step.reset(user, me())
+    flash(f"Two-step sign-in of {user.email} reset; they were emailed.", "success")
+    return redirect_to(url_for("staff_users.customer_two_step", email=user.email))
