@@ -135,6 +135,7 @@ def _summary(user, on: date) -> dict:
         overdue_count=sum(counts[1:]),
         overdue=sum(amounts[1:]),
         buckets=[(key, label, values[key]) for key, label in BUCKETS],
+        bucket_counts={key: count for (key, _), count in zip(BUCKETS, counts, strict=True)},
         pending=figures.pending_total(Invoice.for_user(user, Invoice.id)),
         # Credit belongs to the company, not a site: a site-limited login does not see it.
         credit=0

@@ -5,7 +5,7 @@ from flask_login import current_user
 
 from ..auth import customer_required
 from ..services import billing, providers, statements
-from ..web import render
+from ..web import page_number, render
 
 bp = Blueprint("statements", __name__, url_prefix="/statements")
 statements_required = customer_required("statements", "statements")
@@ -26,6 +26,9 @@ def index():
     """The statement for a date range (a GET form, so the URL is shareable and printable)."""
     start, end, errors = statements.parse_range(request.args)
     result = None if errors else statements.statement(current_user, start, end)
+    # A page of lines at a time, with the balance brought and carried forward; the CSV has
+    # every line of the range.
+    lines = statements.statement_page(result, page_number()) if result else None
     return render(
         "statements/index.html",
         block="statement",
@@ -34,6 +37,7 @@ def index():
         end=end,
         errors=errors,
         result=result,
+        lines=lines,
         customer=current_user.customer,
         raw={k: request.args.get(k, "") for k in ("start", "end")},
     )
@@ -58,8 +62,9 @@ def export():
 @bp.get("/aging")
 @statements_required
 def aging():
-    """Open invoices by days past due."""
-    report = statements.aging(current_user)
+    """Open invoices by days past due: every group's total and first invoices, or one
+    group's invoices a page at a time (`?bucket=d1_30&page=2`)."""
+    report = statements.aging(current_user, bucket=request.args.get("bucket"), page=page_number())
     return render(
         "statements/aging.html",
         report=report,
@@ -72,11 +77,7 @@ def aging():
 @statements_required
 def payments():
     """Every payment, newest first, each with its receipt."""
-    try:
-        page_number = int(request.args.get("page", 1))
-    except ValueError:
-        page_number = 1
-    page = statements.payment_page(current_user, page_number)
+    page = statements.payment_page(current_user, page_number())
     return render("statements/payments.html", block="history", page=page)
 
 
