@@ -1,0 +1,311 @@
+"""The machinery every import kind shares: rows and cells, bulk lookups and writes, `Kind`."""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from peewee import SQL, chunked
+
+from ...db import db
+from ...models import Customer, Site
+
+# Rows per INSERT and values per IN (...): far below SQLite's bound-parameter limit.
+BATCH = 500
+# Keys per IN (...) lookup.
+LOOKUP_BATCH = 2000
+
+
+class _Absent:
+    """The column is not in the file: leave the field alone. Falsy, like a blank cell."""
+
+    def __bool__(self):
+        return False
+
+    def __repr__(self):
+        return "ABSENT"
+
+
+ABSENT = _Absent()
+
+
+@dataclass
+class ImportResult:
+    """What an import did: rows created and updated, or every bad row and nothing written."""
+
+    kind: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class Row:
+    """One parsed CSV row: its line, natural key, field values and the references it names."""
+
+    line: int
+    key: object
+    values: dict
+    refs: dict
+
+
+class Cells:
+    """One CSV row by column name; each reader records a problem instead of raising."""
+
+    def __init__(self, cells: dict[str, str]):
+        self.cells = cells
+        self.problems: list[str] = []
+
+    def text(self, column, max_length=None, required=False, one_line=True):
+        """The stripped text of a column (blank is ''), or ABSENT."""
+        if column not in self.cells:
+            return ABSENT
+        value = self.cells[column]
+        if required and not value:
+            self.problems.append(f"{column} is required")
+        elif max_length and len(value) > max_length:
+            self.problems.append(f"{column} is longer than {max_length} characters")
+        elif one_line and ("\n" in value or "\r" in value):
+            self.problems.append(f"{column} must be on one line")
+        return value
+
+    def parsed(self, column, parse: Callable, default, required=False, show=True):
+        """`parse(cell)` for a filled cell, `default` for a blank one, or ABSENT."""
+        if column not in self.cells:
+            return ABSENT
+        value = self.cells[column]
+        if not value:
+            if required:
+                self.problems.append(f"{column} is required")
+            return default
+        try:
+            return parse(value)
+        except ValueError as exc:
+            shown = f' "{clip(value)}"' if show else ""
+            self.problems.append(f"{column}{shown} {exc}")
+            return default
+
+
+def clip(value: str, limit: int = 40) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def put(values: dict, name: str, value) -> None:
+    if value is not ABSENT:
+        values[name] = value
+
+
+# --- lookups: one query per referenced table and chunk of keys, never one per row ---------
+
+
+def in_chunks(field_, keys: Iterable, select) -> list:
+    """Rows of `select` whose `field_` is in `keys`, fetched LOOKUP_BATCH keys per query.
+
+    The IN list is one SQL fragment with plain parameters: peewee's own `in_(list)` builds
+    a node per value, which costs more than the query itself for 100,000 keys.
+    """
+    rows = []
+    for chunk in chunked(sorted(set(keys)), LOOKUP_BATCH):
+        placeholders = SQL("(" + ", ".join([db.param] * len(chunk)) + ")", chunk)
+        rows.extend(select.where(field_.in_(placeholders)))
+    return rows
+
+
+def customers_by_account(accounts: Iterable[str]) -> dict[str, Customer]:
+    query = Customer.select()
+    return {c.account_number: c for c in in_chunks(Customer.account_number, accounts, query)}
+
+
+def sites_by_code(customer_ids: Iterable[int]) -> dict[tuple[int, str], Site]:
+    query = Site.select()
+    return {(s.customer_id, s.site_code): s for s in in_chunks(Site.customer, customer_ids, query)}
+
+
+def customer_and_site(row: "Row", state: dict) -> tuple[Customer | None, list[str]]:
+    """The customer a row names (`refs["account"]`) and the problems of its account number
+    and site code (`refs["site"]`), for the kinds that belong to a customer and maybe a site."""
+    account, site_code = row.refs["account"], row.refs["site"]
+    customer = state["customers"].get(account)
+    if customer is None:
+        return None, [f"unknown account_number {account}"]
+    if site_code and (customer.id, site_code) not in state["sites"]:
+        return customer, [f"unknown site_code {site_code} for account {account}"]
+    return customer, []
+
+
+def resolve_customer_and_site(row: "Row", state: dict, values: dict) -> Customer:
+    """Set the ids of a checked row's customer and (when its column is present) site in
+    `values`; returns the customer."""
+    customer = state["customers"][row.refs["account"]]
+    values["customer"] = customer.id
+    site_code = row.refs["site"]
+    if site_code is not ABSENT:
+        values["site"] = state["sites"][(customer.id, site_code)].id if site_code else None
+    return customer
+
+
+def account_of(customer_id: int, customers: dict[str, Customer]) -> str:
+    """The account number of a customer id, from what was fetched or (rarely) one query."""
+    for customer in customers.values():
+        if customer.id == customer_id:
+            return customer.account_number
+    found = Customer.get_or_none(Customer.id == customer_id)
+    return found.account_number if found else f"#{customer_id}"
+
+
+def changes_of(obj, values: dict) -> dict:
+    """The fields of `values` that differ from what `obj` holds (raw column values)."""
+    return {name: value for name, value in values.items() if obj.__data__.get(name) != value}
+
+
+def insert_rows(model, rows: list[dict]) -> None:
+    """Insert many rows of one shape, BATCH per multi-row INSERT statement.
+
+    The statement is written here, with each value converted by its field's `db_value`,
+    because peewee's `insert_many` spends far longer building SQL for 100,000 rows than
+    the database spends storing them.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    # Fields the rows leave out get their model default, as `insert_many` would give them.
+    defaults = {
+        f.name: f.default() if callable(f.default) else f.default
+        for f in model._meta.sorted_fields
+        if f.name not in names and f.default is not None and not f.primary_key
+    }
+    if defaults:
+        rows = [{**row, **defaults} for row in rows]
+        names += list(defaults)
+    fields = [model._meta.fields[name] for name in names]
+    pairs = [(name, f.db_value) for name, f in zip(names, fields, strict=True)]
+    left, right = db.quote  # the engine's identifier quotes, '""' on both
+    quote = lambda name: f"{left}{name}{right}"  # noqa: E731
+    columns = ", ".join(quote(f.column_name) for f in fields)
+    row_sql = "(" + ", ".join([db.param] * len(fields)) + ")"
+    head = f"INSERT INTO {quote(model._meta.table_name)} ({columns}) VALUES "
+    for batch in chunked(rows, BATCH):
+        params = [convert(row[name]) for row in batch for name, convert in pairs]
+        db.execute_sql(head + ", ".join([row_sql] * len(batch)), params)
+
+
+def update_rows(model, updates: list[tuple[int, dict]]) -> None:
+    """Apply (id, changes) pairs: one prepared UPDATE per set of changed columns, run with
+    `executemany`, instead of building one peewee query per row."""
+    groups: dict[tuple, list] = {}
+    for row_id, changes in updates:
+        groups.setdefault(tuple(sorted(changes)), []).append((row_id, changes))
+    left, right = db.quote
+
+    def quote(name):
+        return f"{left}{name}{right}"
+
+    for names, members in groups.items():
+        fields = [model._meta.fields[name] for name in names]
+        assignments = ", ".join(f"{quote(f.column_name)} = {db.param}" for f in fields)
+        sql = (
+            f"UPDATE {quote(model._meta.table_name)} SET {assignments} "
+            f"WHERE {quote(model._meta.primary_key.column_name)} = {db.param}"
+        )
+        params = [
+            [f.db_value(changes[f.name]) for f in fields] + [row_id] for row_id, changes in members
+        ]
+        cursor = db.cursor()
+        for batch in chunked(params, BATCH * 10):
+            cursor.executemany(sql, batch)
+
+
+class Stored:
+    """A fetched row as a dict with attribute access (`invoice.currency`, `invoice.customer_id`),
+    shaped like a model instance's `__data__` so `changes_of` reads it the same way."""
+
+    __slots__ = ("__data__",)
+
+    def __init__(self, data: dict):
+        self.__data__ = data
+
+    def __getattr__(self, name):
+        data = self.__data__
+        if name in data:
+            return data[name]
+        if name.endswith("_id") and name[:-3] in data:
+            return data[name[:-3]]
+        raise AttributeError(name)
+
+
+# --- kinds --------------------------------------------------------------------------------
+
+
+class Kind:
+    """How one CSV kind parses, checks and writes its rows."""
+
+    name = ""
+    columns: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()  # the header must have them and their cells must be filled
+
+    def parse(self, cells: Cells) -> tuple[object, dict, dict]:
+        """(natural key, field values, references) of one row; problems go to `cells`."""
+        raise NotImplementedError
+
+    def describe(self, key) -> str:
+        """The natural key as a person reads it, for duplicate-row messages."""
+        raise NotImplementedError
+
+    def fetch(self, rows: list[Row], lock: bool = False) -> dict:
+        """What the rows refer to and the rows they would update, fetched in bulk."""
+        raise NotImplementedError
+
+    def check(self, row: Row, state: dict) -> list[str]:
+        """Problems of one row against the database."""
+        return []
+
+    def prepare(self, rows: list[Row], state: dict, hash_codes: Callable):
+        """Slow work done before the write transaction opens (hashing codes with
+        `hash_codes`, the package's)."""
+        return None
+
+    def write(self, rows: list[Row], state: dict, prepared, now) -> tuple[int, int]:
+        """Write the rows inside the caller's transaction; returns (created, updated)."""
+        raise NotImplementedError
+
+    def _upsert(self, model, rows, state: dict, now, stamp=()) -> tuple[int, int]:
+        """Insert rows whose key is new, update the changed ones: the shape most kinds share."""
+        new, updates = [], []
+        for row in rows:
+            obj = state["existing"].get(row.key)
+            if obj is None:
+                new.append(self.new_values(row, state, now))
+                continue
+            changes = changes_of(obj, row.values)
+            if changes:
+                for name in stamp:
+                    changes[name] = now
+                updates.append((obj.id, changes))
+        update_rows(model, updates)
+        insert_rows(model, new)
+        return len(new), len(updates)
+
+    def new_values(self, row: Row, state: dict, now) -> dict:
+        """All the columns of a row to insert."""
+        return dict(row.values)
+
+    insert_fields: tuple[str, ...] = ()
+
+    def _upsert_with(self, model, rows, state: dict, values_of, defaults: dict):
+        """`_upsert` for kinds whose rows name other rows: `values_of(row)` resolves them; a
+        new row gets every column of `insert_fields`, `defaults` filling what it leaves out."""
+        new, updates = [], []
+        for row in rows:
+            values = values_of(row)
+            existing = state["existing"].get(row.key)
+            if existing is None:
+                merged = {**defaults, **values}
+                new.append({name: merged[name] for name in self.insert_fields})
+            elif changes := changes_of(existing, values):
+                updates.append((existing.id, changes))
+        update_rows(model, updates)
+        insert_rows(model, new)
+        return len(new), len(updates)
