@@ -140,6 +140,11 @@ def password():
 SECURITY = "#sign-in-security"
 
 
+def me() -> PortalUser:
+    """The signed-in login itself (not Flask-Login's proxy), for services and the audit."""
+    return current_user._get_current_object()
+
+
 def _security_context(user, password_form=None, rule_form=None) -> dict:
     """The login's second steps, its recovery codes and, for a company admin, the rule."""
     customer_id = user.contact.customer_id
@@ -161,8 +166,8 @@ def _password_ok(form) -> bool:
     """The login's own password, typed again (failures count like sign-in failures)."""
     if not form.validate():
         return False
-    result = auth_service.authenticate(current_user.email, form.password.data)
-    if result.user is not None and result.user.id == current_user.id:
+    result = auth_service.authenticate(me().email, form.password.data)
+    if result.user is not None and result.user.id == me().id:
         return True
     form.password.errors = [
         "That is not your password (or there were too many tries; wait a while)."
@@ -190,7 +195,7 @@ APP_SECRET = "_account_totp"
 @customer_required()
 def authenticator():
     """Set up an authenticator app: scan the QR code, prove it with a code."""
-    user = current_user
+    user = me()
     if two_step_service.has_authenticator(user):
         return redirect_to(url_for("account.index") + SECURITY)
     secret = unseal(session.get(APP_SECRET, ""))
@@ -236,10 +241,10 @@ def authenticator_off():
     form = CurrentPasswordForm()
     if not _password_ok(form):
         return _page(status=422, security={"password_form": form})
-    if _would_leave_none(current_user, removing_app=True):
+    if _would_leave_none(me(), removing_app=True):
         flash(REQUIRED_NOTICE, "error")
     else:
-        two_step_service.turn_off_authenticator(current_user)
+        two_step_service.turn_off_authenticator(me())
         flash("Your authenticator app is removed.", "success")
     return redirect_to(url_for("account.index") + SECURITY)
 
@@ -248,7 +253,7 @@ def authenticator_off():
 @customer_required()
 def passkey_options():
     """Options for adding a passkey to this login (read by static/passkeys.js)."""
-    return passkeys.registration_options(current_user), 200, {"Content-Type": "application/json"}
+    return passkeys.registration_options(me()), 200, {"Content-Type": "application/json"}
 
 
 @bp.post("/passkeys")
@@ -259,10 +264,10 @@ def add_passkey():
         abort(400)
     body = passkeys.parse(request.get_data())
     try:
-        passkeys.register(current_user, body.get("credential") or {}, body.get("name", ""))
+        passkeys.register(me(), body.get("credential") or {}, body.get("name", ""))
     except passkeys.PasskeyError as exc:
         return json_answer(error=str(exc), status=422)
-    flash(_enabled_notice(current_user, "Your passkey is added."), "success")
+    flash(_enabled_notice(me(), "Your passkey is added."), "success")
     return json_answer(url_for("account.index") + SECURITY)
 
 
@@ -274,12 +279,12 @@ def remove_passkey():
     if not _password_ok(form):
         return _page(status=422, security={"password_form": form})
     credential_id = request.form.get("passkey", "")
-    if not any(p.credential_id == credential_id for p in passkeys.passkeys_of(current_user)):
+    if not any(p.credential_id == credential_id for p in passkeys.passkeys_of(me())):
         abort(404)
-    if _would_leave_none(current_user, removing_passkey=True):
+    if _would_leave_none(me(), removing_passkey=True):
         flash(REQUIRED_NOTICE, "error")
     else:
-        removed = passkeys.remove(current_user, credential_id)
+        removed = passkeys.remove(me(), credential_id)
         flash(f"The passkey “{removed.name}” is removed.", "success")
     return redirect_to(url_for("account.index") + SECURITY)
 
@@ -291,9 +296,9 @@ def recovery_codes():
     form = CurrentPasswordForm()
     if not _password_ok(form):
         return _page(status=422, security={"password_form": form})
-    if not two_step_service.has_two_step(current_user):
+    if not two_step_service.has_two_step(me()):
         abort(404)
-    codes = two_step_service.new_recovery_codes(current_user)
+    codes = two_step_service.new_recovery_codes(me())
     return render("account/two_step_codes.html", codes=codes)
 
 
@@ -304,7 +309,7 @@ def company_rule():
     form = CompanyRuleForm()
     if not form.validate():
         abort(400)
-    if two_step_service.set_company_rule(current_user, bool(form.required.data)):
+    if two_step_service.set_company_rule(me(), bool(form.required.data)):
         flash(
             "Every login of your company now signs in with two steps; those without one set "
             "it up at their next sign-in."

@@ -93,7 +93,14 @@
   function answer(response) {
     return response.json().then(function (body) {
       if (body.location) {
-        window.location.assign(body.location);
+        var target = new URL(body.location, window.location.href);
+        var here = window.location;
+        if (target.pathname === here.pathname && target.search === here.search) {
+          here.hash = target.hash; // the same page: load it again for its notice
+          here.reload();
+        } else {
+          here.assign(target.href);
+        }
         return "";
       }
       return body.error || "That did not work. Please try again.";
