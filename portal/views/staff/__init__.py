@@ -9,10 +9,10 @@ from ...auth import mark_fresh, mark_two_step, safe_next, staff_required
 from ...db import utcnow
 from ...filters import datetimefmt
 from ...forms.auth import ConfirmPasswordForm, SignInForm, TwoStepCodeForm
-from ...models import AccessRequest, Case, OutboxMessage, Payment, PortalUser, StaffUser
+from ...models import AccessRequest, Case, Payment, PortalUser, StaffUser
 from ...security import digest, seal, unseal
 from ...services import auth as auth_service
-from ...services import jobs
+from ...services import jobs, outbox
 from ...services import two_step as two_step_service
 from ...services.ratelimit import guest_limit
 from ...web import qr_svg, redirect_to, render
@@ -168,8 +168,13 @@ def index():
         "open_cases": Case.select().where(Case.status.in_(("new", "open"))).count(),
         "access_requests": AccessRequest.select().where(AccessRequest.status == "pending").count(),
         "pending_users": PortalUser.select().where(PortalUser.status == "pending").count(),
-        "failed_mail": OutboxMessage.select().where(OutboxMessage.status == "failed").count(),
     }
+    mail = outbox.counts()
+    attention.update(
+        waiting_mail=mail["waiting"],
+        failed_mail=mail.get("failed", 0),
+        uncertain_mail=mail.get("uncertain", 0),
+    )
     last = jobs.last_run()
     stale = current_app.config["WORKER_STALE_SECONDS"]
     worker = {

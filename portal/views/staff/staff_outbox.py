@@ -3,18 +3,21 @@
 import re
 
 from flask import Blueprint, flash, request, url_for
-from peewee import fn
 
 from ...forms import ActionForm
 from ...models import OutboxMessage
-from ...services import backoffice
+from ...services import backoffice, outbox
 from ...web import page_number, redirect_to, render
 from ._common import get_or_404, guard, me
 
 bp = Blueprint("staff_outbox", __name__, url_prefix="/staff/outbox")
 guard(bp)
+# The receipt page (any visitor) says whether its emailed copy really went out.
+bp.add_app_template_global(outbox.receipt_state, "receipt_mail_state")
 
-STATUSES = ("queued", "sent", "failed")
+# Tabs: `queued` also lists what a worker is sending right now.
+STATUSES = ("queued", "sent", "uncertain", "failed")
+TAB_STATUSES = {"queued": outbox.WAITING}
 # A long token in a link (invitation, reset, pay link): staff must not be able to use it.
 TOKEN = re.compile(r"(https?://\S*?/)[A-Za-z0-9_.\-]{24,}")
 
@@ -32,14 +35,11 @@ def index():
         OutboxMessage.created_at.desc(), OutboxMessage.id.desc()
     )
     if status in STATUSES:
-        query = query.where(OutboxMessage.status == status)
+        query = query.where(OutboxMessage.status.in_(TAB_STATUSES.get(status, (status,))))
     else:
         status = ""
-    counts = dict(
-        OutboxMessage.select(OutboxMessage.status, fn.COUNT(OutboxMessage.id))
-        .group_by(OutboxMessage.status)
-        .tuples()
-    )
+    counts = outbox.counts()
+    counts["queued"] = counts["waiting"]
     return render(
         "staff/outbox/index.html",
         page=backoffice.paginate(query, page_number()),
@@ -62,11 +62,12 @@ def show(message_id):
 
 @bp.post("/<int:message_id>/retry")
 def retry(message_id):
-    """Put a failed email back in the queue; it is sent once this request commits."""
+    """Put a failed or uncertain email back in the queue (same Message-ID); it is sent once
+    this request commits."""
     message = get_or_404(OutboxMessage, message_id)
     ActionForm().validate()
-    if backoffice.retry_message(message.id, me()):
+    if outbox.send_again(message.id, me()):
         flash(f"The email to {message.to_addr} is queued again.", "success")
     else:
-        flash("Only failed emails can be retried.", "error")
+        flash("Only failed or uncertain emails can be sent again.", "error")
     return redirect_to(url_for("staff_outbox.show", message_id=message.id))
