@@ -3,12 +3,20 @@
 Invoice number and code together are one credential (checklist A1): every failure gets the
 same answer, an unknown invoice costs the same argon2 work as a wrong code (A2), failures
 are counted per typed invoice number and per client address in the database (A4, A5), and
-a success grants a 15-minute capability for that one invoice, kept in the signed session (A8).
+a success grants a 15-minute capability for that one invoice (A8): a row on the server
+(`QuickPayGrant`) named by a random value in the signed session, so "Done — close this
+invoice" ends it at once, even for a copy of the cookie.
 Throttling answers 429 for any typed number, existing or not, so it reveals nothing either.
+
+Pay links (emailed on request, and the QR code of a printed invoice) live 7 days
+(`PAY_LINK_LIFETIME`) and stop at once when staff give the invoice a new code. "Email me a
+pay link" is limited per invoice number, per client address and per recipient address.
 """
 
+import hashlib
 import hmac
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +26,7 @@ from flask import session
 from .. import tokens
 from ..db import utcnow, write_txn
 from ..models import AuditLog, Customer, Invoice
+from ..models_quickpay import QuickPayGrant
 from ..security import (
     hash_code,
     new_quick_pay_code,
@@ -31,6 +40,9 @@ from . import audit, outbox, throttle
 log = logging.getLogger(__name__)
 
 CAPABILITY_SECONDS = 15 * 60
+# How long an emailed or printed pay link works (it was 60 days; issue 16 finding 2). A
+# payer with an older one asks for a new link, or types the invoice number and code.
+PAY_LINK_LIFETIME = timedelta(days=7)
 # Failed lookups from all addresses together that raise an alert, per window (A5).
 GLOBAL_ALERT_FAILURES = 100
 GLOBAL_WINDOW = timedelta(minutes=10)
@@ -117,25 +129,50 @@ def _watch_global_failures() -> None:
         audit.record("security.alert", None, reason="quick-pay failures above baseline", n=recent)
 
 
+def _grant_hash(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
 def grant(invoice: Invoice) -> None:
     """Let this browser see and pay one invoice for 15 minutes (A8)."""
+    name = secrets.token_urlsafe(24)
+    now = utcnow()
+    with write_txn():
+        # Housekeeping: grants that ended over a day ago are of no use to anyone.
+        QuickPayGrant.delete().where(QuickPayGrant.expires_at < now - timedelta(days=1)).execute()
+        QuickPayGrant.create(
+            grant_hash=_grant_hash(name),
+            invoice=invoice.id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=CAPABILITY_SECONDS),
+        )
     session["qp"] = {
         "i": invoice.id,
         "v": invoice.quick_pay_version,
         "exp": int(time.time()) + CAPABILITY_SECONDS,
+        "g": name,
     }
 
 
 def granted_invoice() -> Invoice | None:
-    """The invoice this browser may pay now, or None when the capability is missing or stale."""
+    """The invoice this browser may pay now, or None when the capability is missing, stale
+    or ended ("Done")."""
     capability = session.get("qp")
     if not isinstance(capability, dict) or capability.get("exp", 0) < time.time():
         session.pop("qp", None)
         return None
+    name = capability.get("g")
     invoice = (
         Invoice.select(Invoice, Customer)
         .join(Customer)
-        .where(Invoice.id == capability.get("i"))
+        .switch(Invoice)
+        .join(QuickPayGrant, on=(QuickPayGrant.invoice == Invoice.id))
+        .where(
+            (Invoice.id == capability.get("i"))
+            & (QuickPayGrant.grant_hash == _grant_hash(name if isinstance(name, str) else ""))
+            & QuickPayGrant.ended_at.is_null()
+            & (QuickPayGrant.expires_at > utcnow())
+        )
         .first()
     )
     if invoice is None or invoice.quick_pay_version != capability.get("v"):
@@ -145,8 +182,15 @@ def granted_invoice() -> Invoice | None:
 
 
 def forget() -> None:
-    """End the guest's access to the invoice."""
-    session.pop("qp", None)
+    """End the guest's access to the invoice, on the server too: a copy of the session
+    cookie stops working at the same moment."""
+    capability = session.pop("qp", None)
+    name = capability.get("g") if isinstance(capability, dict) else None
+    if isinstance(name, str):
+        with write_txn():
+            QuickPayGrant.update(ended_at=utcnow()).where(
+                (QuickPayGrant.grant_hash == _grant_hash(name)) & QuickPayGrant.ended_at.is_null()
+            ).execute()
 
 
 def pay_link(invoice: Invoice) -> str:
@@ -157,7 +201,7 @@ def pay_link(invoice: Invoice) -> str:
 
 def open_link(token: str) -> Invoice | None:
     """Check a pay link: it works while typed lookups are throttled (A6), not after a new code."""
-    payload = tokens.read("pay-link", token)
+    payload = tokens.read("pay-link", token, max_age=PAY_LINK_LIFETIME)
     if not isinstance(payload, dict):
         return None
     invoice = Invoice.get_or_none(Invoice.id == payload.get("i"))
@@ -185,6 +229,12 @@ def send_pay_link(number: str) -> None:
         if not customer.email or not customer.portal_enabled:
             audit.record("quickpay.link_request_no_address", invoice)
             return
+        # Per recipient too: requests for many invoices must not flood one mailbox (B3).
+        recipient = "pay-link-to:" + customer.email.strip().lower()
+        if throttle.locked_until("email-target", recipient):
+            audit.record("quickpay.link_request_throttled", invoice)
+            return
+        throttle.fail("email-target", recipient)
         outbox.queue_template(
             "pay_link", customer.email, invoice=invoice, customer=customer, link=pay_link(invoice)
         )

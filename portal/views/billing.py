@@ -9,7 +9,7 @@ from .. import money
 from ..auth import customer_required
 from ..forms import ActionForm
 from ..forms.billing import CheckoutForm, QuestionForm, SelectionForm
-from ..ids import from_public_id
+from ..ids import from_public_id, public_id
 from ..security import unseal
 from ..services import (
     billing,
@@ -29,11 +29,16 @@ invoices_required = customer_required("invoices", "invoices")
 
 @bp.context_processor
 def _print_url():
-    """The page's own URL with ?print=1: a "Print" link that works after a boosted visit."""
+    """The page's own URL with ?print=1: a "Print" link that works after a boosted visit;
+    and `invoice_ref(id)`, the public id a form names an invoice by (E3)."""
     if request.endpoint is None:
-        return {}
+        return {"invoice_ref": _invoice_ref}
     args = {**(request.view_args or {}), **request.args.to_dict(), "print": "1"}
-    return {"print_url": url_for(request.endpoint, **args)}
+    return {"print_url": url_for(request.endpoint, **args), "invoice_ref": _invoice_ref}
+
+
+def _invoice_ref(invoice_id: int) -> str:
+    return public_id("invoice", invoice_id)
 
 
 def _invoice_id(value) -> int | None:
