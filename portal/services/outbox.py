@@ -49,7 +49,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from flask import current_app, g, has_request_context
 from peewee import DatabaseError, InterfaceError, fn
 
-from ..db import db, utcnow, write_txn
+from ..db import db, locked, utcnow, write_txn
 from ..models import OutboxMessage
 from . import audit
 
@@ -398,9 +398,11 @@ def send_again(message_id: int, by) -> bool:
     """Staff send a failed or uncertain email again (same Message-ID); audited, delivered
     after this request commits. False when the message is in neither state."""
     with write_txn():
-        message = OutboxMessage.get_or_none(
-            (OutboxMessage.id == message_id) & OutboxMessage.status.in_(RESENDABLE)
-        )
+        message = locked(
+            OutboxMessage.select().where(
+                (OutboxMessage.id == message_id) & OutboxMessage.status.in_(RESENDABLE)
+            )
+        ).first()
         if message is None:
             return False
         retry(message.id)
