@@ -6,7 +6,6 @@ from flask_login import current_user
 from ..auth import customer_required
 from ..forms import ActionForm
 from ..forms.access import ChangePasswordForm, ProfileForm
-from ..forms.auth import TwoStepCodeForm
 from ..forms.two_step import CompanyRuleForm, CurrentPasswordForm
 from ..models import PortalUser
 from ..security import seal, unseal
@@ -14,7 +13,7 @@ from ..services import access, passkeys, saved_methods, settings
 from ..services import auth as auth_service
 from ..services import two_step as two_step_service
 from ..web import redirect_away, redirect_to, render
-from .auth import authenticator_context, full_load, json_answer, sign_in
+from .auth import authenticator_context, enroll_code, full_load, json_answer, sign_in
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -202,22 +201,11 @@ def authenticator():
     if not secret:
         secret = two_step_service.new_secret()
         session[APP_SECRET] = seal(secret)
-    form = TwoStepCodeForm()
-    status = 200
-    if request.method == "POST":
-        status = 422
-        if form.validate():
-            result = two_step_service.check_code(user, form.code.data, secret=secret)
-            if result.ok:
-                session.pop(APP_SECRET, None)
-                flash(_enabled_notice(user, "Your authenticator app is on."), "success")
-                return redirect_to(url_for("account.index") + SECURITY)
-            form.code.errors = [
-                "Too many wrong codes. Wait a while and try again."
-                if result.locked_until
-                else "That code did not match. Type the code your app shows now."
-            ]
-            status = 429 if result.locked_until else 422
+    form, status = enroll_code(user, secret)
+    if form is None:
+        session.pop(APP_SECRET, None)
+        flash(_enabled_notice(user, "Your authenticator app is on."), "success")
+        return redirect_to(url_for("account.index") + SECURITY)
     return render(
         "account/two_step_app.html",
         block="form",

@@ -277,19 +277,9 @@ def two_step_setup():
     if reload:
         return reload
     secret = _setup_secret(data)
-    form = TwoStepCodeForm()
-    status = 200
-    if request.method == "POST":
-        status = 422
-        if form.validate():
-            result = two_step_service.check_code(user, form.code.data, secret=secret)
-            if result.ok:
-                return _finish(user, data, enrolled=True)
-            if result.locked_until:
-                status = 429
-                form.code.errors = [_locked_message(result.locked_until)]
-            else:
-                form.code.errors = ["That code did not match. Type the code your app shows now."]
+    form, status = enroll_code(user, secret)
+    if form is None:
+        return _finish(user, data, enrolled=True)
     return render(
         "auth/two_step_setup.html",
         block="form",
@@ -298,6 +288,24 @@ def two_step_setup():
         user=user,
         **authenticator_context(secret, user.email),
     )
+
+
+def enroll_code(user, secret: str):
+    """A GET or POST of the code that proves a new authenticator app: (None, 200) once it
+    is set up, else the form (with the reason a posted code was refused) and the status."""
+    form = TwoStepCodeForm()
+    if request.method != "POST":
+        return form, 200
+    if not form.validate():
+        return form, 422
+    result = two_step_service.check_code(user, form.code.data, secret=secret)
+    if result.ok:
+        return None, 200
+    if result.locked_until:
+        form.code.errors = [_locked_message(result.locked_until)]
+        return form, 429
+    form.code.errors = ["That code did not match. Type the code your app shows now."]
+    return form, 422
 
 
 def json_answer(location: str | None = None, error: str = "", status: int = 200):
