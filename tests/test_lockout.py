@@ -9,10 +9,12 @@ against a staff login with the same email.
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import time_machine
 
 from portal.models import AuthThrottle
+from portal.services import backoff
 
 from . import factories
 from .conftest import login, staff_login
@@ -167,3 +169,22 @@ def test_c2_unknown_and_known_logins_pause_alike_and_keys_are_digests(app):
     assert answers["pat@example.com"] == answers["nobody@example.com"] == [422] * 4 + [429] * 2
     for row in AuthThrottle.select():
         assert "pat@" not in row.key_hash and "203.0.113" not in row.key_hash
+
+
+def test_c7_the_documented_sign_in_pauses_are_the_code_defaults():
+    """C7: SECURITY.md's sign-in pauses are the code's, and each is named by a pathway."""
+    doc = (Path(__file__).resolve().parents[1] / "SECURITY.md").read_text()
+    section = doc.split("## Sign-in pauses\n", 1)[1].split("\n## ", 1)[0]
+    minutes = {"min": 1, "h": 60}
+    documented = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            scope, free, first, longest = (c.strip().strip("`") for c in line.strip("|").split("|"))
+            documented[scope] = (
+                int(free),
+                timedelta(minutes=int(first.split()[0]) * minutes[first.split()[1]]),
+                timedelta(minutes=int(longest.split()[0]) * minutes[longest.split()[1]]),
+            )
+    assert documented == {s: (r.free, r.first, r.cap) for s, r in backoff.RULES.items()}
+    pathways = doc.split("## Pathways\n", 1)[1].split("\n## ", 1)[0]
+    assert all(f"`{scope}`" in pathways for scope in backoff.RULES)
