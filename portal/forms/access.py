@@ -68,7 +68,7 @@ class CheckboxesField(SelectMultipleField):
 
     def pre_validate(self, form):
         # Choices unknown to the form are refused, never silently kept (E4).
-        values = {str(c.value if isinstance(c, SelectChoice) else c[0]) for c in self.choices}
+        values = {str(c.value) for c in self.choices}
         for value in self.data or []:
             if str(value) not in values:
                 raise ValidationError("Choose from the list.")

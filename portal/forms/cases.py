@@ -2,6 +2,7 @@
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..services.cases import STATUS_LABELS
@@ -38,7 +39,7 @@ class StaffReplyForm(FlaskForm):
     status = SelectField(
         "Status",
         choices=[
-            (key, label.replace("Waiting for you", "Waiting for the customer"))
+            SelectChoice(key, label.replace("Waiting for you", "Waiting for the customer"))
             for key, label in STATUS_LABELS.items()
         ],
     )

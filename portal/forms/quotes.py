@@ -2,6 +2,7 @@
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from .. import clock
@@ -56,15 +57,14 @@ class RfqForm(FlaskForm):
 
     def __init__(self, *args, products=(), sites=(), site_required=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.product_choices = [("", "Choose from the catalog…")] + [
-            (str(p.id), f"{p.item_code} · {p.description}") for p in products
+        self.product_choices = [SelectChoice("", "Choose from the catalog…")] + [
+            SelectChoice(str(p.id), f"{p.item_code} · {p.description}") for p in products
         ]
         for entry in self.lines:
             entry.form.product.choices = self.product_choices
         self.add_rows(RFQ_ROWS - len(self.lines))
-        self.site_id.choices = ([] if site_required else [("", "Any / not site-specific")]) + [
-            (str(s.id), s.name) for s in sites
-        ]
+        anywhere = [] if site_required else [SelectChoice("", "Any / not site-specific")]
+        self.site_id.choices = anywhere + [SelectChoice(str(s.id), s.name) for s in sites]
         self.lines_error = None
 
     def add_rows(self, count: int = 3) -> None:

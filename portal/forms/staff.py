@@ -45,7 +45,9 @@ ROLE_LABELS = {
     "cases": "Support: open and follow cases",
     "company_admin": "Company admin: manage the company's logins",
 }
-ROLE_CHOICES = [(role, ROLE_LABELS[role]) for role in PORTAL_ROLES]
+# The site select's first option (coerce=int: 0 is "no site").
+NO_SITE = SelectChoice(0, "No particular site")
+ROLE_CHOICES = [SelectChoice(role, ROLE_LABELS[role]) for role in PORTAL_ROLES]
 CODE = Regexp(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", message="Use letters, digits, dots, dashes.")
 
 
@@ -239,7 +241,7 @@ class ContactForm(FlaskForm):
         "Email", validators=[Optional(), Email("Enter a valid email address."), Length(max=320)]
     )
     phone = StringField("Phone", validators=[Optional(), Length(max=50)])
-    site_id = SelectField("Site", coerce=int, choices=[(0, "No particular site")], default=0)
+    site_id = SelectField("Site", coerce=int, choices=[NO_SITE], default=0)
 
     def validate(self, extra_validators=None):
         # Not an inline validator: Optional() on the name fields would skip it when empty.
@@ -257,7 +259,10 @@ class AccessForm(FlaskForm):
     roles = MultiCheckboxField("Roles", choices=ROLE_CHOICES)
     scope = RadioField(
         "Sees",
-        choices=[("all", "The whole account"), ("sites", "Only the sites ticked below")],
+        choices=[
+            SelectChoice("all", "The whole account"),
+            SelectChoice("sites", "Only the sites ticked below"),
+        ],
         default="all",
     )
     site_ids = MultiCheckboxField("Sites", coerce=int, choices=[])
@@ -339,7 +344,7 @@ class CustomerSiteFields:
     something for a customer (`site_choices` fills the sites)."""
 
     customer = CustomerField("Customer", validators=[Length(max=200)])
-    site_id = SelectField("Site", coerce=int, choices=[(0, "No particular site")], default=0)
+    site_id = SelectField("Site", coerce=int, choices=[NO_SITE], default=0)
 
 
 class SiteChoiceForm(CustomerSiteFields, FlaskForm):
@@ -355,9 +360,7 @@ class InvoiceForm(CustomerSiteFields, FlaskForm):
     )
     issue_date = DateField("Issue date", validators=[InputRequired("Enter the issue date.")])
     due_date = DateField("Due date", validators=[InputRequired("Enter the due date.")])
-    currency = SelectField(
-        "Currency", choices=[("USD", "USD"), ("EUR", "EUR"), ("GBP", "GBP")], default="USD"
-    )
+    currency = SelectField("Currency", choices=["USD", "EUR", "GBP"], default="USD")
     total = StringField("Total (when there are no lines)")
     # No Optional() on these: the inline validators below treat blank as "no discount".
     discount_percent = StringField("Early-payment discount %")
@@ -440,15 +443,15 @@ class VoidForm(FlaskForm):
 
 
 IMPORT_KINDS = [
-    ("customers", "Customers"),
-    ("sites", "Sites"),
-    ("contacts", "Contacts"),
-    ("invoices", "Invoices"),
-    ("products", "Products"),
-    ("prices", "Customer prices"),
-    ("orders", "Sales orders"),
-    ("order_lines", "Sales order lines"),
-    ("shipments", "Shipments"),
+    SelectChoice("customers", "Customers"),
+    SelectChoice("sites", "Sites"),
+    SelectChoice("contacts", "Contacts"),
+    SelectChoice("invoices", "Invoices"),
+    SelectChoice("products", "Products"),
+    SelectChoice("prices", "Customer prices"),
+    SelectChoice("orders", "Sales orders"),
+    SelectChoice("order_lines", "Sales order lines"),
+    SelectChoice("shipments", "Shipments"),
 ]
 
 
@@ -475,18 +478,22 @@ class PaymentFilterForm(Form):
     status = SelectField(
         "Status",
         choices=[
-            ("", "Any status"),
-            ("pending", "Pending confirmation"),
-            ("applied", "Applied"),
-            ("rejected", "Rejected"),
-            ("void", "Void"),
+            SelectChoice("", "Any status"),
+            SelectChoice("pending", "Pending confirmation"),
+            SelectChoice("applied", "Applied"),
+            SelectChoice("rejected", "Rejected"),
+            SelectChoice("void", "Void"),
         ],
         default="",
     )
     flagged = BooleanField("Flagged only")
     posted = SelectField(
         "Export",
-        choices=[("", "Exported or not"), ("no", "Not exported yet"), ("yes", "Exported")],
+        choices=[
+            SelectChoice("", "Exported or not"),
+            SelectChoice("no", "Not exported yet"),
+            SelectChoice("yes", "Exported"),
+        ],
         default="",
     )
     start = DateField("From", validators=[Optional()])
@@ -523,8 +530,8 @@ class AuditFilterForm(Form):
 
 
 STAFF_ROLE_CHOICES = [
-    ("agent", "Agent: customers, invoices, payments, cases"),
-    ("admin", "Admin: also settings, staff and the audit log"),
+    SelectChoice("agent", "Agent: customers, invoices, payments, cases"),
+    SelectChoice("admin", "Admin: also settings, staff and the audit log"),
 ]
 
 

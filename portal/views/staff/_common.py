@@ -2,8 +2,10 @@
 
 from flask import abort, flash, request
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
 from ...auth import staff_required
+from ...forms.staff import NO_SITE
 from ...models import Customer, Site
 from ...services.backoffice import Problem
 from ...web import redirect_to, render
@@ -40,9 +42,12 @@ def site_choices(form, customer=None) -> None:
     if customer is None:
         customer, _ = form.customer.resolve()
     sites = Site.select().where(Site.customer == (customer.id if customer else 0))
-    form.site_id.choices = [(0, "No particular site")] + [
-        (s.id, f"{s.site_code} · {s.name}") for s in sites.order_by(Site.site_code)
-    ]
+    form.site_id.choices = [NO_SITE] + site_options(sites.order_by(Site.site_code))
+
+
+def site_options(sites) -> list[SelectChoice]:
+    """One option per site, by id, labelled with its code and name."""
+    return [SelectChoice(s.id, f"{s.site_code} · {s.name}") for s in sites]
 
 
 def get_or_404(model, object_id):

@@ -4,7 +4,14 @@ from flask import Blueprint, abort, flash, request, url_for
 
 from ... import clock
 from ...forms import ActionForm
-from ...forms.staff import AccessForm, ContactForm, CustomerForm, SiteChoiceForm, SiteForm
+from ...forms.staff import (
+    NO_SITE,
+    AccessForm,
+    ContactForm,
+    CustomerForm,
+    SiteChoiceForm,
+    SiteForm,
+)
 from ...forms.staff_money import ApplyCreditForm
 from ...models import Contact, Customer, Site
 from ...services import access, backoffice, settings
@@ -12,7 +19,7 @@ from ...services import orders as orders_service
 from ...services import quotes as quotes_service
 from ...services.backoffice import Problem
 from ...web import page_number, redirect_to, render, search_text
-from ._common import attach, form_page, get_or_404, guard, me, site_choices
+from ._common import attach, form_page, get_or_404, guard, me, site_choices, site_options
 
 bp = Blueprint("staff_customers", __name__, url_prefix="/staff/customers")
 guard(bp)
@@ -57,7 +64,7 @@ def sites():
     form.customer.data = request.args.get("customer", "")
     site_choices(form)
     chosen = request.args.get("site_id", type=int)
-    form.site_id.data = chosen if chosen in {value for value, _ in form.site_id.choices} else 0
+    form.site_id.data = chosen if chosen in {c.value for c in form.site_id.choices} else 0
     return render("staff/customers/_sites.html", form=form)
 
 
@@ -159,9 +166,7 @@ def edit_site(site_id):
 
 def _contact_form(customer, contact=None):
     form = ContactForm(obj=contact) if contact else ContactForm()
-    form.site_id.choices = [(0, "No particular site")] + [
-        (s.id, f"{s.site_code} · {s.name}") for s in customer.sites.order_by(Site.site_code)
-    ]
+    form.site_id.choices = [NO_SITE] + site_options(customer.sites.order_by(Site.site_code))
     if request.method == "GET" and contact is not None:
         form.site_id.data = contact.site_id or 0
     return form
@@ -234,7 +239,7 @@ def _access_form(contact, user):
         )
     else:
         form = AccessForm(data={"roles": list(settings.get("default_roles")), "scope": "all"})
-    form.site_ids.choices = [(s.id, f"{s.site_code} · {s.name}") for s in customer_sites]
+    form.site_ids.choices = site_options(customer_sites)
     return form
 
 

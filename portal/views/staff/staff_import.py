@@ -18,9 +18,9 @@ def _page(form, result=None, status=200):
         status=status,
         form=form,
         result=result,
-        columns={kind: SPECS[kind].columns for kind, _ in IMPORT_KINDS},
-        required={kind: SPECS[kind].required for kind, _ in IMPORT_KINDS},
-        labels=dict(IMPORT_KINDS),
+        columns={choice.value: SPECS[choice.value].columns for choice in IMPORT_KINDS},
+        required={choice.value: SPECS[choice.value].required for choice in IMPORT_KINDS},
+        labels={choice.value: choice.label for choice in IMPORT_KINDS},
     )
 
 

@@ -32,9 +32,10 @@ def _filters() -> PaymentFilterForm:
 def index():
     """Payments with filters (a GET form; htmx swaps only the results)."""
     form = _filters()
+    statuses = {choice.value for choice in form.status.choices}
     query = backoffice.search_payments(
         q=form.q.data or "",
-        status=form.status.data if form.status.data in dict(form.status.choices) else "",
+        status=form.status.data if form.status.data in statuses else "",
         flagged=bool(form.flagged.data),
         posted=form.posted.data or "",
         start=None if form.start.errors else form.start.data,
