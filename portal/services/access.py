@@ -490,9 +490,18 @@ def email_domain(email: str) -> str:
 
 def known_domains(customer_id: int) -> set[str]:
     """The email domains a customer's contacts (and its own billing address) use."""
-    emails = [c.email for c in Contact.select(Contact.email).where(Contact.customer == customer_id)]
+    contacts = Contact.select(Contact.email).where(Contact.customer == customer_id)
+    emails = [c.email for c in contacts]
     emails.append(Customer.get_by_id(customer_id).email)
     return {email_domain(e) for e in emails if e}
+
+
+def _domain_note(email: str, customer_id: int) -> str:
+    """For the company admins: does the address's domain match one of their contacts?"""
+    domain = email_domain(email)
+    if domain in known_domains(customer_id):
+        return f"Their address's domain ({domain}) is one your company's contacts use."
+    return f"Their address's domain ({domain}) matches none of your company's contacts."
 
 
 def approve_request(access_request: AccessRequest, by, customer: Customer | None = None):
@@ -510,11 +519,13 @@ def approve_request(access_request: AccessRequest, by, customer: Customer | None
         contact = Contact.get_or_none(Contact.email == row.email)
         if contact is not None and customer is not None and contact.customer_id != customer.id:
             raise AccessProblem("customer", "This email belongs to a contact of another customer.")
+        if contact is None and customer is None:
+            raise AccessProblem(
+                "customer", "No customer has this account number: choose the customer."
+            )
+        # Judged before the request adds its own contact (whose domain would then be known).
+        domain_note = _domain_note(row.email, contact.customer_id if contact else customer.id)
         if contact is None:
-            if customer is None:
-                raise AccessProblem(
-                    "customer", "No customer has this account number: choose the customer."
-                )
             first, _, last = row.name.strip().partition(" ")
             contact = Contact.create(
                 customer=customer,
@@ -531,7 +542,7 @@ def approve_request(access_request: AccessRequest, by, customer: Customer | None
                 raise AccessProblem(
                     None, f"{contact.full_name} already has a login ({STATUS_LABELS[user.status]})."
                 )
-            user = _await_company_admin(contact, admins, user)
+            user = _await_company_admin(contact, admins, user, domain_note=domain_note)
             audit.record(
                 "access.pending_company_admin",
                 user,
@@ -666,11 +677,15 @@ def register(values: dict) -> str:
         return "pending"
 
 
-def _await_company_admin(contact: Contact, admins: list[PortalUser], user=None) -> PortalUser:
+def _await_company_admin(
+    contact: Contact, admins: list[PortalUser], user=None, domain_note: str | None = None
+) -> PortalUser:
     """A login with the default roles that waits for the company's own administrators (B4):
     the person is told it waits, every admin is asked by email. The one path for an
     invoice-verified registration and a staff-approved access request alike; `user` is the
-    contact's existing (invited or deactivated) login, if any, which is reused."""
+    contact's existing (invited or deactivated) login, if any, which is reused. An access
+    request (`domain_note` given) proved nothing: the admins' email says so, and whether
+    the address's domain is one their contacts use."""
     roles = ",".join(r for r in PORTAL_ROLES if r in settings.get("default_roles"))
     if user is None:
         user = PortalUser.create(contact=contact, status="pending", auth_stamp=new_stamp())
@@ -682,15 +697,17 @@ def _await_company_admin(contact: Contact, admins: list[PortalUser], user=None) 
     _write_scope(user, roles.split(","), None)
     outbox.queue_template("registration_pending", contact.email, **_email_context(user))
     customer = contact.customer
+    extra = {} if domain_note is None else {"domain_note": domain_note}
     for admin in admins:
         outbox.queue_template(
-            "registration_request",
+            "access_request_pending" if extra else "registration_request",
             admin.email,
             admin_name=admin.contact.full_name,
             name=contact.full_name,
             email=contact.email,
             customer_name=customer.name,
             link=absolute_url("company.index"),
+            **extra,
         )
     return user
 

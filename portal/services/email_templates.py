@@ -281,6 +281,30 @@ KINDS = {
         },
         _given(admin_name=NO_NAME),
     ),
+    "access_request_pending": Kind(
+        "Access request to approve",
+        "Sent to each company admin when staff pass on someone's request for a login to "
+        "their company (the request form proves nothing, unlike registration).",
+        {
+            "admin_name": "The company admin's name",
+            "name": "The name of the person who asked",
+            "email": "Their email address",
+            "customer_name": "The company",
+            "domain_note": "Whether their address's domain matches one of the company's "
+            "contacts, as a sentence",
+            "link": "The page where the admin approves or rejects the login",
+        },
+        {
+            "admin_name": "Kim Admin",
+            "name": "Pat Buyer",
+            "email": "pat@example.com",
+            "customer_name": "Acme Manufacturing",
+            "domain_note": "Their address's domain (example.com) matches none of your "
+            "company's contacts.",
+            "link": "{base}/company/",
+        },
+        _given(admin_name=NO_NAME),
+    ),
     "registration_exists": Kind(
         "Registration with an existing login",
         "Sent when someone registers with the address of a login that already exists "
