@@ -90,7 +90,7 @@ def paginate(query, number: int, size: int = PAGE_SIZE) -> Page:
     return Page(list(query.paginate(number, size)), number, total, size)
 
 
-def _like(text: str) -> str:
+def _needle(text: str) -> str:
     """What a staff search looks for inside a column with `.contains()`, which escapes `%`,
     `_` and `\\` (a search for "50%" finds "50%", not "500"): never a raw LIKE pattern."""
     return text.strip()
@@ -131,7 +131,7 @@ def search_customers(q: str = ""):
         balance.alias("open_balance"),
     ).order_by(Customer.name, Customer.id)
     if q and q.strip():
-        pattern = _like(q)
+        pattern = _needle(q)
         people = Contact.select(Contact.customer).where(
             Contact.email.contains(pattern)
             | Contact.first_name.contains(pattern)
@@ -319,7 +319,7 @@ def customer_suggestions(text: str, limit: int = 12) -> list:
     first = SqlCase(None, [(starts, 0)], 1)
     return list(
         Customer.select(Customer.id, Customer.account_number, Customer.name)
-        .where(starts | Customer.name.contains(_like(text)))
+        .where(starts | Customer.name.contains(_needle(text)))
         .order_by(first, Customer.name, Customer.id)
         .limit(limit)
     )
@@ -341,7 +341,7 @@ def find_customer(text: str):
         return exact[0], ""
     named = list(
         Customer.select()
-        .where(Customer.name.contains(_like(text)))
+        .where(Customer.name.contains(_needle(text)))
         .order_by(Customer.name, Customer.id)
         .limit(6)
     )
@@ -395,7 +395,7 @@ def search_invoices(q: str = "", state: str = "", today=None):
         .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
     )
     if q and q.strip():
-        pattern = _like(q)
+        pattern = _needle(q)
         query = query.where(
             Invoice.number.contains(pattern)
             | Customer.name.contains(pattern)
@@ -593,7 +593,7 @@ def search_payments(q="", status="", flagged=False, posted="", start=None, end=N
         .order_by(Payment.received_at.desc(), Payment.id.desc())
     )
     if q and q.strip():
-        pattern = _like(q)
+        pattern = _needle(q)
         query = query.where(
             Payment.receipt_number.contains(pattern)
             | Payment.provider_reference.contains(pattern)
@@ -777,7 +777,7 @@ def search_audit(action="", actor="", object_type="", object_id="", start=None, 
     if action:
         query = query.where(AuditLog.action.startswith(action.strip()))
     if actor:
-        query = query.where(AuditLog.actor_label.contains(_like(actor)))
+        query = query.where(AuditLog.actor_label.contains(_needle(actor)))
     if object_type:
         query = query.where(fn.LOWER(AuditLog.object_type) == object_type.strip().lower())
     if object_id:
