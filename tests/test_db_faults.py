@@ -54,7 +54,7 @@ def buyer(app):
 
 @pytest.mark.postgresql
 def test_a_locked_invoice_table_answers_503_then_200(client, buyer):
-    """Finding: `LOCK TABLE invoice` from another connection hung every request. With the
+    """K1, J6. Finding: `LOCK TABLE invoice` from another connection hung every request. With the
     default lock timeout (5 s) the invoice list answers 503 + Retry-After in seconds, as a
     page and to a targeted htmx request; after the release, 200."""
     login(client, "pat@acme.example")
@@ -87,7 +87,7 @@ def test_a_locked_invoice_table_answers_503_then_200(client, buyer):
 
 @pytest.mark.postgresql
 def test_a_slow_statement_is_cancelled_by_the_statement_timeout(build_app):
-    """A statement running longer than `PORTAL_DATABASE_STATEMENT_TIMEOUT` in a web request
+    """K1, J6: a statement running longer than `PORTAL_DATABASE_STATEMENT_TIMEOUT` in a web request
     is cancelled (503), instead of holding a thread and a connection for as long as it runs;
     the same statement on a connection of the worker or the command line is not limited."""
     app = build_app(DATABASE_STATEMENT_TIMEOUT=1)
@@ -108,7 +108,7 @@ def test_a_slow_statement_is_cancelled_by_the_statement_timeout(build_app):
 
 
 def test_a_held_sqlite_write_lock_answers_503_within_the_busy_timeout(make_app, tmp_path):
-    """Finding: on SQLite a write lock held by another connection (`BEGIN IMMEDIATE`) made
+    """K1, J1. Finding: on SQLite a write lock held by another connection (`BEGIN IMMEDIATE`) made
     every write wait 10 s and then fail. A customer's POST waits the bounded web lock
     timeout and answers 503 + Retry-After with a clear message, as a page and to htmx;
     after the release the same POST succeeds. (A SQLite file of its own, on both runs.)"""
@@ -150,7 +150,7 @@ def test_a_held_sqlite_write_lock_answers_503_within_the_busy_timeout(make_app, 
 
 
 def test_the_default_web_lock_timeout_is_bounded(make_app, tmp_path):
-    """Without configuration a web request waits at most 5 s for a SQLite write lock (it
+    """J1: without configuration a web request waits at most 5 s for a SQLite write lock (it
     was 10 s); the worker and the command line keep the longer busy timeout."""
     path = tmp_path / "own" / "portal.db"
     path.parent.mkdir()
