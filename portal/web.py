@@ -32,10 +32,10 @@ CSP = (
 )
 
 
-def page_number() -> int:
-    """The `page` query argument as a positive integer (1 when absent or junk)."""
+def page_number(name: str = "page") -> int:
+    """The `page` (or `name`) query argument as a positive integer (1 when absent or junk)."""
     try:
-        return max(1, int(request.args.get("page", "1")))
+        return max(1, int(request.args.get(name, "1")))
     except ValueError:
         return 1
 

@@ -1,6 +1,6 @@
 """The requests queue: access requests and self-registrations waiting for staff."""
 
-from flask import Blueprint, abort, flash, request, url_for
+from flask import Blueprint, abort, flash, url_for
 from wtforms import StringField
 from wtforms.validators import Length, Optional
 
@@ -65,7 +65,7 @@ def _page(status=200, errors=None):
         .join(Customer)
         .where(PortalUser.status == "pending")
         .order_by(PortalUser.created_at, PortalUser.id),
-        _number("rpage"),
+        page_number("rpage"),
         QUEUE_PAGE_SIZE,
     )
     decided = list(
@@ -84,13 +84,6 @@ def _page(status=200, errors=None):
         errors=errors or {},
         action_form=ActionForm(),
     )
-
-
-def _number(name: str) -> int:
-    try:
-        return max(1, int(request.args.get(name, "1")))
-    except ValueError:
-        return 1
 
 
 @bp.get("/")
