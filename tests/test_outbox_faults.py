@@ -230,6 +230,24 @@ def test_a_claim_that_expired_before_the_hand_over_is_sent_once(build_app, monke
         assert fresh(message).status == "sent"
 
 
+def test_a_relay_silent_after_the_body_leaves_the_message_uncertain(build_app, monkeypatch):
+    """The relay takes the whole message and then says nothing: after the SMTP timeout
+    (`MAIL_TIMEOUT_SECONDS`, here 1 s) the message is uncertain, and not sent again."""
+    with relay(hold=True) as server:
+        build_app(MAIL_URL=server.url, MAIL_TIMEOUT_SECONDS=1)
+        with write_txn():
+            message = outbox.queue("pat@example.com", "Hello", "Body")
+        started = time.monotonic()
+        assert outbox.deliver_due() == 0
+        assert time.monotonic() - started < 5
+        server.release.set()
+        row = fresh(message)
+        assert row.status == "uncertain" and "no answer" in row.last_error
+        later(monkeypatch, days=1)
+        outbox.deliver_due()
+        assert server.ids() == {message.message_id: 1}
+
+
 # --- 2. SQLite: writes while a read is still stepping ----------------------------------------
 
 
