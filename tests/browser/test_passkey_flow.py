@@ -99,7 +99,7 @@ def test_a_passkey_is_added_and_signs_in_without_a_password(app, page):
     sign_out(page)
     page.goto("/login")
     shots(page, "two-step-sign-in-with-passkey")
-    page.get_by_role("button", name="Sign in with a passkey").click()
+    page.get_by_role("button", name="Use a passkey").click()
     expect(page.get_by_role("heading", name="Welcome, Pat")).to_be_visible()
 
     sign_out(page)  # the password now leads to the passkey as the second step
