@@ -730,6 +730,60 @@ class ProviderEvent(BaseModel):
         indexes = ((("provider", "event_id"), True),)
 
 
+class Autopay(BaseModel):
+    """A company's autopay enrolment (0016), one per customer: which saved card pays, up to
+    how much per invoice, and when (on the due date, `days_before` it, or on issue). Invoices
+    whose charge day falls before `starts_on` (the day it was turned on) are left to pay by
+    hand. `failures` counts failed charges in a row; at `autopay.DISABLE_AFTER` it turns off."""
+
+    customer = ForeignKeyField(Customer, unique=True, backref="autopay", on_delete="CASCADE")
+    method = ForeignKeyField(SavedMethod, null=True, on_delete="SET NULL")
+    max_cents = BigIntegerField()  # in `currency`; invoices in other currencies are left
+    currency = CharField(max_length=3, default="USD")
+    timing = CharField(max_length=10, default="due")  # due, before, issue
+    days_before = IntegerField(default=0)
+    active = BooleanField(default=True)
+    starts_on = DateField()
+    enrolled_by = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+    enrolled_at = UtcDateTimeField(default=utcnow)
+    failures = IntegerField(default=0)
+    stopped_at = UtcDateTimeField(null=True)
+    stopped_reason = CharField(max_length=255, default="")
+    updated_at = UtcDateTimeField(default=utcnow)
+
+
+class AutopayConsent(BaseModel):
+    """One acceptance of one version of the autopay authorisation, with its words (0016),
+    kept like the login terms' acceptances."""
+
+    customer = ForeignKeyField(Customer, backref="autopay_consents", on_delete="CASCADE")
+    user = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+    version = IntegerField()
+    text = TextField()
+    accepted_at = UtcDateTimeField(default=utcnow)
+    ip = CharField(max_length=64, default="")
+
+
+class AutopayCharge(BaseModel):
+    """Autopay's one charge of one invoice (0016): the unique invoice makes "charged once" a
+    database fact. Written as `charging` and committed before the card is charged, so a crash
+    leaves a row the worker resolves from the attempt rather than a second charge.
+
+    States: charging -> paid | processing (a bank debit) | retry (at `next_try_at`) | failed,
+    or skipped (over the maximum, or the card was gone)."""
+
+    customer = ForeignKeyField(Customer, backref="autopay_charges", on_delete="CASCADE")
+    invoice = ForeignKeyField(Invoice, unique=True, on_delete="CASCADE")
+    amount_cents = BigIntegerField()
+    state = CharField(max_length=12, default="charging", index=True)
+    tries = IntegerField(default=0)
+    next_try_at = UtcDateTimeField(null=True)
+    attempt = ForeignKeyField(PaymentAttempt, null=True, on_delete="SET NULL")
+    last_error = CharField(max_length=255, default="")
+    created_at = UtcDateTimeField(default=utcnow)
+    updated_at = UtcDateTimeField(default=utcnow)
+
+
 class TestCheckoutSession(BaseModel):
     """The test-checkout simulator's own record: what a (simulated) provider would keep."""
 

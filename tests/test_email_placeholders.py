@@ -352,6 +352,57 @@ def ev_credit_applied(app, client):
     }
 
 
+def _autopay_enrolment(app, max_cents=10_000):
+    """A company with autopay on (a saved card row, as Stripe's setup leaves it)."""
+    from portal.models import Autopay, SavedMethod
+
+    customer = factories.customer(name="Acme Manufacturing")
+    admin = factories.portal_user(
+        customer, email="pat@acme.example", first_name="Pat", last_name="Buyer"
+    )
+    method = SavedMethod.create(customer=customer, method_id="pm_test", brand="visa", last4="4242")
+    Autopay.create(
+        customer=customer,
+        method=method,
+        max_cents=max_cents,
+        starts_on=date(2000, 1, 1),
+        enrolled_by=admin,
+    )
+    return customer, admin, method
+
+
+def ev_autopay_failed(app, client):
+    """An invoice over the autopay limit: the worker's pass tells the admins (no charge)."""
+    from portal.services import autopay
+
+    app.config["PAYMENT_PROVIDERS"] = [*app.config["PAYMENT_PROVIDERS"], "stripe"]
+    customer, admin, _ = _autopay_enrolment(app)
+    invoice, _ = factories.invoice(customer, total_cents=25_000)
+    assert autopay.run_due(today=invoice.due_date) == 1
+    return {
+        "name": "Pat Buyer",
+        "invoice": invoice.number,
+        "amount": "$250.00",
+        "card": "Visa •••• 4242",
+        "reason": "It is over your autopay limit of $100.00, so it was not charged.",
+        "next_step": "Please pay it yourself in the portal.",
+        "link": absolute_url("billing.show", invoice_id=invoice.id),
+    }
+
+
+def ev_autopay_stopped(app, client):
+    """The card autopay used is removed: autopay stops and the admins are told."""
+    from portal.services import autopay
+
+    _, _, method = _autopay_enrolment(app)
+    autopay.card_removed(method)
+    return {
+        "name": "Pat Buyer",
+        "reason": "The card it used (Visa •••• 4242) was removed.",
+        "link": absolute_url("autopay.show"),
+    }
+
+
 def ev_refund_recorded(app, client):
     _, payment = payment_with_credit(app)
     payments.record_refund(payment, factories.staff(), 5_000, note="Sent back to your bank.")
@@ -454,6 +505,8 @@ EVENTS = {
     "payment_rejected": ev_payment_rejected,
     "credit_applied": ev_credit_applied,
     "refund_recorded": ev_refund_recorded,
+    "autopay_failed": ev_autopay_failed,
+    "autopay_stopped": ev_autopay_stopped,
     "case_update": ev_case_update,
     "quote_published": ev_quote_published,
     "shipment_sent": ev_shipment_sent,

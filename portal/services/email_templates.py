@@ -466,6 +466,44 @@ KINDS = {
         },
         _refund_recorded,
     ),
+    "autopay_failed": Kind(
+        "Autopay did not charge an invoice",
+        "Sent to the company's admins when autopay's charge of an invoice fails (with when it "
+        "will try again) or when an invoice is over the autopay limit.",
+        {
+            "name": "The admin's name",
+            "invoice": "The invoice's number",
+            "amount": "The amount autopay meant to charge, formatted",
+            "card": "The saved card, e.g. Visa •••• 4242",
+            "reason": "Why it was not charged (the card's answer, or the limit)",
+            "next_step": "When autopay tries again, or that the customer should pay it",
+            "link": "A link to the invoice in the portal",
+        },
+        {
+            "name": "Pat Buyer",
+            "invoice": "INV-000042",
+            "amount": "$1,250.00",
+            "card": "Visa •••• 4242",
+            "reason": "The card was declined: insufficient funds.",
+            "next_step": "We will try again on 08 Dec 2026.",
+            "link": "{base}/invoices/EXAMPLE",
+        },
+    ),
+    "autopay_stopped": Kind(
+        "Autopay turned off",
+        "Sent to the company's admins when autopay turns itself off (charges failed in a row, "
+        "or the card it used was removed).",
+        {
+            "name": "The admin's name",
+            "reason": "Why autopay stopped",
+            "link": "A link to the autopay page, to turn it on again",
+        },
+        {
+            "name": "Pat Buyer",
+            "reason": "3 charges failed in a row. The last: the card was declined.",
+            "link": "{base}/company/autopay/",
+        },
+    ),
     "case_update": Kind(
         "Support case update",
         "Sent to the customer when staff reply to or change a support case.",

@@ -18,13 +18,14 @@ from flask import current_app
 
 from ..db import db, write_txn
 from ..models import Counter
-from . import outbox, payments
+from . import autopay, outbox, payments
 
 log = logging.getLogger(__name__)
 
 # The money side: each task does one pass and returns how much it did. One line per job.
 MONEY_TASKS = [
     payments.reconcile,
+    autopay.run_due,  # after reconciliation: a charge's late outcome is known first
 ]
 
 # The worker's heartbeats: epoch seconds of each loop's last finished pass, kept as rows of

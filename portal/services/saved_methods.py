@@ -138,7 +138,7 @@ def finish_saving(user, session_id: str) -> SavedMethod | None:
 
 
 def remove(user, method) -> None:
-    """Forget a saved card here and at Stripe; audited."""
+    """Forget a saved card here and at Stripe; audited. Autopay that used it stops."""
     try:
         stripe_provider.client().v1.payment_methods.detach(method.method_id)
     except Exception:  # already gone at Stripe: it must still go from here
@@ -148,6 +148,9 @@ def remove(user, method) -> None:
             SavedMethod.id == method.id
         ).execute()
         audit.record("payment_method.removed", method, actor=user, label=method.label)
+    from . import autopay  # it builds on this module
+
+    autopay.card_removed(method)
 
 
 @dataclass
@@ -184,6 +187,11 @@ class SavedStart:
                 params=params, options={"idempotency_key": f"intent-{attempt.key}"}
             )
         except stripe.CardError as exc:  # checkout marks the attempt failed
+            if exc.code == "authentication_required":  # off-session: nobody to ask
+                raise ProviderError(
+                    "The bank wants the cardholder to confirm this payment, which cannot be "
+                    "done automatically: pay the invoice in the portal, where the bank can ask."
+                ) from exc
             raise ProviderError(
                 "The card was declined: " + (exc.user_message or "try another card or way to pay")
             ) from exc

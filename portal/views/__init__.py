@@ -7,6 +7,7 @@ from .payments import bp as payments_bp
 from .quickpay import bp as quickpay_bp
 from .staff import bp as staff_bp
 from .staff.staff_audit import bp as staff_audit_bp
+from .staff.staff_autopay import bp as staff_autopay_bp
 from .staff.staff_customers import bp as staff_customers_bp
 from .staff.staff_import import bp as staff_import_bp
 from .staff.staff_invoices import bp as staff_invoices_bp
@@ -32,6 +33,7 @@ BLUEPRINTS += [
     staff_outbox_bp,
     staff_audit_bp,
     staff_users_bp,
+    staff_autopay_bp,
 ]
 
 # The customer billing area (issue 5).
@@ -49,9 +51,10 @@ BLUEPRINTS += [register_bp, access_bp, password_bp]
 
 # My account and company administration (issue 4).
 from .account import bp as account_bp  # noqa: E402
+from .autopay import bp as autopay_bp  # noqa: E402
 from .company import bp as company_bp  # noqa: E402
 
-BLUEPRINTS += [account_bp, company_bp]
+BLUEPRINTS += [account_bp, company_bp, autopay_bp]
 
 # Support cases, for customers and in the back office.
 from .cases import bp as cases_bp  # noqa: E402

@@ -252,6 +252,7 @@ class StripeFake:
         self.mirror_api_events = True
         self._idempotent: dict[tuple[str, str], tuple[str, asyncio.Future]] = {}
         self._processing: set[str] = set()  # bank debits not settled yet
+        self._authenticating: dict[str, str] = {}  # payment intent -> its return_url
 
     def start(self) -> StripeFake:
         """Start localstripe and the fake on free loopback ports; return once both answer."""
@@ -336,6 +337,8 @@ class StripeFake:
         app.router.add_get("/v1/disputes/{id}", self._retrieve_dispute)
         app.router.add_get("/c/pay/{id}", self._hosted_page)
         app.router.add_post("/c/pay/{id}", self._hosted_action)
+        app.router.add_get("/c/authenticate/{id}", self._authenticate_page)
+        app.router.add_post("/c/authenticate/{id}", self._authenticate_action)
         app.router.add_route("*", "/v1/{tail:.*}", self._proxy)
         ports = []
         for application in (ls_app, app):
@@ -489,10 +492,12 @@ class StripeFake:
     async def _proxy(self, request: web.Request) -> web.Response:
         """Anything else under /v1/ goes to localstripe unchanged; its answer comes back."""
         body = await request.read()
+        sent = {}
         if request.method == "POST" and request.path.startswith("/v1/payment_intents") and body:
             # localstripe refuses `return_url` (where Stripe sends a payer back after a
             # redirect to authenticate); Stripe accepts it with confirm=true. Drop it here.
             pairs = urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
+            sent = dict(pairs)
             body = urllib.parse.urlencode([(k, v) for k, v in pairs if k != "return_url"]).encode()
         headers = {
             k: v
@@ -515,11 +520,103 @@ class StripeFake:
             params = unflatten(request.query.items())
         expand = params.get("expand") or []
         payload = self._stripeish(payload, expand if isinstance(expand, list) else [])
+        if isinstance(payload, dict) and payload.get("status") == "requires_action":
+            status, payload = await self._three_d_secure(payload, sent)
         if status == 402 and isinstance(payload, dict):
             payload = await self._card_error(payload)
         if self.mirror_api_events and request.method == "POST":
             request[EVENTS].extend(await self._mirrored_events(request, status, payload))
         return web.json_response(payload, status=status)
+
+    async def _three_d_secure(self, intent: dict, sent: dict) -> tuple[int, dict]:
+        """A card whose bank asks the payer to authenticate (localstripe's 3-D Secure test
+        cards), as Stripe answers it: confirmed off-session, a 402 `authentication_required`
+        card error (the intent back to requires_payment_method); on-session, a
+        `redirect_to_url` next action to this fake's bank page, which returns the payer to the
+        intent's `return_url`."""
+        if sent.get("off_session") == "true":
+            await self._ls("POST", f"/v1/payment_intents/{intent['id']}/cancel")
+            intent = {**intent, "status": "requires_payment_method", "next_action": None}
+            error = {
+                "type": "card_error",
+                "code": "authentication_required",
+                "decline_code": "authentication_required",
+                "message": "Your card was declined. This transaction requires authentication.",
+                "payment_intent": intent,
+            }
+            return 402, {"error": error}
+        if sent.get("return_url"):
+            self._authenticating[intent["id"]] = sent["return_url"]
+        return_url = self._authenticating.get(intent["id"])
+        if return_url:
+            intent["next_action"] = {
+                "type": "redirect_to_url",
+                "redirect_to_url": {
+                    "url": f"{self.api_base}/c/authenticate/{intent['id']}",
+                    "return_url": return_url,
+                },
+            }
+        return 200, intent
+
+    async def _authenticate_page(self, request: web.Request) -> web.Response:
+        """The bank's authentication page (3-D Secure), served by the fake."""
+        pi_id = request.match_info["id"]
+        if pi_id not in self._authenticating:
+            return _page("Not found", "<p>Nothing to authenticate.</p>", 404)
+        esc = html.escape
+        body = (
+            "<p><strong>TEST MODE</strong>: your bank asks you to confirm this payment.</p>"
+            f'<form method="post" action="/c/authenticate/{esc(pi_id)}">'
+            '<button type="submit" name="action" value="complete">Complete authentication</button> '
+            '<button type="submit" name="action" value="fail">Fail authentication</button>'
+            "</form>"
+        )
+        return _page("Confirm your payment", body)
+
+    async def _authenticate_action(self, request: web.Request) -> web.StreamResponse:
+        """The payer confirmed (or failed) the bank's check: Stripe charges the card, sends
+        its event, and returns the browser with `payment_intent` and `redirect_status`."""
+        pi_id = request.match_info["id"]
+        return_url = self._authenticating.pop(pi_id, None)
+        if return_url is None:
+            return _page("Not found", "<p>Nothing to authenticate.</p>", 404)
+        success = (await request.post()).get("action") == "complete"
+        intent = await self._ls("GET", f"/v1/payment_intents/{pi_id}")
+        intent = await self._ls(
+            "POST",
+            f"/v1/payment_intents/{pi_id}/_authenticate",
+            {"client_secret": intent["client_secret"], "success": "true" if success else "false"},
+        )
+        kind = (
+            "payment_intent.succeeded"
+            if intent.get("status") == "succeeded"
+            else ("payment_intent.payment_failed")
+        )
+        self._emit(self._event(kind, intent), background=True)
+        joiner = "&" if "?" in return_url else "?"
+        query = urllib.parse.urlencode(
+            {
+                "payment_intent": pi_id,
+                "payment_intent_client_secret": intent["client_secret"],
+                "redirect_status": "succeeded" if success else "failed",
+            }
+        )
+        return _redirect(return_url + joiner + query)
+
+    def authenticate(self, pi_id: str, success: bool = True) -> str | None:
+        """Click the bank page's button as a payer would; return where Stripe sends them."""
+        data = urllib.parse.urlencode({"action": "complete" if success else "fail"}).encode()
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
+        req = urllib.request.Request(f"{self.api_base}/c/authenticate/{pi_id}", data=data)
+        try:
+            with opener.open(req, timeout=30) as resp:
+                location = None if resp.status != 303 else resp.headers["Location"]
+        except urllib.error.HTTPError as exc:
+            if exc.code != 303:
+                raise
+            location = exc.headers.get("Location")
+        self.wait_idle()
+        return location
 
     def _shim(self, request: web.Request) -> str:
         """Listing payment methods: Stripe's `type` is optional, localstripe's is `card`."""
