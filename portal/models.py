@@ -397,6 +397,8 @@ class Product(BaseModel):
     unit = CharField(max_length=20, default="ea")
     price_cents = BigIntegerField(default=0, constraints=[Check("price_cents >= 0")])
     available_quantity = IntegerField(default=0)
+    # A withdrawn product stays for the lines that name it, but cannot be ordered (0023).
+    active = BooleanField(default=True)
 
 
 class CustomerPrice(BaseModel):
@@ -850,6 +852,9 @@ class Quote(PublicId, CustomerOwned, BaseModel):
     published_at = UtcDateTimeField(null=True)
     decided_at = UtcDateTimeField(null=True)
     decided_by = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+    # The digest of its lines and totals when published (0023): a quote changed after it
+    # was published no longer matches, and cannot be accepted as it was.
+    published_digest = CharField(max_length=64, null=True)
 
 
 class QuoteLine(ProductLines, BaseModel):
@@ -909,6 +914,66 @@ class Shipment(BaseModel):
     delivered_at = UtcDateTimeField(null=True)
     carrier = CharField(max_length=50, default="")
     tracking_number = CharField(max_length=100, default="")
+
+
+class Cart(BaseModel):
+    """A login's cart (one each); `last_order` is what its latest checkout made."""
+
+    portal_user = ForeignKeyField(PortalUser, unique=True, on_delete="CASCADE")
+    customer = ForeignKeyField(Customer, on_delete="CASCADE")
+    last_order = ForeignKeyField(SalesOrder, null=True, on_delete="SET NULL")
+    updated_at = UtcDateTimeField(default=utcnow)
+
+
+class CartLine(BaseModel):
+    """A product in a cart; `was_price_cents` is the price a reorder's old document had."""
+
+    cart = ForeignKeyField(Cart, backref="lines", on_delete="CASCADE")
+    product = ForeignKeyField(Product, on_delete="CASCADE")
+    quantity_milli = BigIntegerField()
+    was_price_cents = BigIntegerField(null=True)
+    added_at = UtcDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("cart", "product"), True),)
+
+
+class WebOrder(BaseModel):
+    """The portal's side of an order placed here: its own number (kept when the ERP's import
+    renames the order), who placed it, the office's review and its one CSV export."""
+
+    order = ForeignKeyField(SalesOrder, unique=True, backref="web", on_delete="CASCADE")
+    number = CharField(max_length=30, unique=True)
+    cart = ForeignKeyField(Cart, null=True, on_delete="SET NULL")
+    checkout_key = CharField(max_length=64, unique=True)
+    placed_by = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+    placed_at = UtcDateTimeField(default=utcnow)
+    requested_date = DateField(null=True)
+    notes = TextField(default="")
+    reviewed_by = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    reviewed_at = UtcDateTimeField(null=True)
+    reject_reason = TextField(default="")
+    exported_at = UtcDateTimeField(null=True, index=True)
+    export_batch = CharField(max_length=32, null=True, index=True)
+    linked_at = UtcDateTimeField(null=True)
+
+
+class QuoteSignature(BaseModel):
+    """A customer's acceptance of a quote as a signature: who typed which name, ticked the
+    terms, from which address, and the digest of the lines and totals they accepted."""
+
+    quote = ForeignKeyField(Quote, unique=True, backref="signatures", on_delete="CASCADE")
+    portal_user = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+    full_name = CharField(max_length=200)
+    email = CharField(max_length=320, default="")
+    customer_po = CharField(max_length=50, default="")
+    terms_accepted = BooleanField(default=True)
+    digest = CharField(max_length=64)
+    total_cents = BigIntegerField()
+    currency = CharField(max_length=3, default="USD")
+    signed_at = UtcDateTimeField(default=utcnow)
+    ip = CharField(max_length=64, default="")
+    user_agent = CharField(max_length=255, default="")
 
 
 # --- support ----------------------------------------------------------------------------
