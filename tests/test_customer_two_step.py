@@ -482,3 +482,15 @@ def test_h1_passkey_script_is_a_static_file_and_boosted_visits_load_it(client, p
     boosted = client.get("/account/", headers={"HX-Request": "true", "HX-Boosted": "true"})
     assert boosted.headers["HX-Redirect"] == "/account/"
     assert LoginSession.select().count() == 1
+
+
+def test_migration_0021_builds_exactly_the_two_step_models(app):
+    """STYLE 5: the tables migration 0021 builds match portal/models_two_step.py, on SQLite
+    and on PostgreSQL (the models live beside models.py, outside ALL_MODELS)."""
+    from playhouse.schema_diff import diff_models
+
+    from portal.db import db
+    from portal.models_two_step import ALL_TWO_STEP_MODELS
+
+    diff = diff_models(db.obj, ALL_TWO_STEP_MODELS)
+    assert not diff, diff
