@@ -1,18 +1,45 @@
-"""Sales orders as the ERP knows them: customers follow status, lines shipped and shipments.
+"""Sales orders: customers follow status, lines shipped and shipments.
 
-Read-only in the portal (the ERP's CSV export brings them in: `flask import orders`,
-`order_lines`, `shipments`). Statuses: `open`, `partially_shipped`, `shipped`, `closed`,
-`cancelled`; the list's "open" filter means not yet fully shipped.
+Most come from the ERP's CSV export (`flask import orders`, `order_lines`, `shipments`).
+An order placed in the portal (services/cart.py) starts `submitted` with a `WebOrder` beside
+it; the office accepts or rejects it (with a reason) and exports accepted ones as CSV for the
+ERP, each once; when the ERP's order comes back through the import naming the portal's
+number (`portal_order`), the import renames that same row to the ERP's number, so the
+customer sees one order. Statuses: `submitted`, `accepted`, `rejected` (portal orders not in
+the ERP yet), then the ERP's `open`, `partially_shipped`, `shipped`, `closed`, `cancelled`;
+the list's "open" filter means not yet fully shipped (submitted and accepted included).
 """
 
+import io
+import secrets
 from datetime import timedelta
 from urllib.parse import quote as urlquote
 
-from ..models import Contact, Customer, PortalUser, Quote, SalesOrder, SalesOrderLine, Shipment
+from peewee import JOIN
+
+from ..db import locked, utcnow, write_txn
+from ..filters import quantity
+from ..models import (
+    Contact,
+    Customer,
+    PortalUser,
+    Product,
+    Quote,
+    SalesOrder,
+    SalesOrderLine,
+    Shipment,
+    Site,
+    WebOrder,
+)
+from ..money import to_decimal
+from ..spreadsheet import writer as csv_writer
 from ..web import absolute_url
-from . import outbox, quotes, settings
+from . import audit, outbox, quotes, settings
 
 STATUS_LABELS = {
+    "submitted": "Submitted",
+    "accepted": "Accepted",
+    "rejected": "Not accepted",
     "open": "Open",
     "partially_shipped": "Partly shipped",
     "shipped": "Shipped",
@@ -20,7 +47,12 @@ STATUS_LABELS = {
     "cancelled": "Cancelled",
 }
 FILTERS = {"open": "Open", "shipped": "Shipped", "all": "All"}
-_FILTER_STATUSES = {"open": ("open", "partially_shipped"), "shipped": ("shipped", "closed")}
+STAFF_FILTERS = {"submitted": "To review", **FILTERS}
+_FILTER_STATUSES = {
+    "submitted": ("submitted",),
+    "open": ("submitted", "accepted", "open", "partially_shipped"),
+    "shipped": ("shipped", "closed"),
+}
 
 
 def _narrowed(query, status: str, q: str, *searched):
@@ -79,7 +111,154 @@ def page_context(order: SalesOrder) -> dict:
         "shipped_percent": shipped_percent(order_lines),
         "labels": STATUS_LABELS,
         "tracking_url": tracking_url,
+        "web": web_order_of(order),
     }
+
+
+def web_order_of(order: SalesOrder) -> WebOrder | None:
+    """The portal's side of an order placed here (None for an order made in the ERP)."""
+    return (
+        WebOrder.select(WebOrder, PortalUser, Contact)
+        .join(PortalUser, JOIN.LEFT_OUTER, on=(WebOrder.placed_by == PortalUser.id))
+        .join(Contact, JOIN.LEFT_OUTER)
+        .where(WebOrder.order == order.id)
+        .first()
+    )
+
+
+class OrderError(Exception):
+    """A review the order's state does not allow (shown to the person)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def review(order: SalesOrder, staff, accept: bool, reason: str = "") -> None:
+    """The office accepts a submitted portal order, or rejects it saying why; the UPDATE
+    re-checks the state, so two clicks or two colleagues cannot decide it twice."""
+    reason = (reason or "").strip()
+    if not accept and not reason:
+        raise OrderError("Say why the order is not accepted; the customer reads it.", "reason")
+    status = "accepted" if accept else "rejected"
+    with write_txn():
+        changed = (
+            SalesOrder.update(status=status)
+            .where((SalesOrder.id == order.id) & (SalesOrder.status == "submitted"))
+            .execute()
+        )
+        if changed != 1:
+            raise OrderError("This order was already reviewed.")
+        WebOrder.update(reviewed_by=staff.id, reviewed_at=utcnow(), reject_reason=reason).where(
+            WebOrder.order == order.id
+        ).execute()
+        audit.record(f"order.{status}", order, actor=staff, reason=reason or None)
+    order.status = status
+
+
+def _exportable():
+    return (
+        WebOrder.select(WebOrder)
+        .join(SalesOrder)
+        .where((SalesOrder.status == "accepted") & WebOrder.exported_at.is_null())
+        .order_by(WebOrder.placed_at, WebOrder.id)
+    )
+
+
+def exportable_count() -> int:
+    """How many accepted portal orders the next export would hold."""
+    return _exportable().count()
+
+
+EXPORT_COLUMNS = (
+    "portal_order",
+    "account_number",
+    "site_code",
+    "customer_po",
+    "order_date",
+    "requested_date",
+    "line",
+    "item_code",
+    "description",
+    "quantity",
+    "unit_price",
+    "amount",
+    "currency",
+    "placed_by",
+    "notes",
+)
+
+
+def export_accepted(staff) -> tuple[str, str] | None:
+    """The accepted portal orders not yet exported, as CSV for the ERP (one row per line),
+    marked exported in the same transaction: each order is exported once, even when two
+    exports run at once (the rows are claimed by an UPDATE that re-checks `exported_at`,
+    then read back by the claim's batch key). None when there is nothing new."""
+    with write_txn():
+        waiting = [w.id for w in locked(_exportable())]
+        if not waiting:
+            return None
+        batch = secrets.token_hex(8)
+        claimed = (
+            WebOrder.update(exported_at=utcnow(), export_batch=batch)
+            .where(WebOrder.id.in_(waiting) & WebOrder.exported_at.is_null())
+            .execute()
+        )
+        if not claimed:
+            return None
+        text = _export_csv(batch)
+        audit.record("orders.exported", None, actor=staff, count=claimed, batch=batch)
+    return batch, text
+
+
+def _export_csv(batch: str) -> str:
+    rows = (
+        SalesOrderLine.select(SalesOrderLine, SalesOrder, WebOrder, Customer, Site, Product)
+        .join(SalesOrder)
+        .join(WebOrder, on=(WebOrder.order == SalesOrder.id), attr="web_order")
+        .switch(SalesOrder)
+        .join(Customer)
+        .switch(SalesOrder)
+        .join(Site, JOIN.LEFT_OUTER)
+        .switch(SalesOrderLine)
+        .join(Product, JOIN.LEFT_OUTER)
+        .where(WebOrder.export_batch == batch)
+        .order_by(WebOrder.placed_at, WebOrder.id, SalesOrderLine.position)
+    )
+    placers = {
+        w.id: w.placed_by.contact.email if w.placed_by_id else ""
+        for w in WebOrder.select(WebOrder, PortalUser, Contact)
+        .join(PortalUser, JOIN.LEFT_OUTER, on=(WebOrder.placed_by == PortalUser.id))
+        .join(Contact, JOIN.LEFT_OUTER)
+        .where(WebOrder.export_batch == batch)
+    }
+    out = io.StringIO()
+    writer = csv_writer(out, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for line in rows:
+        order = line.order
+        web = order.web_order
+        writer.writerow(
+            (
+                web.number,
+                order.customer.account_number,
+                order.site.site_code if order.site_id else "",
+                order.customer_po,
+                order.order_date.isoformat(),
+                web.requested_date.isoformat() if web.requested_date else "",
+                line.position,
+                line.product.item_code if line.product_id else "",
+                line.description,
+                quantity(line.quantity_milli),
+                to_decimal(line.unit_price_cents),
+                to_decimal(line.amount_cents),
+                order.currency,
+                placers.get(web.id, ""),
+                web.notes,
+            )
+        )
+    return out.getvalue()
 
 
 def source_quote(user, order: SalesOrder) -> Quote | None:

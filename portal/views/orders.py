@@ -1,12 +1,13 @@
 """Orders of the signed-in customer: list with status filter and search, one order's detail."""
 
-from flask import Blueprint, abort
+from flask import Blueprint, abort, flash, url_for
 from flask_login import current_user
 
 from ..auth import customer_required
-from ..services import orders
+from ..forms import ActionForm
+from ..services import cart, orders
 from ..services.backoffice import paginate
-from ..web import choice, page_number, render, search_text
+from ..web import choice, page_number, redirect_to, render, search_text
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 orders_required = customer_required("orders", "orders")
@@ -40,5 +41,30 @@ def show(order_id):
     return render(
         "orders/show.html",
         quote=orders.source_quote(current_user, order),
+        action_form=ActionForm(),
         **orders.page_context(order),
     )
+
+
+def reorder_from(lines, what: str):
+    """Fill the cart with `lines` at today's prices and go there, saying what stayed out."""
+    skipped = cart.reorder(current_user, lines)
+    flash(
+        f"Your cart now holds the items of {what} at today's prices; changed prices are marked.",
+        "success",
+    )
+    for note in skipped:
+        flash(note, "warning")
+    return redirect_to(url_for("cart.index"))
+
+
+@bp.post("/<opaque('order'):order_id>/reorder")
+@orders_required
+def reorder(order_id):
+    """A new cart with this order's catalog lines at today's prices (the cart is replaced)."""
+    order = orders.order_for(current_user, order_id)
+    if order is None:
+        abort(404)
+    if not ActionForm().validate():
+        abort(400)
+    return reorder_from(orders.lines(order), f"order {order.number}")
