@@ -68,3 +68,9 @@ from .quotes import bp as quotes_bp  # noqa: E402
 from .staff.staff_quotes import bp as staff_quotes_bp  # noqa: E402
 
 BLUEPRINTS += [quotes_bp, orders_bp, staff_quotes_bp]
+
+# B2B ordering (issue 20): the catalog at the customer's prices, the cart and checkout.
+from .cart import bp as cart_bp  # noqa: E402
+from .catalog import bp as catalog_bp  # noqa: E402
+
+BLUEPRINTS += [catalog_bp, cart_bp]
