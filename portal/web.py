@@ -182,6 +182,7 @@ CUSTOMER_NAV = [
     ("billing.index", "Invoices", "invoices", "invoices"),
     ("statements.index", "Statements", "statements", "statements"),
     ("quotes.index", "Quotes", "quotes", "quotes"),
+    ("catalog.index", "Catalog", "orders", "orders"),
     ("orders.index", "Orders", "orders", "orders"),
     ("cases.index", "Support", "cases", "cases"),
     ("company.index", "Company", "company_admin", None),
