@@ -98,6 +98,15 @@ MATRIX = {
     # Orders
     ("orders.index", "GET"): Route("orders"),
     ("orders.show", "GET"): Route("orders"),
+    ("orders.reorder", "POST"): Route("orders", POST_OK),
+    # Catalog, cart and checkout (issue 20); a withdrawn product is the "other" object
+    ("catalog.index", "GET"): Route("orders"),
+    ("catalog.show", "GET"): Route("orders"),
+    ("catalog.add", "POST"): Route("orders", POST_OK),
+    ("cart.index", "GET"): Route("orders"),
+    ("cart.update", "POST"): Route("orders", (200, 303, 422)),  # htmx: the cart again
+    ("cart.remove", "POST"): Route("orders", POST_OK),
+    ("cart.checkout", "POST"): Route("orders", POST_OK),
 }
 
 # Blueprints that are not the signed-in customer area.
@@ -128,6 +137,7 @@ URL_ARGS = {
     "quote_id": ("quote", "quote_other", "quote_site"),
     "rfq_id": ("rfq", "rfq_other", "rfq_site"),
     "order_id": ("order", "order_other", "order_site"),
+    "product_id": ("product", "product_withdrawn", None),
 }
 VARIANTS = ("own", "other", "site")
 # The logins: one per role (whole account), one with every role, one limited to site A.
@@ -231,6 +241,8 @@ def build_world():
         "order": factories.order(acme, site=site_a).id,
         "order_site": factories.order(acme, site=site_b).id,
         "order_other": factories.order(other).id,
+        "product": factories.product().id,
+        "product_withdrawn": factories.product(active=False).id,
     }
     logins = {}
     for name in LOGINS:
