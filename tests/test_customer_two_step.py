@@ -494,3 +494,17 @@ def test_migration_0021_builds_exactly_the_two_step_models(app):
 
     diff = diff_models(db.obj, ALL_TWO_STEP_MODELS)
     assert not diff, diff
+
+
+def test_a_second_step_reset_half_way_goes_on_without_it(client, pat, staff_user):
+    """C5: when staff reset the second step while a sign-in waits for it, the code page
+    does not strand the person: the password was proven and no step is left to ask."""
+    from portal.services import two_step
+
+    enable_app(client)
+    sign_out(client)
+    login(client, "pat@example.com")
+    two_step.reset(PortalUser.get_by_id(pat.id), staff_user)
+    answer = client.get("/login/two-step")
+    assert (answer.status_code, answer.headers["Location"]) == (303, "/")
+    assert signed_in(client)

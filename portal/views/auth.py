@@ -212,6 +212,9 @@ def two_step():
     user, data = _pending()
     if user is None:
         return _start_again()
+    step = two_step_service.next_step(user)
+    if step != "code":  # reset by staff meanwhile: nothing to prove, or set one up
+        return redirect(url_for("auth.two_step_setup")) if step else _finish(user, data)
     if request.method == "GET":
         return full_load() or _code_page(user)
     if "recovery_code" in request.form:
