@@ -152,32 +152,37 @@ def statement(user, start: date, end: date) -> Statement:
         .join(Payment)
         .where((Payment.status == "applied") & (PaymentApplication.invoice == Invoice.id))
     )
-    issued = _scoped(user, Invoice, applied.alias("applied")).where(
-        (Invoice.issue_date >= start) & (Invoice.issue_date <= end)
-    )
+    # Only the columns a line needs, as tuples: a five-year range of a large account has tens
+    # of thousands of invoices, and whole model rows cost most of the statement's time.
+    issued = _scoped(
+        user,
+        Invoice.id,
+        Invoice.issue_date,
+        Invoice.number,
+        Invoice.description,
+        Invoice.total_cents,
+        Invoice.currency,
+        Invoice.amount_paid_cents + Invoice.discount_taken_cents - applied,
+    ).where((Invoice.issue_date >= start) & (Invoice.issue_date <= end))
     lines = []
-    for invoice in issued.order_by(Invoice.issue_date, Invoice.id):
-        result.currency = invoice.currency
+    for invoice_id, day, number, description, total, currency, outside in issued.order_by(
+        Invoice.issue_date, Invoice.id
+    ).tuples():
+        result.currency = currency
         lines.append(
             Line(
-                invoice.issue_date,
-                "invoice",
-                invoice.number,
-                invoice.description or "Invoice",
-                debit=invoice.total_cents,
-                invoice_id=invoice.id,
+                day, "invoice", number, description or "Invoice", debit=total, invoice_id=invoice_id
             )
         )
-        outside = invoice.amount_paid_cents + invoice.discount_taken_cents - int(invoice.applied)
         if outside > 0:
             lines.append(
                 Line(
-                    invoice.issue_date,
+                    day,
                     "credit",
-                    invoice.number,
+                    number,
                     "Paid before this portal (from our books)",
-                    credit=outside,
-                    invoice_id=invoice.id,
+                    credit=int(outside),
+                    invoice_id=invoice_id,
                 )
             )
     if user.site_ids is None:
