@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from flask import current_app, session
 
 from portal.db import db, utcnow, write_txn
-from portal.models import Case, Counter, OutboxMessage, Payment, PaymentAttempt
+from portal.models import Case, Contact, Counter, OutboxMessage, Payment, PaymentAttempt
 from portal.services import cases, outbox, payments
 
 from . import factories
@@ -473,3 +473,30 @@ def test_b9_a_stored_control_character_never_blocks_a_staff_reply(client, mailbo
     assert message["To"] == "pat@acme.example" and message["Bcc"] is None
     assert "Damaged" in message["Subject"] and "pallet" in message["Subject"]
     assert not any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in message["Subject"])
+
+
+def test_b9_a_stored_odd_address_never_blocks_a_staff_reply(client, mailbox):
+    """B9: a contact address written straight into the database with a control character
+    and a second address: the staff reply still succeeds, nothing is sent to either
+    address, and staff find the email as failed, with the reason."""
+    customer = factories.customer(name="Acme")
+    buyer = factories.portal_user(customer, email="pat@acme.example")
+    case = cases.create_case(buyer, "Damaged pallet", "Two boxes arrived crushed.")
+    Contact.update(email="pat@acme.example\x07, x@evil.example").where(
+        Contact.id == buyer.contact_id
+    ).execute()
+    factories.staff(email="sam@example.com")
+    staff_login(client, "sam@example.com")
+    mailbox.clear()
+    response = client.post(
+        f"/staff/cases/{case.id}/reply",
+        data={"body": "A replacement ships today.", "status": "waiting"},
+    )
+    assert response.status_code == 303
+    assert Case.get_by_id(case.id).status == "waiting"
+    failed = OutboxMessage.get(OutboxMessage.kind == "case_update")
+    assert failed.status == "failed" and failed.last_error.startswith("Not sent:")
+    assert outbox.deliver_due() == 0
+    assert mailbox.messages == []
+    page = client.get("/staff/outbox/?status=failed").get_data(as_text=True)
+    assert "Damaged pallet" in page

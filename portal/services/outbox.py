@@ -142,6 +142,20 @@ def queue_template(kind: str, to: str, **objects):
     subject, body = email_templates.compose(kind, values)
     payment = objects.get("payment")
     about = f"payment-{payment.id}" if getattr(payment, "id", None) else ""
+    try:
+        check_recipient(to)
+    except ValueError as exc:
+        # A stored address that is not one clean address: the change still happens, and
+        # staff see this email as failed instead of a customer seeing an error page.
+        return OutboxMessage.create(
+            to_addr=clean_header(to)[:320],
+            subject=clean_header(subject),
+            body_text=body,
+            kind=kind,
+            status="failed",
+            last_error=f"Not sent: {exc}"[:1000],
+            message_id=make_msgid(about or None, domain=_mail_domain()),
+        )
     return queue(to, clean_header(subject), body, kind=kind, about=about)
 
 
