@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from portal.models_two_step import Passkey
 
 from .. import factories
-from .conftest import LiveServer, screenshot, settled
+from .conftest import ARTIFACTS, LiveServer, screenshot, settled
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 860}
@@ -95,6 +95,9 @@ def test_a_passkey_is_added_and_signs_in_without_a_password(app, page):
     assert Passkey.select().count() == 1
     page.locator("#sign-in-security").scroll_into_view_if_needed()
     shots(page, "two-step-account-passkey")
+    page.set_viewport_size(PHONE)
+    page.locator("#sign-in-security").screenshot(path=str(ARTIFACTS / "two-step-card-phone.png"))
+    page.set_viewport_size(DESKTOP)
 
     sign_out(page)
     page.goto("/login")
