@@ -221,6 +221,28 @@ def with_admin():
     return customer
 
 
+def ev_access_request_pending(app, client):
+    """Staff pass on an access request for a company with an admin: the admin decides."""
+    customer = with_admin()
+    row = AccessRequest.create(
+        name="Robin Clerk",
+        company="Acme",
+        email="robin@elsewhere.example",
+        account_number=customer.account_number,
+    )
+    access.approve_request(row, factories.staff())
+    return {
+        "admin_name": "Kim Boss",
+        "name": "Robin Clerk",
+        "email": "robin@elsewhere.example",
+        "customer_name": "Acme Manufacturing",
+        "domain_note": (
+            "Their address's domain (elsewhere.example) matches none of your company's contacts."
+        ),
+        "link": "http://localhost/company/",
+    }
+
+
 def ev_registration_pending(app, client):
     register(client, with_admin())
     return {"name": "Robin Clerk", "customer_name": "Acme Manufacturing"}
@@ -505,6 +527,7 @@ EVENTS = {
     "payment_rejected": ev_payment_rejected,
     "credit_applied": ev_credit_applied,
     "refund_recorded": ev_refund_recorded,
+    "access_request_pending": ev_access_request_pending,
     "autopay_failed": ev_autopay_failed,
     "autopay_stopped": ev_autopay_stopped,
     "case_update": ev_case_update,
