@@ -998,6 +998,9 @@ class Case(PublicId, CustomerOwned, BaseModel):
     created_at = UtcDateTimeField(default=utcnow)
     updated_at = UtcDateTimeField(default=utcnow)
     resolved_at = UtcDateTimeField(null=True)
+    # One of the categories in settings ("" for none); the form's token (one case per post).
+    category = CharField(max_length=60, default="", index=True)
+    request_key = CharField(max_length=64, null=True, unique=True)
 
 
 class CaseMessage(BaseModel):
@@ -1009,6 +1012,27 @@ class CaseMessage(BaseModel):
     body = TextField()
     internal = BooleanField(default=False)
     created_at = UtcDateTimeField(default=utcnow)
+
+
+class Attachment(BaseModel):
+    """A file sent with something (`owner_kind` + `owner_id`: a case message, an RFQ…);
+    `key` names it in URLs and in storage, `thumb_key` an image's thumbnail."""
+
+    key = CharField(max_length=64, unique=True)
+    owner_kind = CharField(max_length=20)
+    owner_id = BigIntegerField()
+    filename = CharField(max_length=255)
+    content_type = CharField(max_length=100)
+    size = BigIntegerField()
+    thumb_key = CharField(max_length=64, null=True)
+    width = IntegerField(null=True)
+    height = IntegerField(null=True)
+    portal_user = ForeignKeyField(PortalUser, null=True, on_delete="SET NULL")
+    staff_user = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    created_at = UtcDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("owner_kind", "owner_id"), False),)
 
 
 ALL_MODELS = [
@@ -1047,4 +1071,5 @@ ALL_MODELS = [
     Shipment,
     Case,
     CaseMessage,
+    Attachment,
 ]
