@@ -47,6 +47,15 @@ MATRIX = {
     ("account.save_card", "POST"): Route(None, (404,)),
     ("account.card_saved", "GET"): Route(None, (404,)),
     ("account.remove_card", "POST"): Route(None, (404,)),
+    # Sign-in security: two-step sign-in, passkeys, recovery codes, the company's rule.
+    ("account.authenticator", "GET"): Route(None),
+    ("account.authenticator", "POST"): Route(None, POST_OK),
+    ("account.authenticator_off", "POST"): Route(None, POST_OK),
+    ("account.passkey_options", "POST"): Route(None, (200,)),
+    ("account.add_passkey", "POST"): Route(None, POST_OK),
+    ("account.remove_passkey", "POST"): Route(None, POST_OK),
+    ("account.recovery_codes", "POST"): Route(None, POST_OK),
+    ("account.company_rule", "POST"): Route("company_admin", POST_OK),
     # Company administration (issue 4)
     ("company.index", "GET"): Route("company_admin"),
     ("company.new", "GET"): Route("company_admin"),

@@ -243,6 +243,15 @@ def ev_access_request_pending(app, client):
     }
 
 
+def ev_two_step_reset(app, client):
+    """Staff reset a customer login's two-step sign-in: the customer is told."""
+    from portal.services import two_step
+
+    user = factories.portal_user(first_name="Pat", last_name="Buyer")
+    two_step.reset(user, factories.staff(admin=True))
+    return {"name": "Pat Buyer"}
+
+
 def ev_registration_pending(app, client):
     register(client, with_admin())
     return {"name": "Robin Clerk", "customer_name": "Acme Manufacturing"}
@@ -528,6 +537,7 @@ EVENTS = {
     "credit_applied": ev_credit_applied,
     "refund_recorded": ev_refund_recorded,
     "access_request_pending": ev_access_request_pending,
+    "two_step_reset": ev_two_step_reset,
     "autopay_failed": ev_autopay_failed,
     "autopay_stopped": ev_autopay_stopped,
     "case_update": ev_case_update,

@@ -466,6 +466,12 @@ KINDS = {
         },
         _refund_recorded,
     ),
+    "two_step_reset": Kind(
+        "Two-step sign-in reset",
+        "Sent when staff reset a customer login's two-step sign-in (a lost phone).",
+        PERSON,
+        {"name": "Pat Buyer"},
+    ),
     "autopay_failed": Kind(
         "Autopay did not charge an invoice",
         "Sent to the company's admins when autopay's charge of an invoice fails (with when it "

@@ -276,15 +276,4 @@ def reset(user, by) -> None:
             model.delete().where(model.user == user.id).execute()
         end_all_sessions(user)
         audit.record("account.two_step_reset", user, actor=by)
-        name = settings.get("portal_name") or settings.get("company_name") or "the portal"
-        outbox.queue(
-            user.email,
-            "Your two-step sign-in was reset",
-            f"Hello {user.contact.full_name},\n\n"
-            f"Our staff reset the two-step sign-in of your login to {name}, as asked: its "
-            "authenticator app, passkeys and recovery codes no longer work, and every "
-            "browser that was signed in is signed out.\n\n"
-            "Sign in with your password and set up two-step sign-in again in My account. "
-            "If you did not ask for this, tell us at once.\n",
-            kind="two_step_reset",
-        )
+        outbox.queue_template("two_step_reset", user.email, name=user.contact.full_name)
