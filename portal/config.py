@@ -54,9 +54,13 @@ class Defaults:
     # A long-lived page (a statement left open) must still be able to POST.
     WTF_CSRF_TIME_LIMIT = 8 * 3600
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
-    # Outbox delivery: attempts and the first back-off; each retry doubles it.
-    MAIL_MAX_ATTEMPTS = 8
+    # Outbox delivery (portal/services/outbox.py): the SMTP timeout per step, the first
+    # back-off (doubling on each transient failure up to the cap), and how long transient
+    # failures are retried before the message is failed for staff.
+    MAIL_TIMEOUT_SECONDS = 10
     MAIL_RETRY_SECONDS = 60
+    MAIL_RETRY_MAX_SECONDS = 3600
+    MAIL_GIVE_UP_DAYS = 5
     # Deliver right after the commit that queued a message (the worker retries failures).
     MAIL_SEND_ON_COMMIT = True
     # The worker's last pass older than this shows as stale in /readyz and the back office.

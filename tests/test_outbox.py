@@ -143,24 +143,6 @@ def test_smtp_down_keeps_the_change_and_retries_with_back_off(build, mailbox, mo
     assert (final.status, final.attempts, final.last_error) == ("sent", 3, "")
 
 
-def test_gives_up_after_max_attempts(build, mailbox, monkeypatch):
-    build(MAIL_URL=f"smtp://127.0.0.1:{free_port()}", MAIL_MAX_ATTEMPTS=2)
-    with write_txn():
-        outbox.queue("pat@example.com", "Hi", "Body")
-    assert outbox.deliver_due() == 0
-    later(monkeypatch, hours=1)
-    assert outbox.deliver_due() == 0
-    message = OutboxMessage.get()
-    assert (message.status, message.attempts) == ("failed", 2)
-    later(monkeypatch, days=30)
-    assert outbox.deliver_due() == 0
-    assert OutboxMessage.get().attempts == 2
-    # Staff can put it back in the queue.
-    with write_txn():
-        outbox.retry(message.id)
-    assert OutboxMessage.get().status == "queued"
-
-
 def test_one_claim_per_message(build):
     """Two workers that read the same due message: only one of them sends it."""
     build()

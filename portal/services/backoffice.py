@@ -9,7 +9,6 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from flask import g, has_request_context
 from peewee import JOIN, fn
 from peewee import Case as SqlCase
 
@@ -21,7 +20,6 @@ from ..models import (
     Customer,
     Invoice,
     InvoiceLine,
-    OutboxMessage,
     Payment,
     PaymentApplication,
     PaymentAttemptItem,
@@ -34,7 +32,7 @@ from ..models import (
 from ..money import to_decimal
 from ..security import hash_code, hash_secret, new_quick_pay_code, new_stamp, normalize_code, seal
 from ..validators import CONTROL_MESSAGE, has_control_characters
-from . import audit, figures, outbox
+from . import audit, figures
 from .auth import end_all_sessions, normalize_email, set_password
 
 PAGE_SIZE = 25
@@ -751,24 +749,6 @@ def export_again(stamp: datetime) -> str | None:
 
 
 # --- outbox and audit -------------------------------------------------------------------
-
-
-def retry_message(message_id: int, by) -> bool:
-    """Put a failed email back in the queue and send it after this request commits."""
-    with write_txn():
-        message = locked(
-            OutboxMessage.select().where(
-                (OutboxMessage.id == message_id) & (OutboxMessage.status == "failed")
-            )
-        ).first()
-        if message is None:
-            return False
-        outbox.retry(message.id)
-        audit.record("outbox.retried", message, actor=by, to=message.to_addr, kind=message.kind)
-    if has_request_context():
-        # The outbox delivers what a request queued once its transaction has committed.
-        g.setdefault("outbox_ids", []).append(message.id)
-    return True
 
 
 def search_audit(action="", actor="", object_type="", object_id="", start=None, end=None):
