@@ -1,5 +1,6 @@
 """Requests for quote and quotes: customers ask, staff price and publish, customers decide."""
 
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -35,6 +36,14 @@ def rfq_data(**extra):
 
 
 # --- customer: requests for quote -------------------------------------------------------
+
+
+def signing(client, quote, **fields) -> dict:
+    """The accept form as the quote page fills it: a typed name, the terms ticked, the digest
+    of the quote as shown (issue 20: accepting is a signature)."""
+    page = client.get(f"/quotes/{quote.public_id}").get_data(as_text=True)
+    digest = re.search(r'name="digest" type="hidden" value="([0-9a-f]{64})"', page).group(1)
+    return {"full_name": "Pat Buyer", "terms": "y", "digest": digest, **fields}
 
 
 def test_customer_sends_an_rfq_with_catalog_and_free_text_lines(client, buyer):
@@ -186,7 +195,7 @@ def test_quote_page_shows_lines_total_and_validity(client, acme, buyer):
     assert "BOLT-M10" in page and "Fitting (hours)" in page
     assert "$58.50" in page and "$142.50" in page and "$201.00" in page
     assert "Jan 31, 2099" in page and "Lead time two weeks." in page
-    assert "Accept quote" in page and "Decline quote" in page
+    assert "Sign and accept" in page and "Decline quote" in page
 
 
 def test_accept_records_who_and_when_audits_and_emails_the_office(client, acme, buyer, mailbox):
@@ -197,7 +206,7 @@ def test_accept_records_who_and_when_audits_and_emails_the_office(client, acme, 
     login(client, "pat@acme.example")
     mailbox.clear()
     assert client.get(f"/quotes/{quote.public_id}/accept").status_code == 405
-    response = client.post(f"/quotes/{quote.public_id}/accept")
+    response = client.post(f"/quotes/{quote.public_id}/accept", data=signing(client, quote))
     assert response.status_code == 303
     assert response.headers["Location"] == f"/quotes/{quote.public_id}"
     stored = Quote.get_by_id(quote.id)
@@ -209,7 +218,7 @@ def test_accept_records_who_and_when_audits_and_emails_the_office(client, acme, 
     assert quote.number in message["Subject"] and "accepted" in message["Subject"]
     assert "pat@acme.example" in message.get_content()
     page = client.get(f"/quotes/{quote.public_id}").get_data(as_text=True)
-    assert "You accepted this quote" in page and "Accept quote" not in page
+    assert "You accepted this quote" in page and "Sign and accept" not in page
 
 
 def test_accept_with_a_po_number_passes_it_to_the_office(client, acme, buyer, mailbox):
@@ -221,12 +230,16 @@ def test_accept_with_a_po_number_passes_it_to_the_office(client, acme, buyer, ma
     page = client.get(f"/quotes/{quote.public_id}").get_data(as_text=True)
     assert 'name="customer_po"' in page and "Your PO number (optional)" in page
     mailbox.clear()
-    response = client.post(f"/quotes/{quote.public_id}/accept", data={"customer_po": "x" * 51})
+    response = client.post(
+        f"/quotes/{quote.public_id}/accept", data=signing(client, quote, customer_po="x" * 51)
+    )
     assert response.status_code == 422
     body = response.get_data(as_text=True)
     assert "Keep the PO number to 50 characters." in body and 'value="' + "x" * 51 in body
     assert Quote.get_by_id(quote.id).status == "published"
-    response = client.post(f"/quotes/{quote.public_id}/accept", data={"customer_po": " PO  4471 "})
+    response = client.post(
+        f"/quotes/{quote.public_id}/accept", data=signing(client, quote, customer_po=" PO  4471 ")
+    )
     assert response.status_code == 303
     stored = Quote.get_by_id(quote.id)
     assert (stored.status, stored.customer_po) == ("accepted", "PO 4471")
@@ -244,9 +257,10 @@ def test_double_click_or_second_decision_changes_nothing(client, acme, buyer):
     and sends no second email."""
     quote = factories.quote(acme)
     login(client, "pat@acme.example")
-    assert client.post(f"/quotes/{quote.public_id}/accept").status_code == 303
+    form = signing(client, quote)
+    assert client.post(f"/quotes/{quote.public_id}/accept", data=form).status_code == 303
     first = Quote.get_by_id(quote.id).decided_at
-    again = client.post(f"/quotes/{quote.public_id}/accept", follow_redirects=True)
+    again = client.post(f"/quotes/{quote.public_id}/accept", data=form, follow_redirects=True)
     assert "already accepted" in again.get_data(as_text=True)
     response = client.post(f"/quotes/{quote.public_id}/decline", data={"reason": "Changed mind"})
     assert response.status_code == 303
@@ -274,7 +288,7 @@ def test_a_quote_valid_until_today_can_still_be_accepted(client, acme, buyer):
     """valid_until is the last day it can be accepted (inclusive)."""
     quote = factories.quote(acme, valid_until=date.today())
     login(client, "pat@acme.example")
-    client.post(f"/quotes/{quote.public_id}/accept")
+    client.post(f"/quotes/{quote.public_id}/accept", data=signing(client, quote))
     assert Quote.get_by_id(quote.id).status == "accepted"
 
 
@@ -358,7 +372,10 @@ def test_accept_needs_the_csrf_token(make_app, mailbox):
         assert Quote.get_by_id(quote.id).status == "published"
         page = client.get(f"/quotes/{quote.public_id}").get_data(as_text=True)
         token = page.split('name="csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]
-        response = client.post(f"/quotes/{quote.public_id}/accept", data={"csrf_token": token})
+        response = client.post(
+            f"/quotes/{quote.public_id}/accept",
+            data=signing(client, quote, csrf_token=token),
+        )
         assert response.status_code == 303
         assert Quote.get_by_id(quote.id).status == "accepted"
         db.close()
@@ -552,7 +569,8 @@ def test_office_quotes_a_customer_with_no_request(client, acme, buyer, mailbox):
     client.post("/staff/logout")
     login(client, "pat@acme.example")
     assert quote.number in client.get("/quotes/").get_data(as_text=True)
-    assert client.post(f"/quotes/{quote.public_id}/accept").status_code == 303
+    accepted = client.post(f"/quotes/{quote.public_id}/accept", data=signing(client, quote))
+    assert accepted.status_code == 303
     assert Quote.get_by_id(quote.id).status == "accepted"
 
 

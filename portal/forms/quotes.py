@@ -1,7 +1,17 @@
 """RFQ and quote forms: a customer's request with item rows, a decline reason, staff pricing."""
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    FieldList,
+    Form,
+    FormField,
+    HiddenField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
@@ -98,13 +108,27 @@ class RfqForm(FlaskForm):
 
 
 class AcceptForm(FlaskForm):
-    """Accepting a quote, with the customer's PO number if they have one."""
+    """Accepting a quote is a signature: full name, the terms ticked, the PO number if they
+    have one, and (hidden) the digest of the quote as the page showed it."""
 
+    full_name = StringField(
+        "Your full name",
+        validators=[
+            InputRequired("Type your full name to sign."),
+            Length(min=2, max=200, message="Type your full name to sign."),
+        ],
+        description="Typing your name signs the acceptance.",
+    )
+    terms = BooleanField(
+        "I accept this quote, its prices and its terms on behalf of my company.",
+        validators=[InputRequired("Tick that you accept the quote's terms.")],
+    )
     customer_po = StringField(
         "Your PO number (optional)",
         validators=[Length(max=50, message="Keep the PO number to 50 characters.")],
         description="We put it on the order.",
     )
+    digest = HiddenField()
 
     def validate_customer_po(self, field):
         field.data = " ".join((field.data or "").split())

@@ -1,12 +1,21 @@
 """Requests for quote and quotes: customers ask, staff price and publish, customers decide.
 
 RFQ statuses: `submitted` (waiting for the office), `quoted` (a quote was published for
-it), `closed` (the office will not quote it). Quote statuses: `draft` (staff only, never
+it), `closed` (the office will not quote it), `withdrawn` (the customer took it back before
+it was quoted). Quote statuses: `draft` (staff only, never
 shown to customers), `published` (the customer may accept or decline until `valid_until`),
 `accepted`, `declined`, `expired`. A published quote past its `valid_until` reads as expired
 everywhere, whether or not a job has stored that yet, and can no longer be accepted.
+
+Accepting is a signature (`QuoteSignature`): the customer types their full name, ticks that
+they accept the quote's terms and may add a PO number; who, when, from which address and
+the digest of the quote's lines and totals are kept. The digest is also stored when the
+quote is published: a quote whose lines or totals changed since (or since the customer's
+page was drawn) cannot be accepted as it was.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -14,7 +23,7 @@ from peewee import JOIN, fn
 from peewee import Case as SqlCase
 
 from .. import clock
-from ..db import Slot, prepared, utcnow, write_txn
+from ..db import Slot, locked, prepared, utcnow, write_txn
 from ..filters import datefmt, money
 from ..models import (
     Contact,
@@ -24,15 +33,22 @@ from ..models import (
     Product,
     Quote,
     QuoteLine,
+    QuoteSignature,
     Rfq,
     RfqLine,
+    SalesOrder,
     Site,
 )
 from ..web import absolute_url
 from . import audit, counters, outbox, settings
 
-RFQ_STATUSES = ("submitted", "quoted", "closed")
-RFQ_LABELS = {"submitted": "Submitted", "quoted": "Quoted", "closed": "Closed"}
+RFQ_STATUSES = ("submitted", "quoted", "closed", "withdrawn")
+RFQ_LABELS = {
+    "submitted": "Submitted",
+    "quoted": "Quoted",
+    "closed": "Closed",
+    "withdrawn": "Withdrawn",
+}
 QUOTE_STATUSES = ("draft", "published", "accepted", "declined", "expired")
 # What a customer reads; the back office says "Published" where the customer reads this.
 QUOTE_LABELS = {
@@ -231,12 +247,73 @@ def visible_quotes_of(rfq: Rfq) -> list[Quote]:
     return list(rfq.quotes.where(Quote.status.in_(CUSTOMER_VISIBLE)).order_by(Quote.id.desc()))
 
 
-def _decide(quote: Quote, user, status: str, reason: str = "", customer_po: str = "") -> None:
+def digest(quote: Quote, lines=None) -> str:
+    """SHA-256 of what the customer agrees to: the quote's number, currency, validity and
+    total, and each line's item, description, quantity, price and amount, in order."""
+    lines = quote_lines(quote) if lines is None else lines
+    document = {
+        "number": quote.number,
+        "currency": quote.currency,
+        "valid_until": quote.valid_until.isoformat() if quote.valid_until else None,
+        "total_cents": quote.total_cents,
+        "lines": [
+            [
+                line.product.item_code if line.product_id else None,
+                line.description,
+                line.quantity_milli,
+                line.unit_price_cents,
+                line.amount_cents,
+            ]
+            for line in lines
+        ],
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def signature_of(quote: Quote) -> QuoteSignature | None:
+    return QuoteSignature.get_or_none(QuoteSignature.quote == quote.id)
+
+
+def orders_of(quote: Quote) -> list[SalesOrder]:
+    """The orders made from a quote (the ERP's order import names the quote)."""
+    return list(quote.orders.order_by(SalesOrder.id))
+
+
+@dataclass(frozen=True)
+class Signing:
+    """What the customer typed and ticked to accept, and where the request came from."""
+
+    full_name: str
+    terms: bool
+    customer_po: str = ""
+    seen_digest: str = ""
+    ip: str = ""
+    user_agent: str = ""
+
+
+def _decide(
+    quote: Quote, user, status: str, reason: str = "", customer_po: str = "", signing=None
+) -> None:
     """Record a decision only if the quote is still open: the UPDATE re-checks the state, so a
-    double click or a colleague's decision a second earlier cannot decide it twice."""
+    double click or a colleague's decision a second earlier cannot decide it twice. An
+    acceptance (`signing`) is checked against the quote's digest under the quote's row lock
+    and kept as a `QuoteSignature` in the same transaction."""
     on = today()
     with write_txn():
         now = utcnow()
+        if signing is not None:
+            current = locked(Quote.select().where(Quote.id == quote.id)).get()
+            signed_digest = digest(current)
+            if current.published_digest and current.published_digest != signed_digest:
+                raise QuoteError(
+                    "This quote changed after we sent it, so it cannot be accepted as it was. "
+                    "Ask us to send it again."
+                )
+            if signing.seen_digest != signed_digest:
+                raise QuoteError(
+                    "This quote changed while you were reading it. Check it again, then accept."
+                )
         changed = (
             Quote.update(
                 status=status,
@@ -254,15 +331,47 @@ def _decide(quote: Quote, user, status: str, reason: str = "", customer_po: str 
             if state == "expired":
                 raise QuoteError("This quote has expired. Ask us for a new one.")
             raise QuoteError(f"This quote was already {QUOTE_LABELS[state].lower()}.")
-        audit.record(f"quote.{status}", quote, reason=reason or None, po=customer_po or None)
+        if signing is not None:
+            QuoteSignature.create(
+                quote=quote.id,
+                portal_user=user.id,
+                full_name=signing.full_name,
+                email=user.email,
+                customer_po=customer_po,
+                terms_accepted=True,
+                digest=signed_digest,
+                total_cents=current.total_cents,
+                currency=current.currency,
+                signed_at=now,
+                ip=signing.ip[:64],
+                user_agent=signing.user_agent[:255],
+            )
+        audit.record(
+            f"quote.{status}",
+            quote,
+            reason=reason or None,
+            po=customer_po or None,
+            signed_as=signing.full_name if signing else None,
+            digest=signed_digest if signing else None,
+        )
         _email_office(quote, user, status, reason, customer_po)
     quote.status, quote.decided_at, quote.decided_by = status, now, user
     quote.decline_reason, quote.customer_po = reason, customer_po
 
 
-def accept(quote: Quote, user, customer_po: str = "") -> None:
-    """The customer accepts a published quote that is still valid (with their PO number)."""
-    _decide(quote, user, "accepted", customer_po=" ".join((customer_po or "").split()))
+def accept(quote: Quote, user, signing: Signing) -> None:
+    """The customer signs a published quote that is still valid and unchanged: full name
+    typed, terms ticked, PO number if they have one."""
+    full_name = " ".join((signing.full_name or "").split())
+    if len(full_name) < 2:
+        raise QuoteError("Type your full name to sign.", "full_name")
+    if not signing.terms:
+        raise QuoteError("Tick that you accept the quote's terms.", "terms")
+    customer_po = " ".join((signing.customer_po or "").split())
+    signing = Signing(
+        full_name, True, customer_po, signing.seen_digest, signing.ip, signing.user_agent
+    )
+    _decide(quote, user, "accepted", customer_po=customer_po, signing=signing)
 
 
 def decline(quote: Quote, user, reason: str) -> None:
@@ -453,8 +562,16 @@ def publish(quote: Quote, staff) -> None:
         raise QuoteError("A quote needs at least one line.")
     with write_txn():
         now = utcnow()
+        if quote.rfq_id:
+            rfq = locked(Rfq.select().where(Rfq.id == quote.rfq_id)).get()
+            if rfq.status == "withdrawn":
+                raise QuoteError(f"The customer withdrew request {rfq.number}.")
         changed = (
-            Quote.update(status="published", published_at=now)
+            Quote.update(
+                status="published",
+                published_at=now,
+                published_digest=digest(Quote.get_by_id(quote.id)),
+            )
             .where((Quote.id == quote.id) & (Quote.status == "draft"))
             .execute()
         )
@@ -489,6 +606,22 @@ def _email_customer(quote: Quote) -> None:
         valid_until=datefmt(quote.valid_until) if quote.valid_until else "further notice",
         link=absolute_url("quotes.show", quote_id=quote.id),
     )
+
+
+def withdraw_rfq(rfq: Rfq, user) -> None:
+    """The customer takes back a request the office has not quoted yet; the UPDATE re-checks
+    the state, so a quote published a moment earlier wins."""
+    with write_txn():
+        changed = (
+            Rfq.update(status="withdrawn", updated_at=utcnow())
+            .where((Rfq.id == rfq.id) & (Rfq.status == "submitted"))
+            .execute()
+        )
+        if changed != 1:
+            state = RFQ_LABELS.get(Rfq.get_by_id(rfq.id).status, "answered").lower()
+            raise QuoteError(f"This request is already {state}; it can no longer be withdrawn.")
+        audit.record("rfq.withdrawn", rfq, actor=user)
+    rfq.status = "withdrawn"
 
 
 def close_rfq(rfq: Rfq, staff, reason: str = "") -> None:

@@ -4,11 +4,14 @@ from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 
 from ..auth import customer_required
+from ..forms import ActionForm
 from ..forms.quotes import AcceptForm, DeclineForm, RfqForm
 from ..models import Product
 from ..services import quotes
+from ..services.audit import client_ip
 from ..services.backoffice import paginate
 from ..web import choice, page_number, redirect_to, render
+from .orders import reorder_from
 
 bp = Blueprint("quotes", __name__, url_prefix="/quotes")
 quotes_required = customer_required("quotes", "quotes")
@@ -117,6 +120,7 @@ def rfq(rfq_id):
         rfq_labels=quotes.RFQ_LABELS,
         labels=quotes.QUOTE_LABELS,
         status_of=quotes.status_of,
+        action_form=ActionForm(),
     )
 
 
@@ -128,16 +132,23 @@ def show(quote_id):
 
 
 def _show(quote, decline_form=None, status=200, accept_form=None):
+    lines = quotes.quote_lines(quote)
+    accept_form = accept_form or AcceptForm(formdata=None)
+    # The digest of the quote as this page shows it: accepted only if it still matches.
+    accept_form.digest.data = quotes.digest(quote, lines)
     return render(
         "quotes/show.html",
         block="decide",
         status=status,
         quote=quote,
         state=quotes.status_of(quote),
-        lines=quotes.quote_lines(quote),
-        accept_form=accept_form or AcceptForm(formdata=None),
+        lines=lines,
+        accept_form=accept_form,
         decline_form=decline_form or DeclineForm(formdata=None),
         labels=quotes.QUOTE_LABELS,
+        signature=quotes.signature_of(quote),
+        orders=quotes.orders_of(quote) if current_user.has_role("orders") else [],
+        action_form=ActionForm(),
     )
 
 
@@ -149,15 +160,59 @@ def accept(quote_id):
     form = AcceptForm()  # a missing or forged CSRF token was refused with 400 before this
     if not form.validate():
         return _show(quote, status=422, accept_form=form)
+    signing = quotes.Signing(
+        full_name=form.full_name.data,
+        terms=form.terms.data,
+        customer_po=form.customer_po.data,
+        seen_digest=form.digest.data or "",
+        ip=client_ip(),
+        user_agent=request.headers.get("User-Agent", ""),
+    )
     try:
-        quotes.accept(quote, current_user, form.customer_po.data)
+        quotes.accept(quote, current_user, signing)
     except quotes.QuoteError as exc:
+        field = getattr(form, exc.field or "", None)
+        if field is not None:
+            field.errors = [exc.message]
+            return _show(quote, status=422, accept_form=form)
         flash(exc.message, "warning")
     else:
         flash(
-            f"Thank you — quote {quote.number} is accepted. We will confirm the order.", "success"
+            f"Thank you — you signed quote {quote.number} as {signing.full_name}. "
+            "We will confirm the order.",
+            "success",
         )
     return redirect_to(url_for("quotes.show", quote_id=quote.id))
+
+
+@bp.post("/requests/<opaque('rfq'):rfq_id>/withdraw")
+@quotes_required
+def withdraw(rfq_id):
+    """Take back a request for quote the office has not quoted yet."""
+    found = quotes.rfq_for(current_user, rfq_id)
+    if found is None:
+        abort(404)
+    if not ActionForm().validate():
+        abort(400)
+    try:
+        quotes.withdraw_rfq(found, current_user)
+    except quotes.QuoteError as exc:
+        flash(exc.message, "warning")
+    else:
+        flash(f"Request {found.number} is withdrawn.", "success")
+    return redirect_to(url_for("quotes.rfq", rfq_id=found.id))
+
+
+@bp.post("/<opaque('quote'):quote_id>/reorder")
+@quotes_required
+def reorder(quote_id):
+    """A cart with this quote's catalog lines at today's prices (needs the orders role)."""
+    quote = _quote_or_404(quote_id)
+    if not current_user.has_role("orders"):
+        abort(404)
+    if not ActionForm().validate():
+        abort(400)
+    return reorder_from(quotes.quote_lines(quote), f"quote {quote.number}")
 
 
 @bp.post("/<opaque('quote'):quote_id>/decline")

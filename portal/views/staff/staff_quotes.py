@@ -208,11 +208,14 @@ def _create(form, rfq=None):
 def show(quote_id):
     """One quote as the customer will see it, with edit and publish for a draft."""
     quote = get_or_404(Quote, quote_id)
+    lines = quotes.quote_lines(quote)
     return render(
         "staff/quotes/show.html",
         quote=quote,
         state=quotes.status_of(quote),
-        lines=quotes.quote_lines(quote),
+        lines=lines,
+        signature=quotes.signature_of(quote),
+        current_digest=quotes.digest(quote, lines),
         labels=quotes.STAFF_QUOTE_LABELS,
         action_form=ActionForm(),
         orders=list(quote.orders.order_by(SalesOrder.id)),
