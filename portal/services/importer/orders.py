@@ -1,6 +1,7 @@
 """CSV import kind: the ERP's sales orders, by number."""
 
-from ...models import Quote, SalesOrder
+from ...db import utcnow
+from ...models import Quote, SalesOrder, WebOrder
 from .base import (
     ABSENT,
     Kind,
@@ -17,7 +18,10 @@ from .parsers import parse_currency, parse_date, parse_order_status
 
 class Orders(Kind):
     """Sales orders as the ERP has them (their lines and shipments are kinds of their own);
-    `quote_number` ties an order to the quote the customer accepted."""
+    `quote_number` ties an order to the quote the customer accepted; `portal_order` names
+    the order the customer placed in the portal (its W- number, from the orders export): the
+    ERP's order then becomes that same row, renamed to the ERP's number, so the customer
+    sees one order, not two."""
 
     name = "orders"
     columns = (
@@ -30,6 +34,7 @@ class Orders(Kind):
         "status",
         "currency",
         "quote_number",
+        "portal_order",
     )
     required = ("number", "account_number", "order_date")
     insert_fields = (
@@ -58,6 +63,7 @@ class Orders(Kind):
             "account": account,
             "site": cells.text("site_code", 50),
             "quote": cells.text("quote_number", 30),
+            "portal": cells.text("portal_order", 30),
         }
         return key, values, refs
 
@@ -71,11 +77,19 @@ class Orders(Kind):
             Quote.number, named, Quote.select(Quote.id, Quote.number, Quote.customer)
         )
         orders = in_chunks(SalesOrder.number, (r.key for r in rows), SalesOrder.select())
+        existing = {o.number: o for o in orders}
+        portal = _portal_orders(rows)
+        for row in rows:
+            web = portal.get(_portal_ref(row))
+            if row.key not in existing and web is not None and web.linked_at is None:
+                # The ERP's order of a portal order: update that row (renamed), not a new one.
+                existing[row.key] = web.order
         return {
             "customers": customers,
             "sites": sites_by_code(c.id for c in customers.values()),
             "quotes": {q.number: q for q in quotes},
-            "existing": {o.number: o for o in orders},
+            "existing": existing,
+            "portal": portal,
         }
 
     def check(self, row, state):
@@ -88,6 +102,14 @@ class Orders(Kind):
             problems.append(f"unknown quote_number {number}")
         elif quote is not None and quote.customer_id != customer.id:
             problems.append(f"quote {number} is not a quote of account {account}")
+        named = _portal_ref(row)
+        web = state["portal"].get(named) if named else None
+        if named and web is None:
+            problems.append(f"unknown portal_order {named}")
+        elif web is not None and web.order.customer_id != customer.id:
+            problems.append(f"portal order {named} is not an order of account {account}")
+        elif web is not None and web.linked_at is not None and web.order.number != row.key:
+            problems.append(f"portal order {named} is already linked to {web.order.number}")
         existing = state["existing"].get(row.key)
         # Moving an order would show it to another company.
         if existing is not None and existing.customer_id != customer.id:
@@ -106,10 +128,37 @@ class Orders(Kind):
     def write(self, rows, state, prepared, now):
         defaults = {"site": None, "quote": None, "status": "open", "promised_date": None}
         defaults.update(customer_po="", currency="USD", total_cents=0)
-        return self._upsert_with(
+        counts = self._upsert_with(
             SalesOrder,
             rows,
             state,
             lambda row: {**self._resolved(row, state), "number": row.key},
             defaults,
         )
+        linked = [
+            web.id
+            for row in rows
+            if (web := state["portal"].get(_portal_ref(row))) is not None and web.linked_at is None
+        ]
+        if linked:
+            WebOrder.update(linked_at=utcnow()).where(
+                WebOrder.id.in_(linked) & WebOrder.linked_at.is_null()
+            ).execute()
+        return counts
+
+
+def _portal_ref(row) -> str:
+    """The portal order number a row names, or ''."""
+    named = row.refs.get("portal")
+    return named if isinstance(named, str) else ""
+
+
+def _portal_orders(rows) -> dict:
+    """{W- number: WebOrder with its order} for the portal orders the rows name."""
+    named = {_portal_ref(r) for r in rows} - {""}
+    if not named:
+        return {}
+    found = in_chunks(
+        WebOrder.number, named, WebOrder.select(WebOrder, SalesOrder).join(SalesOrder)
+    )
+    return {web.number: web for web in found}
