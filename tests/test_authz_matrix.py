@@ -104,6 +104,8 @@ MATRIX = {
     ("quotes.show", "GET"): Route("quotes"),
     ("quotes.accept", "POST"): Route("quotes", POST_OK),
     ("quotes.decline", "POST"): Route("quotes", POST_OK),
+    ("quotes.withdraw", "POST"): Route("quotes", POST_OK),
+    ("quotes.reorder", "POST"): Route("quotes", POST_OK, also=("orders",)),
     # Orders
     ("orders.index", "GET"): Route("orders"),
     ("orders.show", "GET"): Route("orders"),
