@@ -13,6 +13,7 @@ from wtforms import (
     Form,
     FormField,
     HiddenField,
+    IntegerField,
     PasswordField,
     RadioField,
     SelectField,
@@ -26,6 +27,7 @@ from wtforms.validators import (
     Email,
     InputRequired,
     Length,
+    NumberRange,
     Optional,
     Regexp,
     ValidationError,
@@ -139,6 +141,18 @@ class SettingsForm(FlaskForm):
     module_orders = BooleanField("Orders")
     module_cases = BooleanField("Support cases")
     default_roles = MultiCheckboxField("Roles for new portal users", choices=ROLE_CHOICES)
+    case_categories = TextAreaField("Case categories", validators=[Length(max=2000)])
+    attachment_max_mb = IntegerField(
+        "Largest attachment (MB)",
+        validators=[
+            Optional(),
+            NumberRange(1, 15, "Between 1 and 15 MB (an upload is at most 16 MB)."),
+        ],
+    )
+    attachment_max_files = IntegerField(
+        "Most attachments on one message",
+        validators=[Optional(), NumberRange(1, 20, "Between 1 and 20 files.")],
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -154,6 +168,9 @@ class SettingsForm(FlaskForm):
         data["time_zone"] = values["time_zone"]
         data["minimum_partial"] = f"{to_decimal(values['minimum_partial_cents'])}"
         data["default_roles"] = list(values["default_roles"])
+        data["case_categories"] = "\n".join(values["case_categories"])
+        data["attachment_max_mb"] = values["attachment_max_mb"]
+        data["attachment_max_files"] = values["attachment_max_files"]
         return cls(data=data)
 
     def validate_time_zone(self, field):
@@ -186,6 +203,13 @@ class SettingsForm(FlaskForm):
         values["minimum_partial_cents"] = self.minimum_partial.cents
         values["time_zone"] = self.time_zone.data
         values["default_roles"] = [r for r in PORTAL_ROLES if r in self.default_roles.data]
+        # The case fields came later: a post without them (an older page) keeps the values.
+        if self.case_categories.raw_data:
+            lines = (line.strip()[:60] for line in self.case_categories.data.splitlines())
+            values["case_categories"] = list(dict.fromkeys(line for line in lines if line))
+        for key in ("attachment_max_mb", "attachment_max_files"):
+            if getattr(self, key).data is not None:
+                values[key] = getattr(self, key).data
         return values
 
 

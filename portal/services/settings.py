@@ -44,6 +44,11 @@ DEFAULTS = {
     "module_orders": True,
     "module_cases": True,
     "default_roles": ["invoices", "statements", "quotes", "orders", "cases"],
+    # Case attachments: the largest file and the most files on one message.
+    "attachment_max_mb": 10,
+    "attachment_max_files": 5,
+    # What customers choose from when they open a case (none: no question asked).
+    "case_categories": ["Billing", "Delivery", "Service request", "Other"],
 }
 
 
@@ -94,6 +99,8 @@ def check(key: str, value) -> None:
         raise ValueError(f"{key} cannot be negative")
     if key == "default_roles" and not set(value) <= set(PORTAL_ROLES):
         raise ValueError(f"unknown role in {value!r}")
+    if key == "case_categories" and not all(isinstance(v, str) and v for v in value):
+        raise ValueError("case categories must be non-empty texts")
     if key == "time_zone":
         # zoneinfo directly, not portal.clock: the clock reads the settings.
         try:
