@@ -19,7 +19,7 @@ db = DatabaseProxy()
 BACKGROUND_BUSY_TIMEOUT_MS = 60_000
 
 # Web requests: seconds to wait for a lock (PostgreSQL `lock_timeout`, SQLite's busy timeout)
-# and for one statement (PostgreSQL `statement_timeout`); 0 waits forever. A request that
+# and for one statement (PostgreSQL `statement_timeout`); 0 sets no web limit. A request that
 # runs out answers 503 + Retry-After (errors.py) instead of holding its thread while a lock
 # is held elsewhere. `PORTAL_DATABASE_LOCK_TIMEOUT`, `PORTAL_DATABASE_STATEMENT_TIMEOUT`.
 WEB_TIMEOUTS = {"DATABASE_LOCK_TIMEOUT": 5, "DATABASE_STATEMENT_TIMEOUT": 30}
@@ -148,8 +148,10 @@ def web_timeouts_sql(url: str, *, lock, statement) -> str:
     one else in a web process, and the worker and the command line never run it, so their
     imports and migrations wait as long as they need."""
     if is_sqlite_url(url):
-        # SQLite has no statement timeout; its busy timeout bounds the wait for the write lock.
-        return f"PRAGMA busy_timeout = {_milliseconds(lock)}"
+        # SQLite has no statement timeout; its busy timeout bounds the wait for the write lock
+        # (where 0 would mean "never wait": no web limit is the background's).
+        busy = _milliseconds(lock) or BACKGROUND_BUSY_TIMEOUT_MS
+        return f"PRAGMA busy_timeout = {busy}"
     return (
         f"SET lock_timeout = {_milliseconds(lock)}; "
         f"SET statement_timeout = {_milliseconds(statement)}"

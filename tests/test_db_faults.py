@@ -166,3 +166,9 @@ def test_the_default_web_lock_timeout_is_bounded(make_app, tmp_path):
 
     assert app.test_client().get("/busy").get_data(as_text=True) == "5000"
     db.obj.close_all()
+
+    # 0 sets no web limit: the background's wait, never SQLite's "do not wait at all".
+    app = make_app(DATABASE_URL=f"sqlite:///{path}", DATABASE_LOCK_TIMEOUT=0)
+    app.get("/busy")(busy)
+    assert app.test_client().get("/busy").get_data(as_text=True) == "60000"
+    db.obj.close_all()
