@@ -75,7 +75,9 @@ def test_request_price_publish_accept_and_follow_the_order(
     page.get_by_role("link", name=quote.number, exact=True).click()
     expect(page.get_by_text("$5,380.00").first).to_be_visible()
     screenshot(page, "quote-show")
-    page.get_by_role("button", name="Accept quote").click()
+    page.get_by_label("Your full name").fill("Pat Buyer")
+    page.get_by_label("I accept this quote").check()
+    page.get_by_role("button", name="Sign and accept").click()
     expect(page.get_by_text("You accepted this quote")).to_be_visible()
     assert Quote.get_by_id(quote.id).status == "accepted"
 
