@@ -172,3 +172,29 @@ def test_the_default_web_lock_timeout_is_bounded(make_app, tmp_path):
     app.get("/busy")(busy)
     assert app.test_client().get("/busy").get_data(as_text=True) == "60000"
     db.obj.close_all()
+
+
+def test_an_exhausted_connection_pool_answers_503(make_app, monkeypatch):
+    """K1: every pooled connection busy past the pool's wait is a 503 + Retry-After (the
+    database is not keeping up), not a 500; once one is free, 200."""
+    app = make_app(DATABASE_MAX_CONNECTIONS=1)
+    monkeypatch.setattr(db.obj, "_wait_timeout", 1)  # the pool's wait (10 s) made short
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():
+        with app.app_context(), db.connection_context():
+            taken.set()
+            release.wait(PATIENCE)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert taken.wait(PATIENCE)
+    client = app.test_client()
+    try:
+        response = client.get("/login")
+        assert response.status_code == 503 and response.headers["Retry-After"] == "10"
+    finally:
+        release.set()
+        holder.join(PATIENCE)
+    assert client.get("/login").status_code == 200
+    db.obj.close_all()
