@@ -109,7 +109,8 @@ def test_a_product_withdrawn_or_short_while_in_the_cart_blocks_checkout(
 def test_checkout_places_a_submitted_order_for_an_allowed_site_and_alerts_the_office(
     client, mailbox, buyer, bolt, site_a, site_b
 ):
-    """STYLE 6: another site of the company is not offered, and a tampered one is refused."""
+    """E2 / E4 (STYLE 6): another site of the company is not offered, and a tampered one is
+    refused; the office gets the order by email."""
     login(client, "pat@acme.example")
     client.post(f"/catalog/{bolt.id}/add", data={"quantity": "4"})
     page = client.get("/cart/").get_data(as_text=True)

@@ -76,6 +76,7 @@ def test_a_withdrawn_product_is_not_listed_and_its_page_is_404(client, buyer):
 
 
 def test_the_catalog_needs_the_orders_role(client, acme):
+    """E1: without the orders role the catalog is refused and not in the navigation."""
     factories.portal_user(acme, email="ivy@acme.example", roles="invoices")
     login(client, "ivy@acme.example")
     assert client.get("/catalog/").status_code == 403

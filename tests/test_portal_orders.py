@@ -72,6 +72,7 @@ def test_staff_accept_or_reject_with_a_reason_the_customer_reads(app, client, bu
 
 
 def test_the_export_holds_accepted_orders_once(client, buyer, bolt, site_a):
+    """Accepted orders only, each once; G6: a PO typed like a formula is neutralised."""
     accepted = place(buyer, bolt, 3000, site_a, po="=HYPERLINK(1)")
     waiting = place(buyer, bolt, 1000, site_a)
     sam = factories.staff(email="sam@example.com")
