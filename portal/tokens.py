@@ -12,7 +12,7 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 LIFETIMES = {
-    "pay-link": timedelta(days=60),
+    "pay-link": timedelta(days=7),  # it was 60 days (issue 16 finding 2)
     "register": timedelta(hours=24),
     "invite": timedelta(days=7),
     "reset": timedelta(hours=1),

@@ -180,7 +180,8 @@ def test_query_count_does_not_grow_with_the_data(app, client, url):
     app.extensions.pop("billing_aggregates", None)
     with assert_query_count(small):  # 50 invoices: exactly as many queries as with 5
         assert client.get(target).status_code == 200
-    assert small <= 12, small
+    # 12, and the statement that bounds the request's lock waits (db.web_timeouts_sql).
+    assert small <= 13, small
 
 
 def test_detail_shows_lines_payments_and_balance(app, client):
@@ -268,12 +269,12 @@ def test_early_payment_discount_per_invoice_when_paid_in_full(app, client):
     )
     login(client, user.email)
     html = client.post("/invoices/review", data=_pick([fresh, late])).get_data(as_text=True)
-    assert f'value="{fresh.id}:9800"' in html and f'value="{late.id}:10000"' in html
+    assert f'value="{fresh.public_id}:9800"' in html and f'value="{late.public_id}:10000"' in html
     assert "$198.00" in html and "$2.00" in html
     partial = client.post("/invoices/review", data=_pick([fresh], {fresh: "50.00"})).get_data(
         as_text=True
     )
-    assert f'value="{fresh.id}:5000"' in partial and "$2.00" not in partial
+    assert f'value="{fresh.public_id}:5000"' in partial and "$2.00" not in partial
 
 
 def test_partial_payments_follow_the_settings(app, client):
@@ -286,7 +287,7 @@ def test_partial_payments_follow_the_settings(app, client):
     settings.save({"partial_payments": False})
     full = client.post("/invoices/review", data=_pick([invoice], {invoice: "50.00"}))
     assert full.status_code == 200  # typed amounts are ignored: the full balance is paid
-    assert f'value="{invoice.id}:10000"' in full.get_data(as_text=True)
+    assert f'value="{invoice.public_id}:10000"' in full.get_data(as_text=True)
 
 
 def test_pay_what_you_can_allocates_oldest_due_first_or_across_the_ticked(app, client):
@@ -309,13 +310,17 @@ def test_pay_what_you_can_allocates_oldest_due_first_or_across_the_ticked(app, c
     html = client.post(
         "/invoices/review", data={"action": "amount", "pay_amount": "150.00"}
     ).get_data(as_text=True)
-    assert f'value="{oldest.id}:10000"' in html and f'value="{middle.id}:5000"' in html
-    assert f"{newest.id}:" not in html and "$50.00" in html  # left on the middle one
+    assert (
+        f'value="{oldest.public_id}:10000"' in html and f'value="{middle.public_id}:5000"' in html
+    )
+    assert f"{newest.public_id}:" not in html and "$50.00" in html  # left on the middle one
     ticked = client.post(
         "/invoices/review", data=_pick([middle, newest], action="amount", pay_amount="195.00")
     )
     body = ticked.get_data(as_text=True)
-    assert f'value="{middle.id}:10000"' in body and f'value="{newest.id}:9500"' in body
+    assert (
+        f'value="{middle.public_id}:10000"' in body and f'value="{newest.public_id}:9500"' in body
+    )
     assert "$5.00" in body  # the discount earned by clearing the newest in time
     over = client.post("/invoices/review", data={"action": "amount", "pay_amount": "400.00"})
     assert over.status_code == 422 and "more than" in over.get_data(as_text=True)

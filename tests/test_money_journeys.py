@@ -36,6 +36,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from portal.ids import from_public_id
 from portal.models import Payment
 from portal.services import backoffice, importer, quickpay
 from portal.services import settings as portal_settings
@@ -281,7 +282,8 @@ class MoneyJourneys(RuleBasedStateMachine):
 
     def _review_lines(self, response) -> list[tuple[int, int]]:
         html = response.get_data(as_text=True)
-        return [(int(i), int(c)) for i, c in re.findall(r'name="line" value="(\d+):(\d+)"', html)]
+        found = re.findall(r'name="line" value="([^":]+):(\d+)"', html)  # public ids (E3)
+        return [(from_public_id("invoice", i), int(c)) for i, c in found]
 
     # rules -----------------------------------------------------------------------------
 

@@ -40,9 +40,9 @@ from . import audit, outbox, throttle
 log = logging.getLogger(__name__)
 
 CAPABILITY_SECONDS = 15 * 60
-# How long an emailed or printed pay link works (it was 60 days; issue 16 finding 2). A
-# payer with an older one asks for a new link, or types the invoice number and code.
-PAY_LINK_LIFETIME = timedelta(days=7)
+# How long an emailed or printed pay link works (tokens.LIFETIMES). A payer with an older
+# one asks for a new link, or types the invoice number and code.
+PAY_LINK_LIFETIME = tokens.LIFETIMES["pay-link"]
 # Failed lookups from all addresses together that raise an alert, per window (A5).
 GLOBAL_ALERT_FAILURES = 100
 GLOBAL_WINDOW = timedelta(minutes=10)
