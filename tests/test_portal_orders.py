@@ -164,3 +164,30 @@ def test_reorder_fills_the_cart_at_todays_prices_and_flags_what_changed(
     # Another site's order cannot be reordered (404).
     other_site = factories.order(acme, site=factories.site(acme))
     assert client.post(f"/orders/{other_site.public_id}/reorder").status_code == 404
+
+
+def test_packing_slips_from_the_shipments_import_are_on_the_order(client, acme, buyer, site_a):
+    """One printable slip per imported shipment, linked from the order; another site's
+    order's slips are 404 (E2)."""
+    order = factories.order(
+        acme,
+        site=site_a,
+        customer_po="PO-31",
+        lines=[("Hex bolt", 10000, 4000, 100)],
+        shipments=[("UPS", "1Z999AA10123456784"), ("FedEx", "7712")],
+    )
+    numbers = [s.number for s in order.shipments]
+    login(client, "pat@acme.example")
+    page = client.get(f"/orders/{order.public_id}").get_data(as_text=True)
+    assert f"/orders/{order.public_id}/packing-slips#slip-{numbers[0]}" in page
+    slips = client.get(f"/orders/{order.public_id}/packing-slips").get_data(as_text=True)
+    assert slips.count("Packing slip</h1>") == 2
+    assert all(n in slips for n in numbers) and "Plant A" in slips and "PO-31" in slips
+    assert "1Z999AA10123456784" in slips and ">4<" in slips
+    other = factories.order(acme, site=factories.site(acme), shipments=[("UPS", "1")])
+    assert client.get(f"/orders/{other.public_id}/packing-slips").status_code == 404
+    sam = factories.staff(email="sam@example.com")
+    staff_client = client.application.test_client()
+    staff_login(staff_client, sam.email)
+    staff_page = staff_client.get(f"/staff/orders/{order.id}/packing-slips")
+    assert staff_page.status_code == 200 and numbers[1] in staff_page.get_data(as_text=True)

@@ -46,6 +46,20 @@ def show(order_id):
     )
 
 
+@bp.get("/<opaque('order'):order_id>/packing-slips")
+@orders_required
+def packing_slips(order_id):
+    """A printable packing slip per shipment of the order (from the shipments import)."""
+    order = orders.order_for(current_user, order_id)
+    if order is None:
+        abort(404)
+    return render(
+        "orders/packing_slips.html",
+        back=url_for("orders.show", order_id=order.id),
+        **orders.page_context(order),
+    )
+
+
 def reorder_from(lines, what: str):
     """Fill the cart with `lines` at today's prices and go there, saying what stayed out."""
     skipped = cart.reorder(current_user, lines)

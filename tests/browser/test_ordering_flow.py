@@ -145,6 +145,23 @@ def test_find_order_accept_export_link_and_reorder(app, page, browser, live_serv
     expect(page.locator(".page-head")).to_contain_text("Open")
     screenshot(page, "order-linked-1280")
 
+    # A shipment comes in through the shipments import: its packing slip is on the order.
+    shipped = importer.import_csv(
+        "shipments",
+        io.StringIO(
+            "order_number,number,shipped_on,carrier,tracking_number\n"
+            "SO-77120,SH-5501,2026-03-03,UPS,1Z999AA10123456784\n"
+        ),
+    )
+    assert shipped.ok, shipped.errors
+    page.reload()
+    page.get_by_role("link", name="Packing slip").click()
+    expect(page.get_by_role("heading", name="Packing slip")).to_be_visible()
+    expect(page.locator("#slip-SH-5501")).to_contain_text("Plant A")
+    screenshot(page, "packing-slip-1280")
+    _narrow(page, "packing-slip")
+    page.go_back()
+
     # Reorder at today's prices: the bolt got dearer, and the cart says so.
     CustomerPrice.update(price_cents=90).where(CustomerPrice.product == bolt.id).execute()
     page.get_by_role("button", name="Order these items again").click()

@@ -50,6 +50,17 @@ def show(order_id):
     return _show(get_or_404(SalesOrder, order_id))
 
 
+@bp.get("/<int:order_id>/packing-slips")
+def packing_slips(order_id):
+    """The order's packing slips, as the customer prints them."""
+    order = get_or_404(SalesOrder, order_id)
+    return render(
+        "orders/packing_slips.html",
+        back=url_for("staff_orders.show", order_id=order.id),
+        **orders.page_context(order),
+    )
+
+
 @bp.post("/<int:order_id>/review")
 def review(order_id):
     """Accept a submitted portal order, or reject it with a reason the customer reads."""
