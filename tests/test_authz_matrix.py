@@ -110,6 +110,7 @@ MATRIX = {
     ("orders.index", "GET"): Route("orders"),
     ("orders.show", "GET"): Route("orders"),
     ("orders.reorder", "POST"): Route("orders", POST_OK),
+    ("orders.packing_slips", "GET"): Route("orders"),
     # Catalog, cart and checkout (issue 20); a withdrawn product is the "other" object
     ("catalog.index", "GET"): Route("orders"),
     ("catalog.show", "GET"): Route("orders"),
