@@ -210,3 +210,26 @@ def test_the_orders_import_links_the_erp_order_to_the_portal_order(client, acme,
     assert not refused.ok
     assert "not an order of account OTHER" in str(refused.errors)
     assert "unknown portal_order W-999999" in str(refused.errors)
+
+
+def test_reorder_from_a_quote_at_todays_prices(client, acme, buyer):
+    """A past quote's catalog lines go into the cart at today's price (the change marked);
+    a login without the orders role cannot (404)."""
+    bolt = factories.product(item_code="BOLT-10", price_cents=1200, available_quantity=100)
+    quote = factories.quote(
+        acme, status="accepted", lines=[(bolt, "Hex bolt", 5000, 1000), (None, "Jig", 1000, 9000)]
+    )
+    login(client, "pat@acme.example")
+    page = client.get(f"/quotes/{quote.public_id}").get_data(as_text=True)
+    assert "Order these items at today" in page
+    assert client.post(f"/quotes/{quote.public_id}/reorder").status_code == 303
+    items = cart.view(buyer).items
+    assert [(i.product.item_code, i.quantity_milli, i.price_cents) for i in items] == [
+        ("BOLT-10", 5000, 1200)
+    ]
+    assert items[0].was_price_cents == 1000
+    client.post("/logout")
+    factories.portal_user(acme, email="quinn@acme.example", roles="quotes")
+    login(client, "quinn@acme.example")
+    assert "Order these items" not in client.get(f"/quotes/{quote.public_id}").text
+    assert client.post(f"/quotes/{quote.public_id}/reorder").status_code == 404
