@@ -11,12 +11,24 @@ login gets 403; a missing role 403; another company's object, or an object of a 
 outside the login's scope, 404 (existence is not revealed); otherwise the `ok` statuses.
 """
 
+import io
 from dataclasses import dataclass, field
 
 import pytest
 from flask import url_for
+from PIL import Image
+from werkzeug.datastructures import FileStorage
 
-from portal.models import PORTAL_ROLES, Case, Invoice, Payment, PaymentApplication, PortalUser
+from portal.models import (
+    PORTAL_ROLES,
+    Case,
+    CaseMessage,
+    Invoice,
+    Payment,
+    PaymentApplication,
+    PortalUser,
+)
+from portal.services import attachments, cases
 
 from . import factories
 from .conftest import HX, login, staff_login
@@ -96,6 +108,9 @@ MATRIX = {
     ("cases.show", "GET"): Route("cases"),
     ("cases.reply", "POST"): Route("cases", POST_OK),
     ("cases.resolve", "POST"): Route("cases", POST_OK),
+    # Attachment files: the owner decides (a case message: the cases role and the case).
+    ("attachments.show", "GET"): Route(None, also=("cases",)),
+    ("attachments.thumb", "GET"): Route(None, also=("cases",)),
     # Quotes and requests for quote
     ("quotes.index", "GET"): Route("quotes"),
     ("quotes.new", "GET"): Route("quotes"),
@@ -150,6 +165,7 @@ URL_ARGS = {
     "rfq_id": ("rfq", "rfq_other", "rfq_site"),
     "order_id": ("order", "order_other", "order_site"),
     "product_id": ("product", "product_withdrawn", None),
+    "key": ("attachment", "attachment_other", "attachment_site"),
 }
 VARIANTS = ("own", "other", "site")
 # The logins: one per role (whole account), one with every role, one limited to site A.
@@ -223,6 +239,18 @@ def _payment(customer, invoice, n):
     return payment
 
 
+def _attachment(case_id) -> str:
+    """The key of a photo on a message of that case."""
+    message = CaseMessage.create(case=case_id, body="See the photo")
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    png.seek(0)
+    (item,) = attachments.prepare([FileStorage(stream=png, filename="photo.png")])
+    attachments.store([item])
+    attachments.record(cases.MESSAGE, message.id, [item])
+    return item.key
+
+
 def build_world():
     """Two companies; the first with sites A and B and a login per role."""
     acme = factories.customer(name="Acme")
@@ -256,6 +284,8 @@ def build_world():
         "product": factories.product().id,
         "product_withdrawn": factories.product(active=False).id,
     }
+    for name in ("case", "case_site", "case_other"):
+        objects[name.replace("case", "attachment")] = _attachment(objects[name])
     logins = {}
     for name in LOGINS:
         roles = factories.ALL_ROLES if name in ("all", "site") else name

@@ -1,11 +1,40 @@
 """Support case forms: a customer opens a case or replies; staff answer and set the status."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    MultipleFileField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    ValidationError,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..services.cases import STATUS_LABELS
+from ..services import attachments
+from ..services.cases import STATUS_LABELS, categories
+
+
+class AttachmentsField(MultipleFileField):
+    """Files for a message, checked by content (`attachments.prepare`); after validation,
+    `prepared` holds them ready to store. A refused file fails the whole field."""
+
+    prepared = ()
+
+    def pre_validate(self, form):
+        try:
+            self.prepared = attachments.prepare(self.data)
+        except attachments.Refused as refused:
+            self.prepared = ()
+            raise ValidationError(str(refused)) from None
+
+
+def files_field():
+    return AttachmentsField(
+        "Attach files", render_kw={"accept": attachments.ACCEPT}, validators=[Optional()]
+    )
 
 
 class CaseForm(FlaskForm):
@@ -19,8 +48,25 @@ class CaseForm(FlaskForm):
         "How can we help?",
         validators=[DataRequired("Describe the question or problem."), Length(max=10000)],
     )
+    category = SelectField("Category", validate_choice=False)
+    files = files_field()
     invoice = HiddenField(validators=[Optional()])
     order = HiddenField(validators=[Optional()])
+    # One post of this form opens one case (a double click returns the same case).
+    request_key = HiddenField(validators=[Optional(), Length(max=64)])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = categories()
+        self.category.choices = [SelectChoice("", "Choose…")] + [
+            SelectChoice(name, name) for name in names
+        ]
+        if not names:
+            del self.category
+
+    def validate_category(self, field):
+        if field.data and field.data not in categories():
+            raise ValidationError("Choose a category from the list.")
 
 
 class ReplyForm(FlaskForm):
@@ -29,12 +75,14 @@ class ReplyForm(FlaskForm):
     body = TextAreaField(
         "Your reply", validators=[DataRequired("Write a reply first."), Length(max=10000)]
     )
+    files = files_field()
 
 
 class StaffReplyForm(FlaskForm):
     """A staff answer or internal note, with the case's new status."""
 
     body = TextAreaField("Message", validators=[Optional(), Length(max=10000)])
+    files = files_field()
     internal = BooleanField("Internal note (not shown to the customer, not emailed)")
     status = SelectField(
         "Status",
@@ -50,6 +98,7 @@ class StaffReplyForm(FlaskForm):
         if (
             ok
             and not (self.body.data or "").strip()
+            and not self.files.prepared
             and self.status.data == self.status.object_data
         ):
             self.body.errors = ["Write a message or change the status."]

@@ -6,13 +6,15 @@ reopens a resolved case; staff replies and status changes email the customer thr
 outbox; internal notes are never shown to customers and never emailed.
 """
 
-from peewee import fn
+import secrets
+
+from peewee import IntegrityError, fn
 
 from ..db import prepared, utcnow, write_txn
 from ..models import Case, CaseMessage, Customer, PortalUser, SalesOrder
 from ..validators import has_control_characters
 from ..web import absolute_url
-from . import audit, counters, orders, outbox
+from . import attachments, audit, counters, orders, outbox, settings
 
 STATUSES = ("new", "open", "waiting", "resolved", "closed")
 OPEN_STATUSES = ("new", "open", "waiting")
@@ -25,14 +27,65 @@ STATUS_LABELS = {
 }
 
 
-def create_case(user, subject: str, body: str, invoice=None, order=None) -> Case:
-    """Open a case for the user's company (linked to an invoice or order they can see)."""
+def new_request_key() -> str:
+    """The token a case form carries: one post of that form opens one case."""
+    return secrets.token_urlsafe(24)
+
+
+def categories() -> list[str]:
+    """The categories a customer chooses from (settings; empty: none asked)."""
+    return list(settings.get("case_categories"))
+
+
+def create_case(
+    user,
+    subject: str,
+    body: str,
+    invoice=None,
+    order=None,
+    files=(),
+    category: str = "",
+    request_key: str | None = None,
+) -> Case:
+    """Open a case for the user's company (linked to an invoice or order they can see).
+
+    `files` are checked attachments (`attachments.prepare`); `request_key` is the form's
+    token: a second post of the same form (a double click) returns the case the first
+    opened, with `case.created` False.
+    """
+    request_key = (request_key or "")[:64] or None
+    if request_key is not None:
+        existing = _case_for_key(user, request_key)
+        if existing is not None:
+            return existing
+    try:
+        return _create_case(user, subject, body, invoice, order, files, category, request_key)
+    except IntegrityError:
+        # Two posts at once (PostgreSQL): the unique key let one in; answer with its case.
+        existing = _case_for_key(user, request_key) if request_key else None
+        if existing is None:
+            raise
+        return existing
+
+
+def _case_for_key(user, request_key: str) -> Case | None:
+    case = Case.for_user(user).where(Case.request_key == request_key).first()
+    if case is not None:
+        case.created = False
+    return case
+
+
+def _create_case(user, subject, body, invoice, order, files, category, request_key) -> Case:
     # The view refuses control characters next to the field (B9); a caller that did not
     # check (the invoice question box) still never stores one in a future email subject.
     subject = " ".join(
         "".join(" " if has_control_characters(ch) else ch for ch in subject or "").split()
     )[:255]
+    category = category if category in categories() else ""
+    attachments.store(files)
     with write_txn():
+        if request_key is not None and Case.get_or_none(Case.request_key == request_key):
+            raise IntegrityError("case request key used")
         now = utcnow()
         site_id = None
         if invoice is not None:
@@ -49,17 +102,22 @@ def create_case(user, subject: str, body: str, invoice=None, order=None) -> Case
             invoice=invoice,
             order=order,
             subject=subject,
+            category=category,
+            request_key=request_key,
             status="new",
             created_at=now,
             updated_at=now,
         )
-        CaseMessage.create(case=case, portal_user=user, body=body.strip(), created_at=now)
+        message = CaseMessage.create(case=case, portal_user=user, body=body.strip(), created_at=now)
+        attachments.record(MESSAGE, message.id, files, portal_user=user)
         audit.record(
             "case.created",
             case,
             invoice=invoice.number if invoice is not None else None,
             order=order.number if order is not None else None,
+            attachments=len(files),
         )
+    case.created = True
     return case
 
 
@@ -99,6 +157,25 @@ def order_for(user, order_id) -> SalesOrder | None:
     return orders.order_for(user, order_id) if user.has_role("orders") else None
 
 
+MESSAGE = "case_message"
+
+
+@attachments.visible_to(MESSAGE)
+def _customer_sees_message(user, message_id) -> bool:
+    """A customer sees a message's files when they may open its case and it is no note."""
+    if not (settings.get("module_cases") and user.has_role("cases")):
+        return False
+    message = CaseMessage.get_or_none(CaseMessage.id == message_id)
+    if message is None or message.internal:
+        return False
+    return case_for(user, message.case_id) is not None
+
+
+def files_of(messages_) -> dict:
+    """The attachments of these messages, by message id."""
+    return attachments.for_owners(MESSAGE, [m.id for m in messages_])
+
+
 def messages(case: Case, internal: bool = False) -> list[CaseMessage]:
     """The case's conversation in order; internal notes only when `internal`."""
     query = case.messages.order_by(CaseMessage.created_at, CaseMessage.id)
@@ -107,11 +184,13 @@ def messages(case: Case, internal: bool = False) -> list[CaseMessage]:
     return list(query)
 
 
-def reply_as_customer(case: Case, user, body: str) -> CaseMessage:
+def reply_as_customer(case: Case, user, body: str, files=()) -> CaseMessage:
     """Add the customer's message; a waiting or resolved case goes back to the office."""
+    attachments.store(files)
     with write_txn():
         now = utcnow()
         message = CaseMessage.create(case=case, portal_user=user, body=body.strip(), created_at=now)
+        attachments.record(MESSAGE, message.id, files, portal_user=user)
         status = "open" if case.status in ("waiting", "resolved", "closed") else case.status
         Case.update(status=status, updated_at=now, resolved_at=None).where(
             Case.id == case.id
@@ -132,19 +211,23 @@ def resolve_as_customer(case: Case, user) -> None:
     case.status = "resolved"
 
 
-def staff_reply(case: Case, staff, body: str, status: str, internal: bool = False) -> CaseMessage:
+def staff_reply(
+    case: Case, staff, body: str, status: str, internal: bool = False, files=()
+) -> CaseMessage:
     """Staff answer (or note) and status change in one transaction; the customer is emailed
     about anything that is not an internal note."""
     if status not in STATUSES:
         raise ValueError(f"unknown case status {status!r}")
     body = (body or "").strip()
+    attachments.store(files)
     with write_txn():
         now = utcnow()
         message = None
-        if body:
+        if body or files:
             message = CaseMessage.create(
                 case=case, staff_user=staff, body=body, internal=internal, created_at=now
             )
+            attachments.record(MESSAGE, message.id, files, staff_user=staff)
         changes = {"updated_at": now, "status": status}
         if status in ("resolved", "closed"):
             changes["resolved_at"] = case.resolved_at or now
@@ -160,8 +243,9 @@ def staff_reply(case: Case, staff, body: str, status: str, internal: bool = Fals
             new=status,
             internal=internal,
         )
-        if (body and not internal) or status != old_status:
-            _email_customer(case, body if not internal else "", old_status, status)
+        if ((body or files) and not internal) or status != old_status:
+            note = body or ("Files were added to the case." if files else "")
+            _email_customer(case, note if not internal else "", old_status, status)
     case.status = status
     return message
 

@@ -57,10 +57,12 @@ from .company import bp as company_bp  # noqa: E402
 BLUEPRINTS += [account_bp, company_bp, autopay_bp]
 
 # Support cases, for customers and in the back office.
+from .attachments import bp as attachments_bp  # noqa: E402
+from .attachments import staff_bp as staff_attachments_bp  # noqa: E402
 from .cases import bp as cases_bp  # noqa: E402
 from .staff.staff_cases import bp as staff_cases_bp  # noqa: E402
 
-BLUEPRINTS += [cases_bp, staff_cases_bp]
+BLUEPRINTS += [cases_bp, staff_cases_bp, attachments_bp, staff_attachments_bp]
 
 # Requests for quote, quotes and orders, for customers and in the back office.
 from .orders import bp as orders_bp  # noqa: E402

@@ -46,6 +46,8 @@ def new():
     """Open a case, about an invoice or an order when `?invoice=` or `?order=` (its public
     id) names one the user can see."""
     form = CaseForm()
+    if not form.request_key.data:
+        form.request_key.data = cases.new_request_key()
     invoice = _about(form.invoice, "invoice", billing.invoice_for)
     order = _about(form.order, "order", cases.order_for)
     if request.method == "GET" and (invoice or order) is not None:
@@ -54,9 +56,19 @@ def new():
     # The subject becomes the subject of every email about the case (B9).
     if request.method == "POST" and form.validate() and refuse_control_characters(form, "subject"):
         case = cases.create_case(
-            current_user, form.subject.data, form.body.data, invoice=invoice, order=order
+            current_user,
+            form.subject.data,
+            form.body.data,
+            invoice=invoice,
+            order=order,
+            files=form.files.prepared,
+            category=form.category.data if "category" in form else "",
+            request_key=form.request_key.data,
         )
-        flash(f"Case {case.number} is open. We will answer by email.", "success")
+        if case.created:
+            flash(f"Case {case.number} is open. We will answer by email.", "success")
+        else:
+            flash(f"Case {case.number} was already opened from this form.", "info")
         return redirect_to(url_for("cases.show", case_id=case.id))
     status = 422 if request.method == "POST" else 200
     return render(
@@ -86,12 +98,14 @@ def show(case_id):
 
 
 def _show(case, form, status=200):
+    messages = cases.messages(case)
     return render(
         "cases/show.html",
         block="reply",
         status=status,
         case=case,
-        messages=cases.messages(case),
+        messages=messages,
+        files=cases.files_of(messages),
         form=form,
         action_form=ActionForm(),
         labels=cases.STATUS_LABELS,
@@ -106,7 +120,7 @@ def reply(case_id):
     form = ReplyForm()
     if not form.validate():
         return _show(case, form, 422)
-    cases.reply_as_customer(case, current_user, form.body.data)
+    cases.reply_as_customer(case, current_user, form.body.data, files=form.files.prepared)
     flash("Your reply was sent.", "success")
     return redirect_to(url_for("cases.show", case_id=case.id))
 

@@ -31,12 +31,14 @@ def index():
 
 
 def _show(case, form, status=200):
+    messages = cases.messages(case, internal=True)
     return render(
         "staff/cases/show.html",
         block="reply",
         status=status,
         case=case,
-        messages=cases.messages(case, internal=True),
+        messages=messages,
+        files=cases.files_of(messages),
         form=form,
         labels=cases.STATUS_LABELS,
     )
@@ -61,7 +63,14 @@ def reply(case_id):
     form.status.object_data = case.status
     if not form.validate():
         return _show(case, form, 422)
-    cases.staff_reply(case, me(), form.body.data, form.status.data, internal=form.internal.data)
+    cases.staff_reply(
+        case,
+        me(),
+        form.body.data,
+        form.status.data,
+        internal=form.internal.data,
+        files=form.files.prepared,
+    )
     if form.internal.data:
         flash("Internal note added.", "success")
     else:
