@@ -108,6 +108,7 @@ MATRIX = {
     ("cases.show", "GET"): Route("cases"),
     ("cases.reply", "POST"): Route("cases", POST_OK),
     ("cases.resolve", "POST"): Route("cases", POST_OK),
+    ("cases.live", "GET"): Route("cases"),
     # Attachment files: the owner decides (a case message: the cases role and the case).
     ("attachments.show", "GET"): Route(None, also=("cases",)),
     ("attachments.thumb", "GET"): Route(None, also=("cases",)),

@@ -1,6 +1,6 @@
 """Support cases of the signed-in customer: list, open a case, follow it, reply, resolve."""
 
-from flask import Blueprint, abort, flash, request, url_for
+from flask import Blueprint, abort, flash, make_response, request, url_for
 from flask_login import current_user
 
 from ..auth import customer_required
@@ -97,11 +97,38 @@ def show(case_id):
     return _show(case, ReplyForm())
 
 
-def _show(case, form, status=200):
+@bp.get("/<opaque('case'):case_id>/live")
+@cases_required
+def live(case_id):
+    """The conversation alone, polled by the open page (htmx, every few seconds): 304 with
+    no body when nothing changed since the tag the page holds (`If-None-Match`)."""
+    case = _case_or_404(case_id)
+    return unless_changed(
+        cases.thread_version(case), lambda: _show(case, ReplyForm(), block="live")
+    )
+
+
+def unless_changed(version: str, build):
+    """304 when the client's `If-None-Match` names `version`, else `build()` with that ETag.
+    Never cached by the browser itself (the page's script sends the tag), so a 304 reaches
+    the script and nothing is swapped."""
+    etag = f'"{version}"'
+    if request.if_none_match.contains(version):
+        response = make_response("", 304)
+    else:
+        response = build()
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("HX-Request")
+    return response
+
+
+def _show(case, form, status=200, block="reply"):
     messages = cases.messages(case)
     return render(
         "cases/show.html",
-        block="reply",
+        block=block,
+        version=cases.thread_version(case),
         status=status,
         case=case,
         messages=messages,

@@ -6,6 +6,7 @@ from ...forms.cases import StaffReplyForm
 from ...models import Case
 from ...services import backoffice, cases
 from ...web import choice, page_number, redirect_to, render, search_text
+from ..cases import unless_changed
 from ._common import get_or_404, guard, me
 
 bp = Blueprint("staff_cases", __name__, url_prefix="/staff/cases")
@@ -30,11 +31,12 @@ def index():
     )
 
 
-def _show(case, form, status=200):
+def _show(case, form, status=200, block="reply"):
     messages = cases.messages(case, internal=True)
     return render(
         "staff/cases/show.html",
-        block="reply",
+        block=block,
+        version=cases.thread_version(case, internal=True),
         status=status,
         case=case,
         messages=messages,
@@ -53,6 +55,14 @@ def show(case_id):
     form = StaffReplyForm(status=default)
     form.status.object_data = case.status
     return _show(case, form)
+
+
+@bp.get("/<int:case_id>/live")
+def live(case_id):
+    """The conversation alone, polled by the open page: 304 when nothing changed."""
+    case = get_or_404(Case, case_id)
+    version = cases.thread_version(case, internal=True)
+    return unless_changed(version, lambda: _show(case, StaffReplyForm(), block="live"))
 
 
 @bp.post("/<int:case_id>/reply")
