@@ -16,6 +16,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from ..services import settings
+from ..validators import no_control_characters
 
 
 def payment_terms_accepted(form, field):
@@ -39,7 +40,11 @@ class CheckoutForm(FlaskForm):
 
     payer_name = StringField(
         "Your name",
-        validators=[DataRequired("Enter your name for the receipt."), Length(max=255)],
+        validators=[
+            DataRequired("Enter your name for the receipt."),
+            Length(max=255),
+            no_control_characters,
+        ],
         render_kw={"autocomplete": "name"},
     )
     payer_email = EmailField(
@@ -63,7 +68,11 @@ class QuestionForm(FlaskForm):
 
     subject = StringField(
         "Subject",
-        validators=[DataRequired("Say in a few words what the question is."), Length(max=200)],
+        validators=[
+            DataRequired("Say in a few words what the question is."),
+            Length(max=200),
+            no_control_characters,
+        ],
     )
     message = TextAreaField(
         "Your question",

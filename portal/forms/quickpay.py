@@ -5,6 +5,7 @@ from wtforms import BooleanField, EmailField, HiddenField, RadioField, StringFie
 from wtforms.validators import DataRequired, Email, Length, ValidationError
 
 from ..money import AmountError, parse_amount
+from ..validators import no_control_characters
 from .billing import payment_terms_accepted
 
 
@@ -50,7 +51,11 @@ class PayForm(FlaskForm):
     amount = AmountField("Amount to pay", render_kw={"inputmode": "decimal", "autocomplete": "off"})
     payer_name = StringField(
         "Your name",
-        validators=[DataRequired("Enter your name for the receipt."), Length(max=255)],
+        validators=[
+            DataRequired("Enter your name for the receipt."),
+            Length(max=255),
+            no_control_characters,
+        ],
         render_kw={"autocomplete": "name"},
     )
     payer_email = EmailField(
