@@ -45,6 +45,7 @@
       status === 405 ? "That action is not allowed here. Reload the page and try again." :
       status === 413 ? "That upload is too large." :
       status === 429 ? "Too many attempts. Please wait a few minutes and try again." :
+      status === 503 ? "We are busy for a moment. Nothing was changed: please try again in a few seconds." :
       "Something went wrong on our side. Please try again in a moment."
     );
   });
