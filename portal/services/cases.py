@@ -6,7 +6,9 @@ reopens a resolved case; staff replies and status changes email the customer thr
 outbox; internal notes are never shown to customers and never emailed.
 """
 
+import hashlib
 import secrets
+from datetime import timedelta
 
 from peewee import IntegrityError, fn
 
@@ -54,18 +56,55 @@ def create_case(
     opened, with `case.created` False.
     """
     request_key = (request_key or "")[:64] or None
-    if request_key is not None:
-        existing = _case_for_key(user, request_key)
-        if existing is not None:
-            return existing
+    if request_key is None:
+        # A form without a token (the invoice's question box): the same question posted
+        # again within a minute is the same case; a key made of the content and the user's
+        # latest case makes two posts at the same instant collide on the unique index.
+        latest = _latest_case(user)
+        if latest is not None and _same_question(latest, subject, body, invoice, order):
+            latest.created = False
+            return latest
+        request_key = hashlib.sha256(
+            repr(
+                (
+                    user.id,
+                    latest.id if latest else 0,
+                    invoice and invoice.id,
+                    order and order.id,
+                    subject.strip(),
+                    body.strip(),
+                )
+            ).encode()
+        ).hexdigest()
+    existing = _case_for_key(user, request_key)
+    if existing is not None:
+        return existing
     try:
         return _create_case(user, subject, body, invoice, order, files, category, request_key)
     except IntegrityError:
         # Two posts at once (PostgreSQL): the unique key let one in; answer with its case.
-        existing = _case_for_key(user, request_key) if request_key else None
+        existing = _case_for_key(user, request_key)
         if existing is None:
             raise
         return existing
+
+
+def _latest_case(user) -> Case | None:
+    return Case.for_user(user).where(Case.portal_user == user.id).order_by(Case.id.desc()).first()
+
+
+def _same_question(case: Case, subject, body, invoice, order) -> bool:
+    """True when `case` was opened under a minute ago with this subject, text and link."""
+    if utcnow() - case.created_at > timedelta(minutes=1):
+        return False
+    first = case.messages.order_by(CaseMessage.id).first()
+    return (
+        case.invoice_id == (invoice.id if invoice is not None else None)
+        and case.order_id == (order.id if order is not None else None)
+        and first is not None
+        and first.body == (body or "").strip()
+        and " ".join((subject or "").split())[:255] == case.subject
+    )
 
 
 def _case_for_key(user, request_key: str) -> Case | None:
