@@ -154,6 +154,8 @@ PUBLIC = {
     "password.choose",
     "password.invitation",
     "password.welcome",
+    "quick_request.new",
+    "quick_request.sent",
 }
 # How to build each URL argument: the object a login of the first company owns, one of
 # another company, and one of its own company at a site outside a site-limited login.

@@ -114,12 +114,17 @@ def _case_for_key(user, request_key: str) -> Case | None:
     return case
 
 
-def _create_case(user, subject, body, invoice, order, files, category, request_key) -> Case:
-    # The view refuses control characters next to the field (B9); a caller that did not
-    # check (the invoice question box) still never stores one in a future email subject.
-    subject = " ".join(
+def clean_subject(subject: str) -> str:
+    """The subject on one line: the view refuses control characters next to the field (B9);
+    a caller that did not check (the invoice question box, a guest's quick request) still
+    never stores one in a future email subject."""
+    return " ".join(
         "".join(" " if has_control_characters(ch) else ch for ch in subject or "").split()
     )[:255]
+
+
+def _create_case(user, subject, body, invoice, order, files, category, request_key) -> Case:
+    subject = clean_subject(subject)
     category = category if category in categories() else ""
     attachments.store(files)
     with write_txn():

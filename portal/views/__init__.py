@@ -60,9 +60,10 @@ BLUEPRINTS += [account_bp, company_bp, autopay_bp]
 from .attachments import bp as attachments_bp  # noqa: E402
 from .attachments import staff_bp as staff_attachments_bp  # noqa: E402
 from .cases import bp as cases_bp  # noqa: E402
+from .quick_request import bp as quick_request_bp  # noqa: E402
 from .staff.staff_cases import bp as staff_cases_bp  # noqa: E402
 
-BLUEPRINTS += [cases_bp, staff_cases_bp, attachments_bp, staff_attachments_bp]
+BLUEPRINTS += [cases_bp, staff_cases_bp, attachments_bp, staff_attachments_bp, quick_request_bp]
 
 # Requests for quote, quotes and orders, for customers and in the back office.
 from .orders import bp as orders_bp  # noqa: E402
