@@ -13,8 +13,9 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..models import StaffUser
 from ..services import attachments
-from ..services.cases import STATUS_LABELS, categories
+from ..services.cases import PRIORITIES, STATUS_LABELS, categories
 
 
 class AttachmentsField(MultipleFileField):
@@ -104,3 +105,24 @@ class StaffReplyForm(FlaskForm):
             self.body.errors = ["Write a message or change the status."]
             return False
         return ok
+
+
+class CaseDetailsForm(FlaskForm):
+    """Staff: what the case is about, how urgent, and who in the office has it."""
+
+    category = SelectField("Category")
+    priority = SelectField(
+        "Priority", choices=[SelectChoice(key, label) for key, label in PRIORITIES.items()]
+    )
+    assigned_to = SelectField("Owner")
+
+    def __init__(self, case, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = categories()
+        if case.category and case.category not in names:
+            names.append(case.category)  # a category since removed from settings stays
+        self.category.choices = [SelectChoice("", "None")] + [SelectChoice(n, n) for n in names]
+        staff = StaffUser.select().where(StaffUser.active == True).order_by(StaffUser.name)  # noqa: E712
+        self.assigned_to.choices = [SelectChoice("", "Nobody")] + [
+            SelectChoice(str(s.id), s.name or s.email) for s in staff
+        ]

@@ -13,7 +13,7 @@ from datetime import timedelta
 from peewee import IntegrityError, fn
 
 from ..db import prepared, utcnow, write_txn
-from ..models import Case, CaseMessage, Customer, PortalUser, SalesOrder
+from ..models import Case, CaseMessage, Customer, PortalUser, SalesOrder, StaffUser
 from ..validators import has_control_characters
 from ..web import absolute_url
 from . import attachments, audit, counters, orders, outbox, settings
@@ -332,13 +332,82 @@ def _email_customer(case: Case, body: str, old: str, new: str) -> None:
     )
 
 
-def staff_search(q: str = "", status: str = "open"):
-    """Cases for the back office: open ones first by last activity, with search."""
-    query = Case.select().order_by(Case.updated_at.desc(), Case.id.desc())
+PRIORITIES = {"urgent": "Urgent", "high": "High", "normal": "Normal", "low": "Low"}
+
+
+def set_details(case: Case, staff, category: str, priority: str, owner_id) -> dict:
+    """Staff set a case's category, priority and owner (an active staff login or nobody);
+    returns {field: (old, new)} of what changed, each audited."""
+    if priority not in PRIORITIES:
+        raise ValueError(f"unknown priority {priority!r}")
+    if category and category not in categories() and category != case.category:
+        raise ValueError(f"unknown category {category!r}")
+    owner_id = int(owner_id) if owner_id else None
+    if owner_id is not None and not StaffUser.get_or_none(
+        (StaffUser.id == owner_id) & (StaffUser.active == True)  # noqa: E712
+    ):
+        raise ValueError("no such staff login")
+    new = {"category": category or "", "priority": priority, "assigned_to": owner_id}
+    old = {"category": case.category, "priority": case.priority, "assigned_to": case.assigned_to_id}
+    changed = {key: (old[key], new[key]) for key in new if old[key] != new[key]}
+    if not changed:
+        return changed
+    with write_txn():
+        Case.update(updated_at=utcnow(), **new).where(Case.id == case.id).execute()
+        audit.record(
+            "case.details_changed",
+            case,
+            actor=staff,
+            **{key: f"{a} -> {b}" for key, (a, b) in changed.items()},
+        )
+    return changed
+
+
+def _status_filter(query, status: str):
     if status == "open":
-        query = query.where(Case.status.in_(OPEN_STATUSES))
-    elif status in STATUSES:
-        query = query.where(Case.status == status)
+        return query.where(Case.status.in_(OPEN_STATUSES))
+    if status in STATUSES:
+        return query.where(Case.status == status)
+    return query
+
+
+def queue_counts(status: str, staff_id: int) -> dict:
+    """How many cases of the status tab each category, priority and owner has."""
+
+    def grouped(column):
+        query = _status_filter(Case.select(column, fn.COUNT(Case.id)), status).group_by(column)
+        return dict(query.tuples())
+
+    owners = grouped(Case.assigned_to)
+    return {
+        "category": grouped(Case.category),
+        "priority": grouped(Case.priority),
+        "mine": owners.get(staff_id, 0),
+        "unassigned": owners.get(None, 0),
+    }
+
+
+def staff_search(
+    q: str = "",
+    status: str = "open",
+    category: str = "",
+    priority: str = "",
+    owner: str = "",
+    staff_id: int | None = None,
+):
+    """Cases for the back office: open ones first by last activity, with search; filters by
+    category, priority and owner (`me`, `none`, or a staff id)."""
+    query = _status_filter(Case.select(), status).order_by(Case.updated_at.desc(), Case.id.desc())
+    if category:
+        query = query.where(Case.category == category)
+    if priority in PRIORITIES:
+        query = query.where(Case.priority == priority)
+    if owner == "me":
+        query = query.where(Case.assigned_to == staff_id)
+    elif owner == "none":
+        query = query.where(Case.assigned_to.is_null())
+    elif owner.isdigit():
+        query = query.where(Case.assigned_to == int(owner))
     q = (q or "").strip()
     if q:
         # `.contains()` escapes `%` and `_`: "50%" finds only "50%".

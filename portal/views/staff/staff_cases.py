@@ -1,8 +1,8 @@
 """Support cases in the back office: the queue, one case with its conversation, answers."""
 
-from flask import Blueprint, flash, url_for
+from flask import Blueprint, flash, request, url_for
 
-from ...forms.cases import StaffReplyForm
+from ...forms.cases import CaseDetailsForm, StaffReplyForm
 from ...models import Case
 from ...services import backoffice, cases
 from ...web import choice, page_number, redirect_to, render, search_text
@@ -16,10 +16,19 @@ FILTERS = {"open": "Open", "resolved": "Resolved", "closed": "Closed", "all": "A
 
 @bp.get("/")
 def index():
-    """Cases waiting for the office first; search by number, subject or customer."""
+    """Cases waiting for the office first; search by number, subject or customer; filter by
+    category, priority and owner ("assigned to me"), with counts of each."""
     q = search_text()
     status = choice("status", FILTERS, "open")
-    page = backoffice.paginate(cases.staff_search(q, status), page_number())
+    owner = request.args.get("owner", "")
+    owner = owner if owner in ("me", "none") or owner.isdigit() else ""
+    picked = {
+        "category": request.args.get("category", "")[:60],
+        "priority": choice("priority", cases.PRIORITIES, ""),
+        "owner": owner,
+    }
+    query = cases.staff_search(q, status, staff_id=me().id, **picked)
+    page = backoffice.paginate(query, page_number())
     return render(
         "staff/cases/index.html",
         block="results",
@@ -28,10 +37,14 @@ def index():
         filters=FILTERS,
         page=page,
         labels=cases.STATUS_LABELS,
+        picked=picked,
+        counts=cases.queue_counts(status, me().id),
+        categories=cases.categories(),
+        priorities=cases.PRIORITIES,
     )
 
 
-def _show(case, form, status=200, block="reply"):
+def _show(case, form, status=200, block="reply", details=None):
     messages = cases.messages(case, internal=True)
     return render(
         "staff/cases/show.html",
@@ -41,6 +54,16 @@ def _show(case, form, status=200, block="reply"):
         case=case,
         messages=messages,
         files=cases.files_of(messages),
+        details=details
+        or CaseDetailsForm(
+            case,
+            data={
+                "category": case.category,
+                "priority": case.priority,
+                "assigned_to": str(case.assigned_to_id or ""),
+            },
+        ),
+        priorities=cases.PRIORITIES,
         form=form,
         labels=cases.STATUS_LABELS,
     )
@@ -85,4 +108,18 @@ def reply(case_id):
         flash("Internal note added.", "success")
     else:
         flash(f"Case {case.number} updated; the customer was emailed.", "success")
+    return redirect_to(url_for("staff_cases.show", case_id=case.id))
+
+
+@bp.post("/<int:case_id>/details")
+def details(case_id):
+    """Set the case's category, priority and owner."""
+    case = get_or_404(Case, case_id)
+    form = CaseDetailsForm(case)
+    if not form.validate():
+        return _show(case, StaffReplyForm(), 422, block="details", details=form)
+    changed = cases.set_details(
+        case, me(), form.category.data, form.priority.data, form.assigned_to.data
+    )
+    flash("Case details saved." if changed else "Nothing changed.", "success")
     return redirect_to(url_for("staff_cases.show", case_id=case.id))
