@@ -31,6 +31,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     _log_to_stderr()
     db.init_app(app)
+    from .models import declare_postgres_indexes
+
+    declare_postgres_indexes(postgres=not db.is_sqlite())
     ids.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)

@@ -8,6 +8,7 @@ Query methods return composable queries scoped to the caller, Peewee-style.
 from flask_login import UserMixin
 from peewee import (
     JOIN,
+    SQL,
     BigIntegerField,
     BooleanField,
     CharField,
@@ -549,6 +550,23 @@ Invoice.add_index(
         name="invoice_unpaid",
     )
 )
+
+
+# 0029, PostgreSQL only: trigram indexes for the staff searches' "contains" (pg_trgm). Declared
+# when the portal runs on PostgreSQL, so the schema check matches what the migration built.
+POSTGRES_INDEXES = (
+    (Invoice, SQL('"number" gin_trgm_ops'), "invoice_number_trgm"),
+    (Customer, SQL('"name" gin_trgm_ops'), "customer_name_trgm"),
+)
+
+
+def declare_postgres_indexes(postgres: bool = True) -> None:
+    """Declare them (PostgreSQL), or take them back (a SQLite app built in the same process)."""
+    for model, expression, name in POSTGRES_INDEXES:
+        kept = [i for i in model._meta.indexes if getattr(i, "_name", None) != name]
+        model._meta.indexes = kept
+        if postgres:
+            model.add_index(model.index(expression, using="gin", name=name))
 
 
 # What an invoice list shows (no quick-pay secrets, no timestamps), for `InvoiceRow`.

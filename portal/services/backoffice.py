@@ -36,6 +36,7 @@ from . import audit, figures
 from .auth import end_all_sessions, normalize_email, set_password
 
 PAGE_SIZE = 25
+COUNT_CAP = 10_000  # rows a list counts before it says "10,000+"
 
 
 def _day_start(day: date) -> datetime:
@@ -59,6 +60,7 @@ class Page:
     number: int
     total: int
     size: int = PAGE_SIZE
+    capped: bool = False  # more rows than `total` match (see `paginate`)
 
     @property
     def pages(self) -> int:
@@ -81,11 +83,16 @@ class Page:
         return min(self.total, self.number * self.size)
 
 
-def paginate(query, number: int, size: int = PAGE_SIZE) -> Page:
-    """Cut a query into a page (the count runs without the ORDER BY)."""
-    total = query.order_by().count()
+def paginate(query, number: int, size: int = PAGE_SIZE, cap: int | None = None) -> Page:
+    """Cut a query into a page. The count runs without the ORDER BY and stops at `cap`: past
+    it the pager says "10,000+" and offers the first `cap` rows, so a list costs the same at
+    10k and at 1M rows (nobody pages through more; they narrow the search)."""
+    cap = cap or COUNT_CAP
+    total = query.order_by().limit(cap + 1).count()
+    capped = total > cap
+    total = min(total, cap)
     number = max(1, min(number, max(1, -(-total // size))))
-    return Page(list(query.paginate(number, size)), number, total, size)
+    return Page(list(query.paginate(number, size)), number, total, size, capped)
 
 
 def _needle(text: str) -> str:
@@ -394,11 +401,27 @@ def search_invoices(q: str = "", state: str = "", today=None):
     )
     if q and q.strip():
         pattern = _needle(q)
-        query = query.where(
-            Invoice.number.contains(pattern)
-            | Customer.name.contains(pattern)
-            | Customer.account_number.contains(pattern)
-        )
+        # The matching customers first (a small table), then their invoices by the customer
+        # index: "name contains" never has to be tried against every invoice's customer, and
+        # the number's "contains" uses its trigram index on PostgreSQL (migration 0029).
+        customers = [
+            c.id
+            for c in Customer.select(Customer.id).where(
+                Customer.name.contains(pattern) | Customer.account_number.contains(pattern)
+            )
+        ]
+        matches = Invoice.number.contains(pattern)
+        if customers:
+            matches |= Invoice.customer.in_(customers)
+        hits = Invoice.select(Invoice.id).where(matches)
+        if hits.limit(COUNT_CAP + 1).count() <= COUNT_CAP:
+            # Few matches: take them first (index lookups), then sort them. Filtering the
+            # newest-first scan instead would read most of the table when the matches are
+            # few and old (one customer's invoices, or no match at all).
+            hits = hits.cte("hits", materialized=True)
+            query = query.join(hits, on=(Invoice.id == hits.c.id)).with_cte(hits)
+        else:
+            query = query.where(matches)  # many: the newest-first scan finds a page at once
     balance = Invoice.balance_expr()
     if state == "open":
         query = query.where((Invoice.status == "open") & (balance > 0))

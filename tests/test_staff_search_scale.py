@@ -1,0 +1,67 @@
+"""Staff searches at scale (issue 15): the invoice search finds by number, customer name and
+account number without trying "contains" against every invoice's customer, a list counts at
+most COUNT_CAP rows ("10,000+"), and on PostgreSQL the number search uses its trigram index."""
+
+import pytest
+
+from portal.db import db
+from portal.services import backoffice
+
+from . import factories
+from .conftest import staff_login
+
+
+@pytest.fixture
+def office(app, client):
+    staff = factories.staff()
+    staff_login(client, staff.email)
+    acme = factories.customer(name="Acme Manufacturing", account_number="ACME01")
+    globex = factories.customer(name="Globex Supply", account_number="GLOBEX7")
+    invoices = {
+        "acme": [factories.invoice(acme, number=f"A-{i:03d}")[0] for i in range(3)],
+        "globex": [factories.invoice(globex, number=f"G-{i:03d}")[0] for i in range(2)],
+    }
+    return invoices
+
+
+def _numbers(q: str) -> set[str]:
+    return {i.number for i in backoffice.search_invoices(q)}
+
+
+def test_the_invoice_search_finds_by_number_name_and_account(office):
+    assert _numbers("A-001") == {"A-001"}
+    assert _numbers("globex") == {"G-000", "G-001"}
+    assert _numbers("acme0") == {"A-000", "A-001", "A-002"}  # the account number, any case
+    assert _numbers("-00") == {"A-000", "A-001", "A-002", "G-000", "G-001"}
+    assert _numbers("nothing like it") == set()
+    assert _numbers("50%") == set()  # G4: a wildcard is a character, not a pattern
+
+
+def test_many_matches_are_found_newest_first_through_the_page(office, monkeypatch, client):
+    """Past the cap the search takes the newest-first path; both paths give the same page."""
+    few = [i.number for i in backoffice.search_invoices("-0")]
+    monkeypatch.setattr(backoffice, "COUNT_CAP", 2)
+    many = [i.number for i in backoffice.search_invoices("-0")]
+    assert few == many and len(many) == 5
+
+
+def test_a_list_counts_at_most_the_cap_and_says_so(office, monkeypatch, client):
+    monkeypatch.setattr(backoffice, "COUNT_CAP", 4)
+    page = backoffice.paginate(backoffice.search_invoices(""), 1, size=2)
+    assert (page.total, page.capped, page.pages) == (4, True, 2)
+    page = backoffice.paginate(backoffice.search_invoices("globex"), 1, size=2)
+    assert (page.total, page.capped) == (2, False)
+    html = client.get("/staff/invoices/").get_data(as_text=True)
+    assert "of 4+" in html and "narrow the search" in html
+
+
+@pytest.mark.postgresql
+def test_the_number_search_uses_the_trigram_index_on_postgresql(office):
+    db.execute_sql("SET enable_seqscan = off")  # a tiny table: ask whether the index can serve
+    try:
+        query = backoffice.search_invoices("A-00")
+        sql, params = query.sql()
+        plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, params).fetchall())
+    finally:
+        db.execute_sql("SET enable_seqscan = on")
+    assert "invoice_number_trgm" in plan, plan
