@@ -147,3 +147,27 @@ def test_guest_quick_request_with_a_photo_reaches_the_queue(
     _thumbnail_loaded(staff, ".attachment img")
     screenshot(staff, "cases-staff-quick-request")
     staff.context.close()
+
+
+def test_a_refused_file_keeps_the_text_and_takes_the_focus_to_the_field(app, page, tmp_path):
+    """A renamed file is refused next to the field; after the htmx swap the focus is on the
+    field that needs attention and the reason is announced; the typed reply is kept."""
+    acme = factories.customer(name="Acme Manufacturing")
+    factories.portal_user(acme, email="pat@acme.example")
+    _sign_in(page, "/login", "pat@acme.example")
+    page.goto("/cases/new")
+    page.get_by_label("Subject").fill("Invoice copy")
+    page.get_by_label("How can we help?").fill("Please see the scan.")
+    page.get_by_role("button", name="Open case").click()
+    expect(page.get_by_text(re.compile(r"Case CASE-\d+ is open"))).to_be_visible()
+    fake = tmp_path / "scan.png"
+    fake.write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n")
+    page.get_by_label("Your reply").fill("The scan is attached.")
+    page.get_by_label("Attach files").set_input_files(str(fake))
+    settled(page)
+    page.get_by_role("button", name="Send reply").click()
+    expect(page.get_by_text("scan.png is a PDF but its name says otherwise")).to_be_visible()
+    expect(page.get_by_label("Attach files")).to_be_focused()
+    expect(page.get_by_label("Your reply")).to_have_value("The scan is attached.")
+    expect(page.locator("#hx-announcer")).to_contain_text("scan.png is a PDF")
+    screenshot(page, "cases-refused-file")
