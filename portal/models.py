@@ -196,6 +196,8 @@ class Customer(BaseModel):
     # Raised by database triggers whenever the customer's invoices change (0010); keys the
     # cached billing aggregates, so it is never written from Python.
     billing_version = IntegerField(default=0)
+    # The transaction that last raised it (0030, PostgreSQL): raised once per transaction.
+    billing_version_txid = BigIntegerField(null=True)
     # Its Customer at Stripe, made when a login first saves a payment method (0015).
     stripe_customer_id = CharField(max_length=255, null=True)
 

@@ -11,6 +11,7 @@ import re
 import threading
 from datetime import date, timedelta
 
+import pytest
 from playhouse.test_utils import count_queries
 
 from portal.db import db, is_sqlite, write_txn
@@ -202,3 +203,20 @@ def test_two_transactions_over_the_same_customers_in_opposite_orders_both_commit
         thread.join(timeout=30)
     assert errors == []
     assert version(a) >= before[0] + 2 and version(b) >= before[1] + 2
+
+
+@pytest.mark.postgresql
+def test_one_transaction_raises_a_customers_version_once(app):
+    """0030: a transaction writing many invoices of a customer raises its version once at
+    commit (a 1M import no longer rewrites each customer row per invoice); the next
+    transaction raises it again."""
+    acme, other = factories.customer(), factories.customer()
+    start, other_start = version(acme), version(other)
+    with write_txn():
+        for _ in range(5):
+            factories.invoice(acme)
+        factories.invoice(other)
+    assert (version(acme), version(other)) == (start + 1, other_start + 1)
+    with write_txn():
+        Invoice.update(amount_paid_cents=1).where(Invoice.customer == acme.id).execute()
+    assert version(acme) == start + 2
