@@ -2,6 +2,23 @@
 (function () {
   "use strict";
 
+  // Styles that need the script (the phone menu) key on this class; <html> outlives swaps.
+  document.documentElement.classList.add("js");
+
+  // The phone menu: one button opens and closes the main navigation.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-menu-toggle]");
+    if (!button) return;
+    var nav = button.closest(".mainnav");
+    var open = !nav.classList.contains("open");
+    nav.classList.toggle("open", open);
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) {
+      var first = nav.querySelector("a");
+      if (first) first.focus();
+    }
+  });
+
   // Show or hide a password (a real button, announced through aria-pressed).
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-toggle-password]");
