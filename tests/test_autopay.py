@@ -327,22 +327,27 @@ def test_staff_see_who_is_enrolled(app, client, acme):
     assert admin.email in page and "On the due date" in page
 
 
+def _pay_with(client, admin, method, invoice):
+    """The admin signs in and pays the whole invoice with a saved card in one step."""
+    login(client, admin.email)
+    return client.post(
+        "/invoices/pay",
+        data={
+            "line": [f"{invoice.public_id}:{invoice.total_cents}"],
+            "payer_name": "Pat",
+            "payer_email": admin.email,
+            "provider": f"saved-{method.id}",
+        },
+    )
+
+
 def test_saved_card_payment_goes_through_the_banks_authentication(app, client, acme, stripe_env):
     """On-session, when the bank asks, the payer is sent through Stripe's authentication page
     and comes back to a paid invoice (3-D Secure)."""
     customer, admin = acme
     method = card(customer, THREE_D_SECURE, user=admin)
     invoice, _ = factories.invoice(customer, total_cents=14_000)
-    login(client, admin.email)
-    response = client.post(
-        "/invoices/pay",
-        data={
-            "line": [f"{invoice.public_id}:14000"],
-            "payer_name": "Pat",
-            "payer_email": admin.email,
-            "provider": f"saved-{method.id}",
-        },
-    )
+    response = _pay_with(client, admin, method, invoice)
     assert response.status_code == 303, response.text[:500]
     bank = response.headers["Location"]
     assert "/c/authenticate/pi_" in bank
@@ -360,16 +365,7 @@ def test_a_failed_authentication_leaves_the_invoice_open(app, client, acme, stri
     customer, admin = acme
     method = card(customer, THREE_D_SECURE, user=admin)
     invoice, _ = factories.invoice(customer, total_cents=9_000)
-    login(client, admin.email)
-    response = client.post(
-        "/invoices/pay",
-        data={
-            "line": [f"{invoice.public_id}:9000"],
-            "payer_name": "Pat",
-            "payer_email": admin.email,
-            "provider": f"saved-{method.id}",
-        },
-    )
+    response = _pay_with(client, admin, method, invoice)
     back = stripe_env.authenticate(response.headers["Location"].rsplit("/", 1)[-1], False)
     client.get("/" + back.split("://", 1)[1].split("/", 1)[1])
     stripe_env.wait_idle()

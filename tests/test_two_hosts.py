@@ -72,6 +72,30 @@ def _env(app, stripe_env, base_url: str) -> dict:
     }
 
 
+def two_app_hosts(app, stripe_env, workers: int, threads: int):
+    """Two gunicorn app servers of this portal on free ports: their URLs and commands."""
+    hosts = [f"http://127.0.0.1:{_free_port()}" for _ in range(2)]
+    commands = [
+        (
+            [
+                str(BIN / "gunicorn"),
+                "portal:create_app()",
+                "--bind",
+                host.removeprefix("http://"),
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--timeout",
+                "60",
+            ],
+            _env(app, stripe_env, host),
+        )
+        for host in hosts
+    ]
+    return hosts, commands
+
+
 @contextmanager
 def processes(commands):
     """Start (argv, env) pairs, each in its own process group; kill them all at the end."""
@@ -207,26 +231,7 @@ def test_two_app_hosts_and_two_workers_share_one_database(build_app, stripe_env,
     newcomer_invoice, newcomer_code = factories.invoice(newcomer, total_cents=5_000)
     stripe_env.deliver_to = None  # Stripe's events are delivered below, to one host
 
-    ports = [_free_port(), _free_port()]
-    hosts = [f"http://127.0.0.1:{port}" for port in ports]
-    gunicorn = [
-        (
-            [
-                str(BIN / "gunicorn"),
-                "portal:create_app()",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--timeout",
-                "60",
-            ],
-            _env(app, stripe_env, host),
-        )
-        for port, host in zip(ports, hosts, strict=True)
-    ]
+    hosts, gunicorn = two_app_hosts(app, stripe_env, workers=2, threads=4)
     workers = [
         (
             [str(BIN / "flask"), "--app", "portal", "worker", "--interval", "0.3"],
@@ -323,24 +328,7 @@ def test_a_burst_limit_counted_on_one_host_holds_on_the_other(build_app, stripe_
     app = build_app()
     inv, code = factories.invoice()
     per_minute = int(re.match(r"(\d+) per minute", ratelimit.GUEST_FORM).group(1))
-    ports = [_free_port(), _free_port()]
-    hosts = [f"http://127.0.0.1:{port}" for port in ports]
-    gunicorn = [
-        (
-            [
-                str(BIN / "gunicorn"),
-                "portal:create_app()",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--timeout",
-                "60",
-            ],
-            _env(app, stripe_env, host),
-        )
-        for port, host in zip(ports, hosts, strict=True)
-    ]
+    hosts, gunicorn = two_app_hosts(app, stripe_env, workers=1, threads=1)
     with processes(gunicorn):
         for host in hosts:
             _wait_up(host)
