@@ -126,23 +126,41 @@ PENDING = "_customer_two_step"
 PENDING_SECONDS = 300
 
 
-def second_step(user, next_url: str):
-    """After a password (sign-in, invitation, registration): the second step when the login
-    has one or its company requires one, else signed in. None when nothing more is needed
-    and the caller signs in itself."""
+def hold_for_second_step(user, key: str, next_url: str, endpoints: tuple[str, str]):
+    """After the right password, for customers and staff alike: when the login has a second
+    step to take (or to set up), end any session, remember who is half-way (in the session
+    under `key`: the login, a digest of its auth stamp, since when, where to go next) and
+    send them to the code page or the set-up page (`endpoints`). None when nothing more is
+    needed and the caller signs in itself."""
     step = two_step_service.next_step(user)
     if step is None:
         return None
     if current_user.is_authenticated:
         auth_service.end_session(current_user.session_key)
     session.clear()
-    session[PENDING] = {
+    session[key] = {
         "uid": user.id,
         "stamp": digest(user.auth_stamp)[:16],  # the cookie is readable: never the stamp
         "at": int(time.time()),
         "next": next_url,
     }
-    return redirect_to(url_for("auth.two_step" if step == "code" else "auth.two_step_setup"))
+    code_page, setup_page = endpoints
+    return redirect_to(url_for(code_page if step == "code" else setup_page))
+
+
+def held_data(key: str, seconds: int):
+    """What `hold_for_second_step` remembered, while it is fresh; else None."""
+    data = session.get(key)
+    if not data or time.time() - data.get("at", 0) > seconds:
+        return None
+    return data
+
+
+def second_step(user, next_url: str):
+    """After a password (sign-in, invitation, registration): the second step when the login
+    has one or its company requires one, else signed in. None when nothing more is needed
+    and the caller signs in itself."""
+    return hold_for_second_step(user, PENDING, next_url, ("auth.two_step", "auth.two_step_setup"))
 
 
 def sign_in_or_second_step(user, next_url: str):
@@ -153,8 +171,8 @@ def sign_in_or_second_step(user, next_url: str):
 def _pending():
     """The customer login half-way through signing in, with its pending data; (None, None)
     when there is none, it took more than five minutes, or the login changed meanwhile."""
-    data = session.get(PENDING)
-    if not data or time.time() - data.get("at", 0) > PENDING_SECONDS:
+    data = held_data(PENDING, PENDING_SECONDS)
+    if data is None:
         return None, None
     user = auth_service.find_portal_user_by_id(data["uid"])
     if (

@@ -1,7 +1,5 @@
 """The back office: staff sign-in and the staff home."""
 
-import time
-
 from flask import Blueprint, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user
 
@@ -16,7 +14,14 @@ from ...services import jobs, outbox
 from ...services import two_step as two_step_service
 from ...services.ratelimit import guest_limit
 from ...web import qr_svg, redirect_to, render
-from ..auth import GENERIC_FAILURE, sign_in, sign_in_view, sign_out
+from ..auth import (
+    GENERIC_FAILURE,
+    held_data,
+    hold_for_second_step,
+    sign_in,
+    sign_in_view,
+    sign_out,
+)
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -40,26 +45,15 @@ PENDING_SECONDS = 300
 
 def _second_step(user, form):
     """After the right password: ask for the code (or set up the app) instead of signing in."""
-    step = two_step_service.next_step(user)
-    if step is None:
-        return None
-    if current_user.is_authenticated:
-        auth_service.end_session(current_user.session_key)
-    session.clear()
-    session[PENDING] = {
-        "uid": user.id,
-        "stamp": digest(user.auth_stamp)[:16],  # the cookie is readable: never the stamp
-        "at": int(time.time()),
-        "next": safe_next(request.args.get("next"), url_for("staff.index")),
-    }
-    return redirect_to(url_for("staff.two_step" if step == "code" else "staff.two_step_setup"))
+    next_url = safe_next(request.args.get("next"), url_for("staff.index"))
+    return hold_for_second_step(user, PENDING, next_url, ("staff.two_step", "staff.two_step_setup"))
 
 
 def _pending():
     """The staff login half-way through signing in, with its pending data; (None, None)
     when there is none, it took more than five minutes, or the login changed meanwhile."""
-    data = session.get(PENDING)
-    if not data or time.time() - data.get("at", 0) > PENDING_SECONDS:
+    data = held_data(PENDING, PENDING_SECONDS)
+    if data is None:
         return None, None
     user = StaffUser.get_or_none(StaffUser.id == data["uid"])
     if user is None or not user.is_active or digest(user.auth_stamp)[:16] != data["stamp"]:
