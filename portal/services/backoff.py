@@ -15,9 +15,10 @@ own scopes, with keys stored as keyed digests:
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..db import locked, utcnow
+from ..db import utcnow
 from ..models import AuthThrottle
 from ..security import digest
+from . import throttle
 
 
 @dataclass(frozen=True)
@@ -68,16 +69,7 @@ def fail(scope: str, key: str, now: datetime | None = None) -> datetime | None:
     started ends, or None while the key may still try."""
     now = now or utcnow()
     rule = RULES[scope]
-    key_hash = _key_hash(scope, key)
-    # Insert-or-ignore, then lock the row: two workers failing at once both count.
-    AuthThrottle.insert(
-        scope=scope, key_hash=key_hash, window_start=now, day_start=now
-    ).on_conflict_ignore().execute()
-    row = locked(
-        AuthThrottle.select().where(
-            (AuthThrottle.scope == scope) & (AuthThrottle.key_hash == key_hash)
-        )
-    ).get()
+    row = throttle.counter_row(scope, _key_hash(scope, key), now)
     if row.day_start <= now - rule.forget:
         row.day_failures = 0  # a quiet day: the next pause is the first again
     if row.window_start <= now - rule.window:

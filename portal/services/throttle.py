@@ -67,6 +67,19 @@ def locked_until(scope: str, key: str, now: datetime | None = None) -> datetime 
     return None
 
 
+def counter_row(scope: str, key_hash: str, now: datetime) -> AuthThrottle:
+    """The failure counter of (scope, key), made if new and locked for this transaction:
+    insert-or-ignore, then lock the row, so two workers failing at once both count."""
+    AuthThrottle.insert(
+        scope=scope, key_hash=key_hash, window_start=now, day_start=now
+    ).on_conflict_ignore().execute()
+    return locked(
+        AuthThrottle.select().where(
+            (AuthThrottle.scope == scope) & (AuthThrottle.key_hash == key_hash)
+        )
+    ).get()
+
+
 def fail(scope: str, key: str, now: datetime | None = None) -> datetime | None:
     """Count one failure or limited attempt (inside the caller's write transaction).
 
@@ -74,16 +87,7 @@ def fail(scope: str, key: str, now: datetime | None = None) -> datetime | None:
     """
     now = now or utcnow()
     rule = RULES[scope]
-    key_hash = digest(f"{scope}:{key}")
-    # Insert-or-ignore, then lock the row: two workers failing at once both count.
-    AuthThrottle.insert(
-        scope=scope, key_hash=key_hash, window_start=now, day_start=now
-    ).on_conflict_ignore().execute()
-    row = locked(
-        AuthThrottle.select().where(
-            (AuthThrottle.scope == scope) & (AuthThrottle.key_hash == key_hash)
-        )
-    ).get()
+    row = counter_row(scope, digest(f"{scope}:{key}"), now)
     if row.window_start <= now - rule.window:
         row.window_start, row.failures = now, 0
     if row.day_start <= now - timedelta(days=1):
