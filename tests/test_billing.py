@@ -435,6 +435,16 @@ def test_question_this_invoice_opens_a_linked_case(app, client, hx):
     )
     assert response.status_code == 303
     case = Case.get()
+    # It ends on the new case, with the confirmation; a double click is the same case.
+    assert response.headers["Location"] == f"/cases/{case.public_id}"
+    landed = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"Your question is case {case.number}" in landed and "Wrong quantity" in landed
+    again = client.post(
+        f"/invoices/{invoice.public_id}/question",
+        data={"subject": "Wrong quantity", "message": "We ordered 2, not 3."},
+    )
+    assert again.headers["Location"] == response.headers["Location"]
+    assert Case.select().count() == 1
     assert case.invoice_id == invoice.id and case.customer_id == customer.id
     assert case.portal_user_id == user.id and case.status == "new"
     assert CaseMessage.get().body == "We ordered 2, not 3."

@@ -342,8 +342,9 @@ def question(invoice_id):
         context = _show_context(invoice, question_form=form)
         return render("billing/show.html", block="question", status=422, **context)
     case = cases.create_case(current_user, form.subject.data, form.message.data, invoice=invoice)
+    # The payer ends on the new case (the same one on a double click: cases.create_case).
     flash(f"Thank you. Your question is case {case.number}; we will answer by email.", "success")
-    return redirect_to(url_for("billing.show", invoice_id=invoice.id) + "#cases")
+    return redirect_to(url_for("cases.show", case_id=case.id))
 
 
 @bp.route("/credit", methods=["GET", "POST"])
