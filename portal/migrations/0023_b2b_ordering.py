@@ -97,8 +97,10 @@ def up(migrator, db):
 
 
 def down(migrator, db):
-    for name in ("quote_signature", "web_order", "cart_line", "cart"):
-        db.execute_sql(f'DROP TABLE IF EXISTS "{name}"')
+    db.execute_sql('DROP TABLE IF EXISTS "quote_signature"')
+    db.execute_sql('DROP TABLE IF EXISTS "web_order"')
+    db.execute_sql('DROP TABLE IF EXISTS "cart_line"')
+    db.execute_sql('DROP TABLE IF EXISTS "cart"')
     migrator.migrate(
         migrator.drop_column("quote", "published_digest"),
         migrator.drop_column("product", "active"),
