@@ -53,9 +53,9 @@ def _lines(user):
 
 def test_add_change_and_remove_with_totals_from_the_server(client, buyer, bolt, nut):
     login(client, "pat@acme.example")
-    assert client.post(f"/catalog/{bolt.id}/add", data={"quantity": "2"}).status_code == 303
-    assert client.post(f"/catalog/{bolt.id}/add", data={"quantity": "1"}).status_code == 303
-    assert client.post(f"/catalog/{nut.id}/add", data={"quantity": "4"}).status_code == 303
+    assert client.post(f"/catalog/add/{bolt.item_code}", data={"quantity": "2"}).status_code == 303
+    assert client.post(f"/catalog/add/{bolt.item_code}", data={"quantity": "1"}).status_code == 303
+    assert client.post(f"/catalog/add/{nut.item_code}", data={"quantity": "4"}).status_code == 303
     assert _lines(buyer) == {"BOLT-10": 3000, "NUT-10": 4000}
     page = client.get("/cart/").get_data(as_text=True)
     assert "$25.50" in page and "$12.00" in page and "$37.50" in page  # 3 x 8.50 + 4 x 3.00
@@ -73,10 +73,10 @@ def test_add_change_and_remove_with_totals_from_the_server(client, buyer, bolt, 
 
 def test_quantities_over_what_is_available_are_refused(client, buyer, nut):
     login(client, "pat@acme.example")
-    refused = client.post(f"/catalog/{nut.id}/add", data={"quantity": "6"})
+    refused = client.post(f"/catalog/add/{nut.item_code}", data={"quantity": "6"})
     assert refused.status_code == 422 and "Only 5 ea available" in refused.get_data(as_text=True)
-    assert client.post(f"/catalog/{nut.id}/add", data={"quantity": "abc"}).status_code == 422
-    assert client.post(f"/catalog/{nut.id}/add", data={"quantity": "5"}).status_code == 303
+    assert client.post(f"/catalog/add/{nut.item_code}", data={"quantity": "abc"}).status_code == 422
+    assert client.post(f"/catalog/add/{nut.item_code}", data={"quantity": "5"}).status_code == 303
     typed = client.post("/cart/update", data={f"qty-{nut.id}": "9"}, headers=HX)
     html = typed.get_data(as_text=True)
     assert typed.status_code == 422 and "Only 5 ea available" in html
@@ -90,8 +90,8 @@ def test_a_product_withdrawn_or_short_while_in_the_cart_blocks_checkout(
     client, buyer, bolt, nut, site_a
 ):
     login(client, "pat@acme.example")
-    client.post(f"/catalog/{bolt.id}/add", data={"quantity": "2"})
-    client.post(f"/catalog/{nut.id}/add", data={"quantity": "5"})
+    client.post(f"/catalog/add/{bolt.item_code}", data={"quantity": "2"})
+    client.post(f"/catalog/add/{nut.item_code}", data={"quantity": "5"})
     Product.update(active=False).where(Product.id == bolt.id).execute()
     Product.update(available_quantity=3).where(Product.id == nut.id).execute()
     page = client.get("/cart/").get_data(as_text=True)
@@ -112,7 +112,7 @@ def test_checkout_places_a_submitted_order_for_an_allowed_site_and_alerts_the_of
     """E2 / E4 (STYLE 6): another site of the company is not offered, and a tampered one is
     refused; the office gets the order by email."""
     login(client, "pat@acme.example")
-    client.post(f"/catalog/{bolt.id}/add", data={"quantity": "4"})
+    client.post(f"/catalog/add/{bolt.item_code}", data={"quantity": "4"})
     page = client.get("/cart/").get_data(as_text=True)
     assert "Plant A" in page and "Plant B" not in page
     tampered = client.post("/cart/checkout", data={"site_id": site_b.id, "customer_po": "PO-1"})

@@ -31,12 +31,12 @@ def test_each_customer_sees_its_own_price_else_the_list_price(app, acme, buyer):
     page = mine.get("/catalog/").get_data(as_text=True)
     assert "$8.50" in page and "$10.00" not in page and "$3.00" in page
     assert "Your price" in page
-    page = mine.get(f"/catalog/{bolt.id}").get_data(as_text=True)
+    page = mine.get(f"/catalog/item/{bolt.item_code}").get_data(as_text=True)
     assert "$8.50" in page and "Hex bolt M10" in page
 
     theirs = app.test_client()
     login(theirs, "kim@other.example")
-    page = theirs.get(f"/catalog/{bolt.id}").get_data(as_text=True)
+    page = theirs.get(f"/catalog/item/{bolt.item_code}").get_data(as_text=True)
     assert "$10.00" in page and "$8.50" not in page
     assert nut.item_code in theirs.get("/catalog/").get_data(as_text=True)
 
@@ -60,10 +60,10 @@ def test_availability_is_shown_and_out_of_stock_cannot_be_added(client, buyer):
     login(client, "pat@acme.example")
     page = client.get("/catalog/").get_data(as_text=True)
     assert "7 box available" in page and "Out of stock" in page
-    assert "Add to cart" in client.get(f"/catalog/{stocked.id}").get_data(as_text=True)
-    page = client.get(f"/catalog/{empty.id}").get_data(as_text=True)
+    assert "Add to cart" in client.get(f"/catalog/item/{stocked.item_code}").get_data(as_text=True)
+    page = client.get(f"/catalog/item/{empty.item_code}").get_data(as_text=True)
     assert "Add to cart" not in page
-    refused = client.post(f"/catalog/{empty.id}/add", data={"quantity": "1"})
+    refused = client.post(f"/catalog/add/{empty.item_code}", data={"quantity": "1"})
     assert refused.status_code == 422 and "Out of stock" in refused.get_data(as_text=True)
 
 
@@ -71,8 +71,8 @@ def test_a_withdrawn_product_is_not_listed_and_its_page_is_404(client, buyer):
     gone = factories.product(item_code="OLD-1", active=False)
     login(client, "pat@acme.example")
     assert "OLD-1" not in client.get("/catalog/").get_data(as_text=True)
-    assert client.get(f"/catalog/{gone.id}").status_code == 404
-    assert client.post(f"/catalog/{gone.id}/add", data={"quantity": "1"}).status_code == 404
+    assert client.get(f"/catalog/item/{gone.item_code}").status_code == 404
+    assert client.post(f"/catalog/add/{gone.item_code}", data={"quantity": "1"}).status_code == 404
 
 
 def test_the_catalog_needs_the_orders_role(client, acme):
@@ -81,3 +81,14 @@ def test_the_catalog_needs_the_orders_role(client, acme):
     login(client, "ivy@acme.example")
     assert client.get("/catalog/").status_code == 403
     assert ">Catalog</a>" not in client.get("/account/").get_data(as_text=True)
+
+
+def test_a_product_page_is_named_by_its_item_code_not_its_row_id(client, buyer):
+    """E3: the catalog's URLs carry the item code (a slash in it included), never the id."""
+    odd = factories.product(item_code="PIPE/20-A", description="Pipe 20", available_quantity=3)
+    login(client, "pat@acme.example")
+    listing = client.get("/catalog/").get_data(as_text=True)
+    assert "/catalog/item/PIPE/20-A" in listing and f"/catalog/{odd.id}" not in listing
+    assert "Pipe 20" in client.get("/catalog/item/PIPE/20-A").get_data(as_text=True)
+    assert client.post("/catalog/add/PIPE/20-A", data={"quantity": "2"}).status_code == 303
+    assert client.get(f"/catalog/item/{odd.id}").status_code == 404

@@ -65,13 +65,9 @@ def priced(rows) -> list[Priced]:
     return [_priced(row) for row in rows]
 
 
-def product_for(customer_id: int, product_id) -> Priced | None:
-    """One active product with the customer's price, or None (hence 404)."""
-    try:
-        product_id = int(product_id)
-    except (TypeError, ValueError):
-        return None
-    row = _priced_query(customer_id).where(Product.id == product_id).first()
+def product_for(customer_id: int, item_code: str) -> Priced | None:
+    """One active product by item code with the customer's price, or None (hence 404)."""
+    row = _priced_query(customer_id).where(Product.item_code == (item_code or "")).first()
     return _priced(row) if row is not None else None
 
 
