@@ -167,7 +167,7 @@ URL_ARGS = {
     "quote_id": ("quote", "quote_other", "quote_site"),
     "rfq_id": ("rfq", "rfq_other", "rfq_site"),
     "order_id": ("order", "order_other", "order_site"),
-    "product_id": ("product", "product_withdrawn", None),
+    "item_code": ("product", "product_withdrawn", None),
     "key": ("attachment", "attachment_other", "attachment_site"),
 }
 VARIANTS = ("own", "other", "site")
@@ -284,8 +284,8 @@ def build_world():
         "order": factories.order(acme, site=site_a).id,
         "order_site": factories.order(acme, site=site_b).id,
         "order_other": factories.order(other).id,
-        "product": factories.product().id,
-        "product_withdrawn": factories.product(active=False).id,
+        "product": factories.product().item_code,
+        "product_withdrawn": factories.product(active=False).item_code,
     }
     for name in ("case", "case_site", "case_other"):
         objects[name.replace("case", "attachment")] = _attachment(objects[name])
