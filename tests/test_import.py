@@ -345,6 +345,15 @@ def test_products_and_customer_prices(accounts):
     bolt = Product.get(Product.item_code == "BOLT-10")
     assert (bolt.unit, bolt.price_cents, bolt.available_quantity) == ("box", 1250, 400)
     assert Product.get(Product.item_code == "NUT-10").unit == "ea"
+    assert bolt.active and Product.get(Product.item_code == "NUT-10").active
+    # The ERP withdraws a product: `active` no (the catalog stops offering it); without the
+    # column, a later import leaves it withdrawn.
+    withdrawn = import_ok(
+        "products", "item_code,description,price,active\nNUT-10,Hex nut,3.00,no\n"
+    )
+    assert withdrawn.updated == 1 and not Product.get(Product.item_code == "NUT-10").active
+    import_ok("products", "item_code,description,price\nNUT-10,Hex nut M10,3.00\n")
+    assert not Product.get(Product.item_code == "NUT-10").active
     result = import_ok("prices", "account_number,item_code,price\nACME01,BOLT-10,11.00\n")
     assert result.created == 1
     price = CustomerPrice.get()

@@ -2,12 +2,12 @@
 
 from ...models import Product
 from .base import ABSENT, Kind, in_chunks, put
-from .parsers import parse_count, parse_money
+from .parsers import parse_count, parse_money, parse_yes_no
 
 
 class Products(Kind):
     name = "products"
-    columns = ("item_code", "description", "unit", "price", "available_quantity")
+    columns = ("item_code", "description", "unit", "price", "available_quantity", "active")
     required = ("item_code", "description", "price")
 
     def parse(self, cells):
@@ -18,6 +18,8 @@ class Products(Kind):
         put(values, "unit", ABSENT if unit is ABSENT else unit or "ea")
         put(values, "price_cents", cells.parsed("price", parse_money, 0, required=True))
         put(values, "available_quantity", cells.parsed("available_quantity", parse_count, 0))
+        # "no" withdraws a product from the catalog (carts holding it cannot check out).
+        put(values, "active", cells.parsed("active", parse_yes_no, True))
         return key, values, {}
 
     def describe(self, key):
@@ -28,7 +30,13 @@ class Products(Kind):
         return {"existing": {p.item_code: p for p in products}}
 
     def new_values(self, row, state, now):
-        return {"item_code": row.key, "unit": "ea", "available_quantity": 0, **row.values}
+        return {
+            "item_code": row.key,
+            "unit": "ea",
+            "available_quantity": 0,
+            "active": True,
+            **row.values,
+        }
 
     def write(self, rows, state, prepared, now):
         return self._upsert(Product, rows, state, now)
