@@ -12,6 +12,28 @@ from jinja2 import pass_context
 from . import clock
 from .money import format_cents
 from .security import format_code
+from .services.providers import PROVIDER_LABELS
+
+# Invoice states, payment and login statuses as people read them (providers come from their
+# own `label`).
+STATUS_LABELS = {
+    "open": "Open",
+    "overdue": "Overdue",
+    "paid": "Paid",
+    "partly paid": "Partly paid",
+    "void": "Void",
+    "applied": "Applied",
+    "pending": "Waiting for the money",
+    "rejected": "Rejected",
+    "cancelled": "Cancelled by the payer",
+    "approved": "Approved",
+    "active": "Active",
+    "invited": "Invited",
+    "disabled": "Disabled",
+    "sent": "Sent",
+    "queued": "Queued",
+    "failed": "Failed",
+}
 
 
 def money(cents, currency: str = "USD") -> str:
@@ -73,6 +95,15 @@ def quantity(milli) -> str:
     return f"{value.normalize():f}"
 
 
+def label(code) -> str:
+    """A status or provider code as people read it: `offline` -> `Bank transfer or cheque`,
+    `pending` -> `Waiting for the money`; an unknown code is shown capitalised."""
+    if code is None or code == "":
+        return ""
+    code = str(code)
+    return PROVIDER_LABELS.get(code) or STATUS_LABELS.get(code) or code.replace("-", " ").capitalize()
+
+
 def init_app(app) -> None:
     app.jinja_env.filters.update(
         money=money,
@@ -81,4 +112,5 @@ def init_app(app) -> None:
         isotime=isotime,
         quantity=quantity,
         code=format_code,
+        label=label,
     )

@@ -120,7 +120,7 @@ def test_detail_shows_sites_and_contacts_with_logins(client, agent):
     html = client.get(URL + str(customer.id)).get_data(as_text=True)
     assert "INV-RECENT" in html
     assert "North depot" in html and "Pat Lee" in html and "No Login" in html
-    assert "active" in html and "No login" in html
+    assert "Active" in html and "No login" in html
     assert client.get(URL + "99999").status_code == 404
 
 
