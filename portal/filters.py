@@ -101,7 +101,8 @@ def label(code) -> str:
     if code is None or code == "":
         return ""
     code = str(code)
-    return PROVIDER_LABELS.get(code) or STATUS_LABELS.get(code) or code.replace("-", " ").capitalize()
+    known = PROVIDER_LABELS.get(code) or STATUS_LABELS.get(code)
+    return known or code.replace("-", " ").capitalize()
 
 
 def init_app(app) -> None:
