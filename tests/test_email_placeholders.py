@@ -280,6 +280,27 @@ def ev_registration_exists(app, client):
     }
 
 
+def ev_registration_waiting(app, client):
+    """Registering again while the first registration waits for the company's admin: no
+    "Sign in here" (issue 18), the login cannot sign in yet."""
+    customer = with_admin()
+    register(client, customer)
+    register(client, customer)
+    return {"name": "Robin Clerk", "customer_name": "Acme Manufacturing"}
+
+
+def ev_registration_closed(app, client):
+    """A proven invoice of a company that invites only: the email says how to get a login
+    instead of a "check your email" that nothing follows (issue 18)."""
+    settings.update({"request_access": True})
+    register(client, factories.customer(name="Acme Manufacturing"))
+    return {
+        "name": "Robin Clerk",
+        "customer_name": "Acme Manufacturing",
+        "link": "http://localhost/request-access/",
+    }
+
+
 def ev_password_reset(app, client):
     user = factories.portal_user(email="lee@example.com", first_name="Lee", last_name="Ray")
     assert client.post("/password/forgot", data={"email": user.email}).status_code == 303
@@ -527,6 +548,8 @@ EVENTS = {
     "registration_pending": ev_registration_pending,
     "registration_request": ev_registration_request,
     "registration_exists": ev_registration_exists,
+    "registration_waiting": ev_registration_waiting,
+    "registration_closed": ev_registration_closed,
     "password_reset": ev_password_reset,
     "password_changed": ev_password_changed,
     "pay_link": ev_pay_link,

@@ -618,10 +618,27 @@ def register(values: dict) -> str:
             return "throttled"
     invoice = _verify_invoice(values["invoice_number"], values["code"], account_path)
     customer = invoice.customer if invoice else None
+    closed = (
+        customer is not None and customer.portal_enabled and not customer.allow_self_registration
+    )
     if customer is not None and not (customer.allow_self_registration and customer.portal_enabled):
         customer = None
     with write_txn():
         throttle.fail("register-ip", ip)
+        if closed:
+            # The invoice proved them a customer of a company that invites only: say how
+            # to get a login instead of a "check your email" that nothing follows.
+            throttle.clear("register-invoice", number)
+            throttle.fail("email-target", email)
+            outbox.queue_template(
+                "registration_closed",
+                email,
+                name=values["name"],
+                customer_name=invoice.customer.name,
+                link=_ask_for_access_link(),
+            )
+            audit.record("access.register_closed", invoice.customer, email=email)
+            return "closed"
         if customer is None:
             throttle.fail("register-invoice", number)
             if account_path:
@@ -633,6 +650,11 @@ def register(values: dict) -> str:
         throttle.fail("email-target", email)
         contact = Contact.get_or_none(Contact.email == email)
         existing = PortalUser.get_or_none(PortalUser.contact == contact.id) if contact else None
+        if existing is not None and existing.status == "pending":
+            # They cannot sign in yet: "Sign in here" would be a lie.
+            outbox.queue_template("registration_waiting", email, **_email_context(existing))
+            audit.record("access.register_existing", existing, email=email)
+            return "waiting"
         if existing is not None:
             outbox.queue_template(
                 "registration_exists",
@@ -675,6 +697,15 @@ def register(values: dict) -> str:
             outbox.queue_template("registration", email, **_email_context(user, "register"))
             return "invited"
         return "pending"
+
+
+def _ask_for_access_link() -> str:
+    """Where someone without a way to register asks for a login: the access request form
+    when it is on, else the business's contact address, else the portal's front page."""
+    if settings.get("request_access"):
+        return absolute_url("access.new")
+    contact = settings.get("contact_email")
+    return f"mailto:{contact}" if contact else absolute_url("auth.login")
 
 
 def _await_company_admin(

@@ -322,6 +322,24 @@ KINDS = {
             "reset_link": "{base}/password/forgot",
         },
     ),
+    "registration_waiting": Kind(
+        "Registration while a login waits for approval",
+        "Sent when someone registers with the address of a login that is still waiting for "
+        "approval (nothing is changed; they cannot sign in yet).",
+        {**PERSON, "customer_name": "Their company"},
+        {"name": "Pat Buyer", "customer_name": "Acme Manufacturing"},
+    ),
+    "registration_closed": Kind(
+        "Registration for a company that does not allow it",
+        "Sent when someone proves an invoice of a company whose logins are given only by "
+        "invitation: how to get a login instead.",
+        {**PERSON, "customer_name": "Their company", "link": "The access request form"},
+        {
+            "name": "Pat Buyer",
+            "customer_name": "Acme Manufacturing",
+            "link": "{base}/request-access/",
+        },
+    ),
     "password_reset": Kind(
         "Password reset",
         "Sent when someone asks to reset a forgotten password.",
