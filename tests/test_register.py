@@ -10,7 +10,7 @@ from portal.services import settings
 from . import factories
 from .conftest import HX
 
-SENT = "If the details match our records, we have emailed a link to set your password."
+SENT = "If the details match our records, we have emailed you what happens next"
 
 
 @pytest.fixture

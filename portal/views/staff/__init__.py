@@ -7,7 +7,7 @@ from ...auth import mark_fresh, mark_two_step, safe_next, staff_required
 from ...db import utcnow
 from ...filters import datetimefmt
 from ...forms.auth import ConfirmPasswordForm, SignInForm, TwoStepCodeForm
-from ...models import AccessRequest, Case, Payment, PortalUser, StaffUser
+from ...models import AccessRequest, Case, Payment, PortalUser, Rfq, StaffUser
 from ...security import digest, seal, unseal
 from ...services import auth as auth_service
 from ...services import jobs, outbox
@@ -162,6 +162,7 @@ def index():
         "open_cases": Case.select().where(Case.status.in_(("new", "open"))).count(),
         "access_requests": AccessRequest.select().where(AccessRequest.status == "pending").count(),
         "pending_users": PortalUser.select().where(PortalUser.status == "pending").count(),
+        "rfqs_to_quote": Rfq.select().where(Rfq.status == "submitted").count(),
     }
     mail = outbox.counts()
     attention.update(
