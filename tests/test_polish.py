@@ -1,5 +1,7 @@
 """Wording and papercuts (issue 19): codes shown as people read them, one `label` filter."""
 
+import re
+
 from portal.filters import label
 
 from . import factories
@@ -37,3 +39,29 @@ def test_staff_payment_pages_show_labels_not_codes(app, client):
     assert "<td>Bank transfer or cheque</td>" in shown and "<td>offline</td>" not in shown
     assert ">Partly paid</span>" in shown and ">partly paid</span>" not in shown
     assert applied.status == "applied"
+
+
+def test_a_page_with_several_forms_repeats_no_csrf_id(make_app):
+    """HTML ids are unique: the invoice page holds several forms, each carrying the CSRF token
+    (F1) without `id="csrf_token"`; the token still works (the invoice's question posts)."""
+    app = make_app(WTF_CSRF_ENABLED=True)
+    from portal.db import db
+
+    with app.app_context():
+        db.connect(reuse_if_open=True)
+        customer = factories.customer()
+        user = factories.portal_user(customer, email="pat@acme.example")
+        invoice, _ = factories.invoice(customer, total_cents=50_000)
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        signed_in = {"email": user.email, "password": factories.PASSWORD, "csrf_token": token}
+        assert client.post("/login", data=signed_in).status_code in (302, 303)
+        page = client.get(f"/invoices/{invoice.public_id}").get_data(as_text=True)
+        assert page.count('name="csrf_token"') >= 2
+        assert 'id="csrf_token"' not in page
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        question = {"subject": "Why", "message": "Which order is this?", "csrf_token": token}
+        posted = client.post(f"/invoices/{invoice.public_id}/question", data=question)
+        assert posted.status_code in (302, 303)
+        db.close()
