@@ -301,6 +301,14 @@ def ev_registration_closed(app, client):
     }
 
 
+def ev_access_request_received(app, client):
+    """The acknowledgement of an access request (issue 18)."""
+    settings.update({"request_access": True})
+    data = {"name": "Robin Clerk", "company": "Acme", "email": "robin@elsewhere.example"}
+    assert client.post("/request-access/", data=data).status_code == 303
+    return {"name": "Robin Clerk", "company": "Acme"}
+
+
 def ev_password_reset(app, client):
     user = factories.portal_user(email="lee@example.com", first_name="Lee", last_name="Ray")
     assert client.post("/password/forgot", data={"email": user.email}).status_code == 303
@@ -550,6 +558,7 @@ EVENTS = {
     "registration_exists": ev_registration_exists,
     "registration_waiting": ev_registration_waiting,
     "registration_closed": ev_registration_closed,
+    "access_request_received": ev_access_request_received,
     "password_reset": ev_password_reset,
     "password_changed": ev_password_changed,
     "pay_link": ev_pay_link,

@@ -470,6 +470,10 @@ def request_access(values: dict) -> AccessRequest | None:
             message=(values.get("message") or "").strip(),
             ip=ip,
         )
+        # The acknowledgement is bounded by the per-address throttle above (B3).
+        outbox.queue_template(
+            "access_request_received", email, name=request_row.name, company=request_row.company
+        )
         audit.record("access.requested", request_row, email=email)
     return request_row
 

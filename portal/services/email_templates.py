@@ -322,6 +322,13 @@ KINDS = {
             "reset_link": "{base}/password/forgot",
         },
     ),
+    "access_request_received": Kind(
+        "Access request received",
+        "Sent to someone who asks for a login through the access request form: we have it "
+        "and will email the decision.",
+        {**PERSON, "company": "The company they named"},
+        {"name": "Pat Buyer", "company": "Acme Manufacturing"},
+    ),
     "registration_waiting": Kind(
         "Registration while a login waits for approval",
         "Sent when someone registers with the address of a login that is still waiting for "
