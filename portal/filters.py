@@ -105,6 +105,11 @@ def label(code) -> str:
     return known or code.replace("-", " ").capitalize()
 
 
+def initials(name) -> str:
+    """A name a guest may recognise but not harvest (A9): `Acme Manufacturing` -> `A… M…`."""
+    return " ".join(f"{word[0]}…" for word in str(name or "").split())
+
+
 def init_app(app) -> None:
     app.jinja_env.filters.update(
         money=money,
@@ -114,4 +119,5 @@ def init_app(app) -> None:
         quantity=quantity,
         code=format_code,
         label=label,
+        initials=initials,
     )

@@ -65,3 +65,14 @@ def test_a_page_with_several_forms_repeats_no_csrf_id(make_app):
         posted = client.post(f"/invoices/{invoice.public_id}/question", data=question)
         assert posted.status_code in (302, 303)
         db.close()
+
+
+def test_quick_pay_names_the_customer_by_initials(client):
+    """A9: a guest sees "Billed to A… M… (account ending 01)", legible, not the full name and
+    not the asterisk runs that read as a broken page."""
+    customer = factories.customer(name="Acme Manufacturing", account_number="C-0101")
+    invoice, code = factories.invoice(customer, total_cents=10_000)
+    client.post("/pay/", data={"number": invoice.number, "secret": code})
+    page = client.get("/pay/invoice").get_data(as_text=True)
+    assert "Billed to A… M… (account ending 01)" in page
+    assert "Acme Manufacturing" not in page and "**" not in page
