@@ -369,7 +369,7 @@ def test_pay_page_shows_only_what_is_needed(client):
     InvoiceLine.create(invoice=invoice, description="Secret widget line", amount_cents=125_000)
     lookup(client, invoice.number, code)
     page = client.get(PAY).text
-    for shown in (invoice.number, "$1,250.00", "$250.00", "$1,000.00", "Billed to A… M… (account ending"):
+    for shown in (invoice.number, "$1,250.00", "$250.00", "$1,000.00", "A… M… (account ending"):
         assert shown in page
     for hidden in (
         "Acme Manufacturing",
