@@ -2,7 +2,9 @@
 
 import re
 
+from portal.db import write_txn
 from portal.filters import label
+from portal.services import audit
 
 from . import factories
 from .conftest import staff_login
@@ -76,3 +78,26 @@ def test_quick_pay_names_the_customer_by_initials(client):
     page = client.get("/pay/invoice").get_data(as_text=True)
     assert "Billed to A… M… (account ending 01)" in page
     assert "Acme Manufacturing" not in page and "**" not in page
+
+
+def test_audit_log_reads_as_who_did_what_with_the_detail_folded(client):
+    """The audit log is one line per entry ("system customer.updated on Customer 7") with its
+    JSON detail inside a closed <details>, not a table whose narrow
+    Detail column made the page thousands of pixels tall."""
+    factories.staff(email="boss@example.com", admin=True)
+    staff_login(client, "boss@example.com")
+    customer = factories.customer()
+    with write_txn():
+        audit.record("customer.updated", customer, changes={"name": ["A" * 300, "B" * 300]})
+    html = client.get("/staff/audit/").get_data(as_text=True)
+    results = html.split('id="results"')[1]
+    assert '<th scope="col">Detail</th>' not in results
+    lines = re.findall(r'<li class="audit-line">(.*?)</li>', results, re.S)
+    line = next(li for li in lines if "customer.updated" in li)
+    what = re.sub(r"<[^>]+>|\s+", " ", line.split("<details")[0])
+    assert re.search(r"system +customer\.updated +on Customer +" + str(customer.id), what), what
+    assert (
+        "<details" in line
+        and "<summary>Detail</summary>" in line
+        and "open" not in line.split("<details")[1].split(">")[0]
+    )
