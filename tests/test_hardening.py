@@ -1,6 +1,6 @@
 """Checklist rows that are about how the whole portal is built rather than one feature:
-D7 (session protection mode), G4 (no string-built SQL), G7 (no unchecked file reaches the disk) and K4
-(secrets never rendered, weak keys refused)."""
+D7 (session protection mode), G4 (no string-built SQL), G7 (no unchecked file reaches the
+disk) and K4 (secrets never rendered, weak keys refused)."""
 
 import re
 from pathlib import Path

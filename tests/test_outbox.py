@@ -7,7 +7,7 @@ import pytest
 
 from portal.db import db, utcnow, write_txn
 from portal.models import Customer, OutboxMessage
-from portal.services import outbox
+from portal.services import email_templates, outbox
 
 from . import factories
 from .conftest import free_port
@@ -196,7 +196,7 @@ def test_templates_queue_a_subject_and_body(build, mailbox):
     build()
     invoice, _ = factories.invoice()
     with write_txn():
-        message = outbox.queue_template(
+        message = email_templates.queue(
             "pay_link",
             "pat@example.com",
             invoice=invoice,

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from portal.models import AuditLog, OutboxMessage, Setting
-from portal.services import settings
+from portal.services import email_templates, settings
 
 from . import factories
 from .conftest import HX, staff_login
@@ -271,11 +271,10 @@ def test_saving_a_template_is_used_for_the_next_email_and_audited(client, admin)
     assert response.status_code == 303
     entry = AuditLog.get(AuditLog.action == "email_template.changed")
     assert json.loads(entry.detail)["new"]["subject"] == "Thanks, {{ name }}"
-    from portal.services import outbox
 
     # What the payments core passes: the payment and its applications, never the strings.
     payment = factories.payment(factories.customer(), amount_cents=500, payer_name="Lee")
-    message = outbox.queue_template("receipt", "x@example.com", payment=payment, applications=[])
+    message = email_templates.queue("receipt", "x@example.com", payment=payment, applications=[])
     assert message.subject == "Thanks, Lee"
     assert message.body_text == "We got $5.00.\n"
     html = client.get(URL).get_data(as_text=True)

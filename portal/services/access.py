@@ -25,7 +25,7 @@ from ..models import (
 )
 from ..security import hash_secret, new_stamp, normalize_code, verify_code, verify_secret
 from ..web import absolute_url
-from . import audit, outbox, settings, throttle
+from . import audit, email_templates, settings, throttle
 from . import auth as auth_service
 from .backoffice import Problem
 
@@ -265,7 +265,7 @@ def complete_link(purpose: str, token: str, password: str, accept_terms: bool = 
         if accept_terms and needs_terms(user):
             _accept_terms_in_txn(user, current_terms()["version"])
         if purpose == "reset":
-            outbox.queue_template("password_changed", user.email, **_email_context(user))
+            email_templates.queue("password_changed", user.email, **_email_context(user))
         audit.record(f"access.password_set_{purpose}", user, actor=user)
     return user
 
@@ -302,7 +302,7 @@ def _invite_in_txn(contact: Contact, roles, site_ids, by) -> PortalUser:
     user.auth_stamp = new_stamp()
     user.invited_at = now
     _write_scope(user, roles, site_ids)
-    outbox.queue_template("invitation", contact.email, **_email_context(user, "invite"))
+    email_templates.queue("invitation", contact.email, **_email_context(user, "invite"))
     audit.record("access.invited", user, actor=by, email=contact.email, roles=roles, sites=site_ids)
     return user
 
@@ -318,7 +318,7 @@ def resend_invitation(user: PortalUser, by) -> PortalUser:
         user.auth_stamp = new_stamp()
         user.invited_at = utcnow()
         user.save()
-        outbox.queue_template("invitation", user.email, **_email_context(user, "invite"))
+        email_templates.queue("invitation", user.email, **_email_context(user, "invite"))
         audit.record("access.invitation_resent", user, actor=by, email=user.email)
     return user
 
@@ -354,7 +354,7 @@ def reactivate(user: PortalUser, by) -> PortalUser:
             user.status = "invited"
             user.invited_at = utcnow()
             user.save()
-            outbox.queue_template("invitation", user.email, **_email_context(user, "invite"))
+            email_templates.queue("invitation", user.email, **_email_context(user, "invite"))
         audit.record("access.reactivated", user, actor=by, status=user.status)
     return user
 
@@ -395,7 +395,7 @@ def approve_registration(user: PortalUser, by) -> PortalUser:
         user.auth_stamp = new_stamp()
         user.invited_at = utcnow()
         user.save()
-        outbox.queue_template("access_approved", user.email, **_email_context(user, "invite"))
+        email_templates.queue("access_approved", user.email, **_email_context(user, "invite"))
         audit.record("access.registration_approved", user, actor=by, email=user.email)
     return user
 
@@ -410,7 +410,7 @@ def reject_registration(user: PortalUser, by) -> PortalUser:
         user.status = "disabled"
         user.auth_stamp = new_stamp()
         user.save()
-        outbox.queue_template("access_rejected", user.email, **_email_context(user), note="")
+        email_templates.queue("access_rejected", user.email, **_email_context(user), note="")
         audit.record("access.registration_rejected", user, actor=by, email=user.email)
     return user
 
@@ -471,7 +471,7 @@ def request_access(values: dict) -> AccessRequest | None:
             ip=ip,
         )
         # The acknowledgement is bounded by the per-address throttle above (B3).
-        outbox.queue_template(
+        email_templates.queue(
             "access_request_received", email, name=request_row.name, company=request_row.company
         )
         audit.record("access.requested", request_row, email=email)
@@ -573,7 +573,7 @@ def reject_request(access_request: AccessRequest, by, note: str = "") -> AccessR
         row.status = "rejected"
         row.decided_at = utcnow()
         row.save()
-        outbox.queue_template("access_rejected", row.email, name=row.name, note=note.strip())
+        email_templates.queue("access_rejected", row.email, name=row.name, note=note.strip())
         audit.record("access.request_rejected", row, actor=by, note=note.strip())
     return row
 
@@ -634,7 +634,7 @@ def register(values: dict) -> str:
             # to get a login instead of a "check your email" that nothing follows.
             throttle.clear("register-invoice", number)
             throttle.fail("email-target", email)
-            outbox.queue_template(
+            email_templates.queue(
                 "registration_closed",
                 email,
                 name=values["name"],
@@ -656,11 +656,11 @@ def register(values: dict) -> str:
         existing = PortalUser.get_or_none(PortalUser.contact == contact.id) if contact else None
         if existing is not None and existing.status == "pending":
             # They cannot sign in yet: "Sign in here" would be a lie.
-            outbox.queue_template("registration_waiting", email, **_email_context(existing))
+            email_templates.queue("registration_waiting", email, **_email_context(existing))
             audit.record("access.register_existing", existing, email=email)
             return "waiting"
         if existing is not None:
-            outbox.queue_template(
+            email_templates.queue(
                 "registration_exists",
                 email,
                 **_email_context(existing),
@@ -698,7 +698,7 @@ def register(values: dict) -> str:
             "access.registered", user, invoice=invoice.number, email=email, status=user.status
         )
         if not admins:
-            outbox.queue_template("registration", email, **_email_context(user, "register"))
+            email_templates.queue("registration", email, **_email_context(user, "register"))
             return "invited"
         return "pending"
 
@@ -730,11 +730,11 @@ def _await_company_admin(
     user.auth_stamp = new_stamp()  # any invitation link sent before dies
     user.invited_at = utcnow()
     _write_scope(user, roles.split(","), None)
-    outbox.queue_template("registration_pending", contact.email, **_email_context(user))
+    email_templates.queue("registration_pending", contact.email, **_email_context(user))
     customer = contact.customer
     extra = {} if domain_note is None else {"domain_note": domain_note}
     for admin in admins:
-        outbox.queue_template(
+        email_templates.queue(
             "access_request_pending" if extra else "registration_request",
             admin.email,
             admin_name=admin.contact.full_name,
@@ -775,13 +775,13 @@ def request_reset(email: str) -> str:
             return "unknown"
         throttle.fail("email-target", email)
         if user.status == "active":
-            outbox.queue_template("password_reset", email, **_email_context(user, "reset"))
+            email_templates.queue("password_reset", email, **_email_context(user, "reset"))
         elif user.status == "invited":
             # Never set a password: a fresh invitation is what they need.
             user = _locked_user(user.id)
             user.auth_stamp = new_stamp()
             user.save()
-            outbox.queue_template("invitation", email, **_email_context(user, "invite"))
+            email_templates.queue("invitation", email, **_email_context(user, "invite"))
         else:
             audit.record("access.reset_inactive", user, status=user.status)
             return user.status
@@ -872,7 +872,7 @@ def change_password(user: PortalUser, current: str, new: str) -> bool:
         fresh.auth_stamp = new_stamp()
         fresh.save()
         auth_service.end_all_sessions(fresh)
-        outbox.queue_template("password_changed", email, **_email_context(fresh))
+        email_templates.queue("password_changed", email, **_email_context(fresh))
         audit.record("account.password_changed", fresh, actor=user)
     return True
 

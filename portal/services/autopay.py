@@ -43,7 +43,7 @@ from ..models import (
     SavedMethod,
 )
 from ..web import absolute_url
-from . import access, audit, figures, outbox, payments, saved_methods
+from . import access, audit, email_templates, figures, payments, saved_methods
 
 log = logging.getLogger(__name__)
 
@@ -551,7 +551,7 @@ def _tell(autopay, charge, reason: str, after: str) -> None:
     invoice = Invoice.get_by_id(charge.invoice_id)
     method = SavedMethod.get_or_none(SavedMethod.id == autopay.method_id)
     for admin in _admins(autopay):
-        outbox.queue_template(
+        email_templates.queue(
             "autopay_failed",
             admin.email,
             name=admin.display_name,
@@ -586,7 +586,7 @@ def _stop_locked(autopay, reason: str) -> None:
     ).where(Autopay.id == autopay.id).execute()
     audit.record("autopay.stopped", autopay, reason=reason)
     for admin in _admins(autopay):
-        outbox.queue_template(
+        email_templates.queue(
             "autopay_stopped",
             admin.email,
             name=admin.display_name,

@@ -16,7 +16,7 @@ from ..db import prepared, utcnow, write_txn
 from ..models import Case, CaseMessage, Customer, PortalUser, SalesOrder, StaffUser
 from ..validators import has_control_characters
 from ..web import absolute_url
-from . import attachments, audit, counters, orders, outbox, settings
+from . import attachments, audit, counters, email_templates, orders, settings
 
 STATUSES = ("new", "open", "waiting", "resolved", "closed")
 OPEN_STATUSES = ("new", "open", "waiting")
@@ -321,7 +321,7 @@ def _email_customer(case: Case, body: str, old: str, new: str) -> None:
         lines.append(body)
     if new != old:
         lines.append(f"The case is now: {STATUS_LABELS[new]}.")
-    outbox.queue_template(
+    email_templates.queue(
         "case_update",
         to,
         name=user.contact.first_name if user is not None else case.customer.name,

@@ -720,6 +720,27 @@ def common_values() -> dict:
     }
 
 
+def queue(kind: str, to: str, **objects):
+    """Queue the `kind` email about these objects (a payment and its applications, a login),
+    in staff's words or the built-in ones; call inside the transaction of the change.
+
+    The subject is made from stored values (a case's subject, a customer's name): it is
+    cleaned, never refused, so one odd value cannot fail the change that sends it. This module
+    composes and the outbox delivers: the outbox never imports this module (no circle).
+    """
+    values = values_for(kind, **objects)
+    subject, body = compose(kind, values)
+    payment = objects.get("payment")
+    about = f"payment-{payment.id}" if getattr(payment, "id", None) else ""
+    try:
+        outbox.check_recipient(to)
+    except ValueError as exc:
+        # A stored address that is not one clean address: the change still happens, and
+        # staff see this email as failed instead of a customer seeing an error page.
+        return outbox.record_unsendable(to, subject, body, kind, about, f"Not sent: {exc}")
+    return outbox.queue(to, outbox.clean_header(subject), body, kind=kind, about=about)
+
+
 def values_for(kind: str, **objects) -> dict:
     """The placeholders of `kind` filled from the objects a real send passes: exactly the
     documented names, each a string (a missing one is a bug in the caller: KeyError)."""

@@ -34,7 +34,7 @@ from ..models import (
 from ..money import to_decimal
 from ..spreadsheet import writer as csv_writer
 from ..web import absolute_url
-from . import audit, outbox, quotes, settings
+from . import audit, email_templates, quotes, settings
 
 STATUS_LABELS = {
     "submitted": "Submitted",
@@ -332,7 +332,7 @@ def announce_shipments(shipped: list[tuple[SalesOrder, dict]], now) -> int:
         if not to:
             continue
         shipment = Shipment(**values)
-        outbox.queue_template(
+        email_templates.queue(
             "shipment_sent",
             to,
             name=user.contact.first_name if user is not None else customer.name,

@@ -129,34 +129,18 @@ def queue(
     return message
 
 
-def queue_template(kind: str, to: str, **objects):
-    """Queue the `kind` email about these objects (a payment and its applications, a login),
-    in staff's words or the built-in ones; call inside the transaction of the change.
-
-    The subject is made from stored values (a case's subject, a customer's name): it is
-    cleaned, never refused, so one odd value cannot fail the change that sends it.
-    """
-    from . import email_templates  # it imports this module
-
-    values = email_templates.values_for(kind, **objects)
-    subject, body = email_templates.compose(kind, values)
-    payment = objects.get("payment")
-    about = f"payment-{payment.id}" if getattr(payment, "id", None) else ""
-    try:
-        check_recipient(to)
-    except ValueError as exc:
-        # A stored address that is not one clean address: the change still happens, and
-        # staff see this email as failed instead of a customer seeing an error page.
-        return OutboxMessage.create(
-            to_addr=clean_header(to)[:320],
-            subject=clean_header(subject),
-            body_text=body,
-            kind=kind,
-            status="failed",
-            last_error=f"Not sent: {exc}"[:1000],
-            message_id=make_msgid(about or None, domain=_mail_domain()),
-        )
-    return queue(to, clean_header(subject), body, kind=kind, about=about)
+def record_unsendable(to: str, subject: str, body: str, kind: str, about: str, error: str):
+    """Keep an email that cannot be sent (a stored address that is not one clean address) as
+    failed, for staff to see and fix, instead of failing the change that sends it."""
+    return OutboxMessage.create(
+        to_addr=clean_header(to)[:320],
+        subject=clean_header(subject),
+        body_text=body,
+        kind=kind,
+        status="failed",
+        last_error=error[:1000],
+        message_id=make_msgid(about or None, domain=_mail_domain()),
+    )
 
 
 def receipt_state(payment) -> str | None:

@@ -56,8 +56,8 @@ from ..models import (
 from . import (
     audit,
     counters,
+    email_templates,
     figures,
-    outbox,
     providers,
     stripe_provider,  # noqa: F401 (registers the `stripe` provider)
 )
@@ -722,7 +722,7 @@ def handle_webhook(provider: str, event) -> tuple[int, dict]:
 def _tell_not_received(payment, reason: str) -> None:
     """Email the payer that the money never arrived, and why (inside the transaction)."""
     if payment.payer_email:
-        outbox.queue_template(
+        email_templates.queue(
             "payment_rejected",
             payment.payer_email,
             payment=payment,
@@ -870,7 +870,7 @@ def _fit(invoice_id: int, amount: int) -> int:
 def _email(payment, attempt, kind: str) -> None:
     if not payment.payer_email:
         return
-    outbox.queue_template(
+    email_templates.queue(
         kind,
         payment.payer_email,
         payment=payment,
@@ -1084,7 +1084,7 @@ def apply_credit(customer, lines, actor, on: date | None = None) -> list:
         else:
             to, name = actor.email, actor.display_name
         if to:
-            outbox.queue_template(
+            email_templates.queue(
                 "credit_applied", to, customer=customer, applications=created, name=name
             )
         _figures_changed(customer.id)
@@ -1147,7 +1147,7 @@ def record_refund(payment, staff, amount_cents: int, reference: str = "", note: 
             "payment.refunded", payment, actor=staff, amount_cents=amount_cents, reference=reference
         )
         if payment.payer_email:
-            outbox.queue_template(
+            email_templates.queue(
                 "refund_recorded",
                 payment.payer_email,
                 payment=payment,

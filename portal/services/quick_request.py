@@ -15,7 +15,7 @@ from ..db import utcnow, write_txn
 from ..models import Case, CaseMessage, Contact, Customer, Site
 from ..security import normalize_code, verify_code
 from ..web import absolute_url
-from . import attachments, audit, cases, counters, outbox, quickpay, throttle
+from . import attachments, audit, cases, counters, email_templates, quickpay, throttle
 
 
 @dataclass
@@ -106,7 +106,7 @@ def _open(found: Identified, values: dict, files) -> Case:
         if c.email and (found.site_id is None or c.site_id in (None, found.site_id))
     ] or ([found.customer.email] if found.customer.email else [])
     for to in dict.fromkeys(recipients):
-        outbox.queue_template(
+        email_templates.queue(
             "case_update",
             to,
             name=found.customer.name,

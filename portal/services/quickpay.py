@@ -35,7 +35,7 @@ from ..security import (
     verify_code,
 )
 from ..web import absolute_url
-from . import audit, outbox, throttle
+from . import audit, email_templates, throttle
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ def send_pay_link(number: str) -> None:
             audit.record("quickpay.link_request_throttled", invoice)
             return
         throttle.fail("email-target", recipient)
-        outbox.queue_template(
+        email_templates.queue(
             "pay_link", customer.email, invoice=invoice, customer=customer, link=pay_link(invoice)
         )
         audit.record("quickpay.link_sent", invoice)

@@ -40,7 +40,7 @@ from ..models import (
     Site,
 )
 from ..web import absolute_url
-from . import audit, counters, outbox, settings
+from . import audit, counters, email_templates, outbox, settings
 
 RFQ_STATUSES = ("submitted", "quoted", "closed", "withdrawn")
 RFQ_LABELS = {
@@ -597,7 +597,7 @@ def _email_customer(quote: Quote) -> None:
     to = user.contact.email if user is not None else customer.email
     if not to:
         return
-    outbox.queue_template(
+    email_templates.queue(
         "quote_published",
         to,
         name=user.contact.first_name if user is not None else customer.name,

@@ -24,7 +24,7 @@ from ..db import locked, utcnow, write_txn
 from ..models import PortalUser, StaffUser
 from ..models_two_step import CompanyTwoStep, LoginAuthenticator, Passkey, RecoveryCode
 from ..security import digest, seal, unseal
-from . import audit, outbox, settings, throttle
+from . import audit, email_templates, settings, throttle
 from .auth import end_all_sessions
 
 STEP_SECONDS = 30
@@ -276,4 +276,4 @@ def reset(user, by) -> None:
             model.delete().where(model.user == user.id).execute()
         end_all_sessions(user)
         audit.record("account.two_step_reset", user, actor=by)
-        outbox.queue_template("two_step_reset", user.email, name=user.contact.full_name)
+        email_templates.queue("two_step_reset", user.email, name=user.contact.full_name)
