@@ -227,3 +227,15 @@ def test_cases_pages_need_a_customer_or_staff_login(client, buyer):
     assert client.get("/cases/", headers=HX).headers["HX-Redirect"].startswith("/login")
     login(client, "pat@acme.example")
     assert client.get("/staff/cases/").status_code in (302, 403)
+
+
+def test_staff_read_waiting_as_waiting_for_the_customer(app, client):
+    """Issue 18: the office's pages do not call a case waiting on the customer "Waiting for
+    you"; the customer's pages still do."""
+    user = factories.portal_user()
+    case = cases.create_case(user, "Pump noise", "It rattles.")
+    Case.update(status="waiting").where(Case.id == case.id).execute()
+    staff = factories.staff()
+    staff_login(client, staff.email)
+    page = client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
+    assert "Waiting for the customer" in page and "Waiting for you" not in page

@@ -27,6 +27,8 @@ STATUS_LABELS = {
     "resolved": "Resolved",
     "closed": "Closed",
 }
+# The office reads the same statuses from its side: "waiting" waits for the customer.
+STAFF_STATUS_LABELS = {**STATUS_LABELS, "waiting": "Waiting for the customer"}
 
 
 def new_request_key() -> str:

@@ -36,7 +36,7 @@ def index():
         current=status,
         filters=FILTERS,
         page=page,
-        labels=cases.STATUS_LABELS,
+        labels=cases.STAFF_STATUS_LABELS,
         picked=picked,
         counts=cases.queue_counts(status, me().id),
         categories=cases.categories(),
@@ -65,7 +65,7 @@ def _show(case, form, status=200, block="reply", details=None):
         ),
         priorities=cases.PRIORITIES,
         form=form,
-        labels=cases.STATUS_LABELS,
+        labels=cases.STAFF_STATUS_LABELS,
     )
 
 
