@@ -3,30 +3,24 @@ balance and the pick box on screen), and the pages stay inside the screen."""
 
 from playwright.sync_api import expect
 
+from portal.models import Customer
+
 from .. import factories
 from .conftest import screenshot
-
-
-def _sign_in(page):
-    customer = factories.customer(name="Acme Manufacturing")
-    factories.portal_user(customer, email="pat@acme.example", first_name="Pat")
-    for n in range(3):
-        factories.invoice(customer, number=f"INV-80{n:02d}", total_cents=123_456_78)
-    page.goto("/login")
-    page.get_by_label("Email").fill("pat@acme.example")
-    page.get_by_label("Password").fill(factories.PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Welcome, Pat")).to_be_visible()
+from .test_phone_menu import _sign_in
 
 
 def test_the_invoice_list_stacks_on_a_phone(page):
-    _sign_in(page)
+    _sign_in(page)  # Acme Manufacturing with INV-8001
+    customer = Customer.get(Customer.name == "Acme Manufacturing")
+    for number in ("INV-8000", "INV-8002"):
+        factories.invoice(customer, number=number, total_cents=123_456_78)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto("/invoices/")
     row = page.locator(".invoice-table tbody tr").first
     for part in (
         row.locator(".pick"),
-        row.get_by_role("link", name="INV-8000"),
+        row.locator(".inv-link"),
         row.locator("td[data-label=Due]"),
         row.locator("td[data-label=Status]"),
         row.locator("td[data-label=Balance]"),
