@@ -37,3 +37,36 @@ def test_the_invoice_list_stacks_on_a_phone(page):
     page.set_viewport_size({"width": 1280, "height": 900})
     expect(page.locator(".invoice-table thead")).to_be_visible()
     screenshot(page, "desk-invoices", full_page=False)
+
+
+def test_no_customer_page_scrolls_sideways_on_a_phone(page):
+    """Dashboard, invoices, an invoice, the statement, aging and payment history at 390 px:
+    the page is no wider than the screen and the statement's header stays in its card."""
+    _sign_in(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/invoices/")
+    page.locator(".inv-link").first.click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("INV-8001")
+    invoice_url = page.url
+    for path in (
+        "/",
+        "/invoices/",
+        invoice_url,
+        "/statements/",
+        "/statements/aging",
+        "/statements/payments",
+    ):
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+    page.goto("/statements/")
+    screenshot(page, "phone-statement", full_page=False)
+    overflowing = page.evaluate(
+        """() => [...document.querySelectorAll('.doc *')].filter(e => {
+             if (e.closest('.table-wrap')) return false;  // a table scrolls in its box
+             const card = e.closest('.doc').getBoundingClientRect();
+             const box = e.getBoundingClientRect();
+             return box.width && (box.right > card.right + 1 || box.left < card.left - 1);
+           }).map(e => e.tagName + '.' + e.className)"""
+    )
+    assert overflowing == []
