@@ -70,3 +70,21 @@ def test_no_customer_page_scrolls_sideways_on_a_phone(page):
            }).map(e => e.tagName + '.' + e.className)"""
     )
     assert overflowing == []
+
+
+def test_the_payment_method_radios_are_24_px_and_the_card_option_is_described(page):
+    _sign_in(page)
+    page.goto("/invoices/")
+    page.locator(".pick").first.check()
+    page.get_by_role("button", name="Review and pay selected").click()
+    methods = page.get_by_role("group", name="Payment method")
+    expect(methods).to_be_visible()
+    radios = methods.get_by_role("radio")
+    assert radios.count() >= 2
+    for i in range(radios.count()):
+        box = radios.nth(i).bounding_box()
+        assert box["width"] >= 24 and box["height"] >= 24, box
+    expect(methods).to_contain_text("secure page")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "phone-review-methods", full_page=True)
