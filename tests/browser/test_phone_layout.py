@@ -88,3 +88,13 @@ def test_the_payment_method_radios_are_24_px_and_the_card_option_is_described(pa
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "phone-review-methods", full_page=True)
+
+
+def test_the_dashboard_tiles_fill_their_row_at_a_desk(page):
+    _sign_in(page)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto("/")
+    row = page.locator(".tiles").bounding_box()
+    last = page.locator(".tiles > .tile").last.bounding_box()
+    assert abs((last["x"] + last["width"]) - (row["x"] + row["width"])) <= 2, (row, last)
+    screenshot(page, "desk-dashboard", full_page=False)
