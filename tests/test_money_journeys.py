@@ -657,7 +657,7 @@ class MoneyJourneys(RuleBasedStateMachine):
             ), (key, counts)
         for inv in live:
             row = listing[listing.index(f">{inv.number}<") :].split("</tr>")[0]
-            cells = re.findall(r'<td class="num strong">([^<]+)</td>', row)
+            cells = re.findall(r'<td class="num strong"[^>]*>([^<]+)</td>', row)
             assert cells and cells[0] == fmt(inv.amount_due), (inv.number, cells, inv)
             cash, disc = ledger.pending_on(inv.id)
             assert (f"{fmt(cash + disc)} pending" in row) == bool(cash + disc)
