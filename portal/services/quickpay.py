@@ -253,8 +253,3 @@ def regenerate_code(invoice: Invoice, staff) -> str:
         ).where(Invoice.id == invoice.id).execute()
         audit.record("invoice.quick_pay_regenerated", invoice, actor=staff)
     return code
-
-
-def masked(name: str) -> str:
-    """`Acme Manufacturing` -> `Ac** Ma***********`: enough to recognise, not to harvest (A9)."""
-    return " ".join(w[:2] + "*" * max(len(w) - 2, 0) for w in (name or "").split())

@@ -85,7 +85,6 @@ def _pay_context(invoice, form, due):
         "form": form,
         "discounted_due": due["clears"],
         "deadline": money.discount_deadline(invoice),
-        "customer_name": quickpay.masked(invoice.customer.name),
         "partial": settings.get("partial_payments"),
     }
 
