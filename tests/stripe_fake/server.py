@@ -605,18 +605,7 @@ class StripeFake:
 
     def authenticate(self, pi_id: str, success: bool = True) -> str | None:
         """Click the bank page's button as a payer would; return where Stripe sends them."""
-        data = urllib.parse.urlencode({"action": "complete" if success else "fail"}).encode()
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
-        req = urllib.request.Request(f"{self.api_base}/c/authenticate/{pi_id}", data=data)
-        try:
-            with opener.open(req, timeout=30) as resp:
-                location = None if resp.status != 303 else resp.headers["Location"]
-        except urllib.error.HTTPError as exc:
-            if exc.code != 303:
-                raise
-            location = exc.headers.get("Location")
-        self.wait_idle()
-        return location
+        return self._click(f"/c/authenticate/{pi_id}", "complete" if success else "fail")
 
     def _shim(self, request: web.Request) -> str:
         """Listing payment methods: Stripe's `type` is optional, localstripe's is `card`."""
@@ -1242,9 +1231,15 @@ class StripeFake:
         `action`: "card", "bank", "decline", "save_card" or "cancel". Waits until the
         webhooks it caused were delivered (or put in the outbox).
         """
+        return self._click(f"/c/pay/{session_id}", action)
+
+    def _click(self, path: str, action: str) -> str | None:
+        """POST a page's button over HTTP, as a browser would; the redirect's Location (None
+        when the page answered without one). Waits until the webhooks it caused were
+        delivered (or put in the outbox)."""
         data = urllib.parse.urlencode({"action": action}).encode()
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
-        req = urllib.request.Request(f"{self.api_base}/c/pay/{session_id}", data=data)
+        req = urllib.request.Request(f"{self.api_base}{path}", data=data)
         try:
             with opener.open(req, timeout=30) as resp:
                 location = None if resp.status != 303 else resp.headers["Location"]
