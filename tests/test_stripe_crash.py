@@ -78,9 +78,9 @@ def portal_process(app):
     try:
         for _ in range(100):
             try:
-                if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                if requests.get(url + "/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or slow to answer at start
                 time.sleep(0.1)
         else:
             raise AssertionError("the portal process did not start")
