@@ -160,6 +160,8 @@ class OutboxMessage(BaseModel):
     last_error = TextField(default="")
     sent_at = UtcDateTimeField(null=True)
     message_id = CharField(max_length=255, default="")
+    # Extra headers as a JSON object (List-Unsubscribe, Reply-To), fixed when queued (0031).
+    headers = TextField(default="")
 
 
 class AuthThrottle(BaseModel):
@@ -245,6 +247,8 @@ class Contact(BaseModel):
     first_name = CharField(max_length=100, default="")
     last_name = CharField(max_length=100, default="")
     phone = CharField(max_length=50, default="")
+    # Gets billing mail: new invoices, payment reminders, statements (0031).
+    billing = BooleanField(default=True)
     created_at = UtcDateTimeField(default=utcnow)
 
     @property

@@ -156,6 +156,8 @@ PUBLIC = {
     "password.welcome",
     "quick_request.new",
     "quick_request.sent",
+    "notices.unsubscribe",  # the signed one-click unsubscribe link (tests/test_notices_core.py)
+    "notices.unsubscribe_post",
 }
 # How to build each URL argument: the object a login of the first company owns, one of
 # another company, and one of its own company at a site outside a site-limited login.

@@ -720,9 +720,11 @@ def common_values() -> dict:
     }
 
 
-def queue(kind: str, to: str, **objects):
+def queue(kind: str, to: str, *, headers: dict | None = None, **objects):
     """Queue the `kind` email about these objects (a payment and its applications, a login),
     in staff's words or the built-in ones; call inside the transaction of the change.
+    `headers` are extra headers for the outbox (`outbox.EXTRA_HEADERS`): `notices.headers`
+    gives a login's one-click unsubscribe.
 
     The subject is made from stored values (a case's subject, a customer's name): it is
     cleaned, never refused, so one odd value cannot fail the change that sends it. This module
@@ -738,7 +740,9 @@ def queue(kind: str, to: str, **objects):
         # A stored address that is not one clean address: the change still happens, and
         # staff see this email as failed instead of a customer seeing an error page.
         return outbox.record_unsendable(to, subject, body, kind, about, f"Not sent: {exc}")
-    return outbox.queue(to, outbox.clean_header(subject), body, kind=kind, about=about)
+    return outbox.queue(
+        to, outbox.clean_header(subject), body, kind=kind, about=about, headers=headers
+    )
 
 
 def values_for(kind: str, **objects) -> dict:

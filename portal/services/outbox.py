@@ -34,6 +34,7 @@ its stale snapshot, which `busy_timeout` does not cover. Each write is a short
 `BEGIN IMMEDIATE` transaction, and the result of a hand-over is written with retries.
 """
 
+import json
 import logging
 import smtplib
 import ssl
@@ -105,13 +106,36 @@ def check_recipient(to: str) -> str:
     return to
 
 
+# Headers a caller may add; From, To, Subject, Date and Message-ID are the outbox's own.
+EXTRA_HEADERS = ("Reply-To", "List-Unsubscribe", "List-Unsubscribe-Post", "Auto-Submitted")
+
+
+def check_headers(headers: dict | None) -> str:
+    """The extra headers as stored (JSON, "" for none); refuses unknown names and values
+    with line breaks, so no caller can inject a header."""
+    if not headers:
+        return ""
+    for name, value in headers.items():
+        if name not in EXTRA_HEADERS:
+            raise ValueError(f"not a header the outbox adds: {name!r}")
+        check_header(value)
+    return json.dumps(headers, sort_keys=True)
+
+
 def queue(
-    to: str, subject: str, body_text: str, body_html: str = "", kind: str = "", about: str = ""
+    to: str,
+    subject: str,
+    body_text: str,
+    body_html: str = "",
+    kind: str = "",
+    about: str = "",
+    headers: dict | None = None,
 ):
     """Write a message to the outbox; call inside the transaction of the change that causes it.
 
     `about` (say `payment-42`) goes into the Message-ID, so the message can be found again
-    from what it is about (the receipt page asks whether its copy went out).
+    from what it is about (the receipt page asks whether its copy went out). `headers` adds
+    any of `EXTRA_HEADERS` (a one-click unsubscribe, a per-case Reply-To).
     """
     check_recipient(to)
     check_header(subject)
@@ -121,6 +145,7 @@ def queue(
         body_text=body_text,
         body_html=body_html,
         kind=kind,
+        headers=check_headers(headers),
         # Fixed now, so every delivery of this message carries the same Message-ID.
         message_id=make_msgid(about or None, domain=_mail_domain()),
     )
@@ -426,6 +451,8 @@ def build(message: OutboxMessage) -> EmailMessage:
     email["Subject"] = clean_header(message.subject)
     email["Date"] = format_datetime(message.created_at)
     email["Message-ID"] = message.message_id or make_msgid("outbox", domain=_mail_domain())
+    for name, value in json.loads(message.headers or "{}").items():
+        email[name] = value
     email.set_content(message.body_text)
     if message.body_html:
         email.add_alternative(message.body_html, subtype="html")

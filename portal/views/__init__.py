@@ -77,3 +77,8 @@ from .cart import bp as cart_bp  # noqa: E402
 from .catalog import bp as catalog_bp  # noqa: E402
 
 BLUEPRINTS += [catalog_bp, cart_bp]
+
+# Keeping people informed (issue 18): one-click unsubscribe.
+from .notices import bp as notices_bp  # noqa: E402
+
+BLUEPRINTS += [notices_bp]
