@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 export FLASK_APP := portal
 # htmx from the htmx.org npm package, pinned and checked against its published integrity.
 HTMX := portal/static/vendor/htmx.min.js
+# The suite's accessibility and HTML checkers (axe-core, vnu-jar) from npm, pinned exactly in
+# package.json with their integrity in package-lock.json, which `npm ci` checks. Install
+# scripts are off (vnu-jar's would fetch a Java; the system's Java 17 runs vnu.jar).
+NODE_TOOLS := node_modules/.package-lock.json
 
 .PHONY: run test install lint bench wheel clean
 
@@ -18,7 +22,11 @@ $(BIN)/flask: pyproject.toml
 $(HTMX): portal/assets.py
 	$(PY) portal/assets.py
 
-install: $(BIN)/flask $(HTMX)
+$(NODE_TOOLS): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NODE_TOOLS)
+
+install: $(BIN)/flask $(HTMX) $(NODE_TOOLS)
 
 run: install
 	$(BIN)/flask init-db
@@ -43,4 +51,4 @@ wheel: install
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache dist build $(HTMX)
+	rm -rf $(VENV) instance .pytest_cache dist build $(HTMX) node_modules
