@@ -547,6 +547,38 @@ def ev_shipment_sent_without_tracking(app, client):
     }
 
 
+def ev_case_received(app, client):
+    """A customer asks about an invoice ("Question this invoice"): the case is acknowledged."""
+    user = buyer()
+    invoice, _ = factories.invoice(user.contact.customer)
+    case = cases.create_case(user, "Wrong price", "Line 2 is not our price.", invoice=invoice)
+    return {
+        "name": user.display_name,
+        "case_number": case.number,
+        "subject": "Wrong price",
+        "about": f"invoice {invoice.number}",
+        "link": f"http://localhost/cases/{case.public_id}",
+    }
+
+
+def ev_rfq_received(app, client):
+    """A customer sends a request for quote through the service: it is acknowledged."""
+    user = buyer()
+    product = factories.product(description="Hex bolt M8")
+    rfq = quotes.create_rfq(
+        user,
+        [quotes.Line(product, "Hex bolt M8", 2500)],
+        needed_by=date(2099, 1, 31),
+    )
+    return {
+        "name": user.display_name,
+        "rfq_number": rfq.number,
+        "items": "- Hex bolt M8 × 2.5",
+        "needed_by": "Jan 31, 2099",
+        "link": f"http://localhost/quotes/requests/{rfq.public_id}",
+    }
+
+
 EVENTS = {
     "invitation": ev_invitation,
     "access_approved": ev_access_approved,
@@ -576,6 +608,8 @@ EVENTS = {
     "quote_published": ev_quote_published,
     "shipment_sent": ev_shipment_sent,
     "shipment_sent-without-tracking": ev_shipment_sent_without_tracking,
+    "case_received": ev_case_received,
+    "rfq_received": ev_rfq_received,
 }
 
 

@@ -457,6 +457,7 @@ def staff_reply_with(client, mailbox, subject="", email=""):
     customer = factories.customer(name="Acme")
     buyer = factories.portal_user(customer, email="pat@acme.example")
     case = cases.create_case(buyer, "Damaged pallet", "Two boxes arrived crushed.")
+    outbox.deliver_due()  # the customer's acknowledgement of the case goes out first
     if subject:
         Case.update(subject=subject).where(Case.id == case.id).execute()
     if email:

@@ -25,7 +25,7 @@ from ..models import (
 )
 from ..security import hash_secret, new_stamp, normalize_code, verify_code, verify_secret
 from ..web import absolute_url
-from . import audit, email_templates, settings, throttle
+from . import alerts, audit, email_templates, settings, throttle
 from . import auth as auth_service
 from .backoffice import Problem
 
@@ -475,6 +475,7 @@ def request_access(values: dict) -> AccessRequest | None:
             "access_request_received", email, name=request_row.name, company=request_row.company
         )
         audit.record("access.requested", request_row, email=email)
+        alerts.raise_("access_request", request_row)
     return request_row
 
 
@@ -700,6 +701,7 @@ def register(values: dict) -> str:
         if not admins:
             email_templates.queue("registration", email, **_email_context(user, "register"))
             return "invited"
+        alerts.raise_("registration_waiting", user)
         return "pending"
 
 

@@ -16,7 +16,7 @@ from ..db import prepared, utcnow, write_txn
 from ..models import Case, CaseMessage, Customer, PortalUser, SalesOrder, StaffUser
 from ..validators import has_control_characters
 from ..web import absolute_url
-from . import attachments, audit, counters, email_templates, orders, settings
+from . import alerts, attachments, audit, counters, email_templates, orders, settings
 
 STATUSES = ("new", "open", "waiting", "resolved", "closed")
 OPEN_STATUSES = ("new", "open", "waiting")
@@ -163,6 +163,8 @@ def _create_case(user, subject, body, invoice, order, files, category, request_k
             order=order.number if order is not None else None,
             attachments=len(files),
         )
+        alerts.raise_("invoice_question" if invoice is not None else "case_new", case)
+        alerts.acknowledge(case)
     case.created = True
     return case
 
@@ -254,6 +256,7 @@ def reply_as_customer(case: Case, user, body: str, files=()) -> CaseMessage:
             Case.id == case.id
         ).execute()
         audit.record("case.customer_replied", case, status=status)
+        alerts.raise_("case_reply", message)
     case.status = status
     return message
 

@@ -203,6 +203,37 @@ def _shipment(**objects) -> dict:
     return values
 
 
+def _case_received(case, **_) -> dict:
+    """A case a customer opened: its number, subject, what it is about, and its page."""
+    if case.invoice_id:
+        about = f"invoice {case.invoice.number}"
+    elif case.order_id:
+        about = f"order {case.order.number}"
+    else:
+        about = "your account"
+    return {
+        "name": _text(case.portal_user.display_name) or NO_NAME,
+        "case_number": case.number,
+        "subject": _text(case.subject) or "(no subject)",
+        "about": about,
+        "link": absolute_url("cases.show", case_id=case.id),
+    }
+
+
+def _rfq_received(rfq, **_) -> dict:
+    """A request for quote a customer sent: its number, its items, the date and its page."""
+    from ..filters import quantity  # imported on use: only this kind shows quantities
+
+    items = [f"- {line.description} × {quantity(line.quantity_milli)}" for line in rfq.lines]
+    return {
+        "name": _text(rfq.portal_user.display_name) or NO_NAME,
+        "rfq_number": rfq.number,
+        "items": "\n".join(items) or "No items.",
+        "needed_by": datefmt(rfq.needed_by) if rfq.needed_by else "no date given",
+        "link": absolute_url("quotes.rfq", rfq_id=rfq.id),
+    }
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of email: when it is sent, its placeholders, made-up values and builder."""
@@ -597,6 +628,46 @@ KINDS = {
             "link": "{base}/orders/example",
         },
         _shipment,
+    ),
+    "case_received": Kind(
+        "Support case received",
+        "Sent to the customer who opens a case (also “Question this invoice”): we have it, "
+        "with the link to follow it. A double click that opens one case sends one.",
+        {
+            "name": "The customer's name",
+            "case_number": "The case number",
+            "subject": "The case subject",
+            "about": "What it is about: “invoice INV-…”, “order SO-…” or “your account”",
+            "link": "A link to the case",
+        },
+        {
+            "name": "Pat Buyer",
+            "case_number": "CASE-000017",
+            "subject": "Damaged delivery",
+            "about": "invoice INV-000042",
+            "link": "{base}/cases/EXAMPLE",
+        },
+        _case_received,
+    ),
+    "rfq_received": Kind(
+        "Request for quote received",
+        "Sent to the customer who sends a request for quote: we have it, with the link to "
+        "follow it.",
+        {
+            "name": "The customer's name",
+            "rfq_number": "The request's number",
+            "items": "One line per item asked for, with its quantity",
+            "needed_by": "The date they need it by (else “no date given”)",
+            "link": "A link to the request",
+        },
+        {
+            "name": "Pat Buyer",
+            "rfq_number": "RFQ-000008",
+            "items": "- Widget × 10\n- Bracket, stainless × 4",
+            "needed_by": "Dec 31, 2026",
+            "link": "{base}/quotes/requests/EXAMPLE",
+        },
+        _rfq_received,
     ),
 }
 

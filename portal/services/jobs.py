@@ -18,7 +18,7 @@ from flask import current_app
 
 from ..db import db, write_txn
 from ..models import Counter
-from . import autopay, outbox, payments
+from . import alerts, autopay, outbox, payments
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 MONEY_TASKS = [
     payments.reconcile,
     autopay.run_due,  # after reconciliation: a charge's late outcome is known first
+    alerts.send_digests,  # each staff login's daily summary of its alerts, once a day
 ]
 
 # The worker's heartbeats: epoch seconds of each loop's last finished pass, kept as rows of

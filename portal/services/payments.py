@@ -54,6 +54,7 @@ from ..models import (
     Refund,
 )
 from . import (
+    alerts,
     audit,
     counters,
     email_templates,
@@ -565,6 +566,7 @@ def _record_offline_locked(attempt) -> Payment:
     _figures_changed(attempt.customer_id)
     _email(payment, attempt, "payment_pending")
     audit.record("payment.offline_recorded", payment, amount_cents=payment.amount_cents)
+    alerts.raise_("payment_to_confirm", payment)
     return payment
 
 
@@ -680,6 +682,7 @@ def _settle_processing(payment, attempt, event: Event) -> Payment | None:
         _set_status(attempt, "failed", reason="the bank debit failed")
         _tell_not_received(payment, reason)
         audit.record("payment.debit_failed", payment)
+        alerts.raise_("payment_problem", payment)
         _figures_changed(payment.customer_id)
         return None
     return payment
@@ -802,6 +805,7 @@ def reverse_from_provider(reversal) -> Payment | None:
             amount_cents=take,
             event=reversal.event_id,
         )
+        alerts.raise_("payment_problem", payment)
         _figures_changed(payment.customer_id)
         return Payment.get_by_id(payment.id)
 

@@ -15,7 +15,7 @@ from ..db import utcnow, write_txn
 from ..models import Case, CaseMessage, Contact, Customer, Site
 from ..security import normalize_code, verify_code
 from ..web import absolute_url
-from . import attachments, audit, cases, counters, email_templates, quickpay, throttle
+from . import alerts, attachments, audit, cases, counters, email_templates, quickpay, throttle
 
 
 @dataclass
@@ -100,6 +100,7 @@ def _open(found: Identified, values: dict, files) -> Case:
     message = CaseMessage.create(case=case, body=body, created_at=now)
     attachments.record(cases.MESSAGE, message.id, files)
     audit.record("case.quick_request", case, attachments=len(files))
+    alerts.raise_("case_new", case)
     recipients = [
         c.email
         for c in Contact.select().where(Contact.customer == found.customer)

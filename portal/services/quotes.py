@@ -40,7 +40,7 @@ from ..models import (
     Site,
 )
 from ..web import absolute_url
-from . import audit, counters, email_templates, outbox, settings
+from . import alerts, audit, counters, email_templates, outbox, settings
 
 RFQ_STATUSES = ("submitted", "quoted", "closed", "withdrawn")
 RFQ_LABELS = {
@@ -229,6 +229,8 @@ def create_rfq(user, lines: list[Line], needed_by=None, notes: str = "", site_id
                 quantity_milli=line.quantity_milli,
             )
         audit.record("rfq.submitted", rfq, lines=len(lines))
+        alerts.raise_("rfq_submitted", rfq)
+        alerts.acknowledge(rfq)
     return rfq
 
 
@@ -355,6 +357,7 @@ def _decide(
             digest=signed_digest if signing else None,
         )
         _email_office(quote, user, status, reason, customer_po)
+        alerts.raise_("quote_decided", quote, office_copy=True)
     quote.status, quote.decided_at, quote.decided_by = status, now, user
     quote.decline_reason, quote.customer_po = reason, customer_po
 

@@ -82,3 +82,8 @@ BLUEPRINTS += [catalog_bp, cart_bp]
 from .notices import bp as notices_bp  # noqa: E402
 
 BLUEPRINTS += [notices_bp]
+
+# Office alerts (issue 18): each staff login's own alert choices.
+from .staff.staff_alerts import bp as staff_alerts_bp  # noqa: E402
+
+BLUEPRINTS += [staff_alerts_bp]

@@ -7,10 +7,10 @@ from ...auth import mark_fresh, mark_two_step, safe_next, staff_required
 from ...db import utcnow
 from ...filters import datetimefmt
 from ...forms.auth import ConfirmPasswordForm, SignInForm, TwoStepCodeForm
-from ...models import AccessRequest, Case, Payment, PortalUser, Rfq, StaffUser
+from ...models import StaffUser
 from ...security import digest, seal, unseal
+from ...services import alerts, jobs
 from ...services import auth as auth_service
-from ...services import jobs, outbox
 from ...services import two_step as two_step_service
 from ...services.ratelimit import guest_limit
 from ...web import qr_svg, redirect_to, render
@@ -156,20 +156,7 @@ def confirm():
 @staff_required()
 def index():
     """The staff home: what needs attention."""
-    attention = {
-        "pending_offline": Payment.select().where(Payment.status == "pending").count(),
-        "flagged": Payment.select().where(Payment.flagged).count(),
-        "open_cases": Case.select().where(Case.status.in_(("new", "open"))).count(),
-        "access_requests": AccessRequest.select().where(AccessRequest.status == "pending").count(),
-        "pending_users": PortalUser.select().where(PortalUser.status == "pending").count(),
-        "rfqs_to_quote": Rfq.select().where(Rfq.status == "submitted").count(),
-    }
-    mail = outbox.counts()
-    attention.update(
-        waiting_mail=mail["waiting"],
-        failed_mail=mail.get("failed", 0),
-        uncertain_mail=mail.get("uncertain", 0),
-    )
+    attention = alerts.waiting_counts()
     last = jobs.last_run()
     stale = current_app.config["WORKER_STALE_SECONDS"]
     worker = {
