@@ -4,6 +4,7 @@ alert (an email at once, the daily summary, or not at all)."""
 from flask import Blueprint, flash, url_for
 from flask_wtf import FlaskForm
 from wtforms import RadioField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 
 from ...services import alerts
@@ -26,7 +27,7 @@ def _form(staff) -> FlaskForm:
             kind,
             RadioField(
                 about.label,
-                choices=list(alerts.DELIVERIES.items()),
+                choices=[SelectChoice(value, label) for value, label in alerts.DELIVERIES.items()],
                 validators=[InputRequired("Choose how you get these alerts.")],
                 description=about.help,
             ),
