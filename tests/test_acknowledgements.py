@@ -11,6 +11,7 @@ from portal.services import outbox, settings
 from . import factories
 from .conftest import login
 from .test_quick_request import send
+from .test_quotes import rfq_data
 
 BASE = "http://localhost"
 
@@ -78,14 +79,9 @@ def test_a_question_about_an_invoice_is_acknowledged_naming_the_invoice(client, 
 
 def test_a_request_for_quote_is_acknowledged_with_its_items_and_link(client, mailbox, pat):
     login(client, pat.email)
-    data = {
-        "needed_by": "2099-01-31",
-        "site_id": "",
-        "notes": "",
-        "lines-0-product": "",
-        "lines-0-description": "Laser-cut bracket",
-        "lines-0-quantity": "250",
-    }
+    data = rfq_data(
+        needed_by="2099-01-31", notes="", **{"lines-0-description": "Laser-cut bracket"}
+    )
     assert client.post("/quotes/requests/new", data=data).status_code == 303
     rfq = Rfq.get()
 

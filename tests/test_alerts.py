@@ -19,6 +19,7 @@ from portal.services.stripe_provider import Reversal
 from . import factories
 from .conftest import HX, login, staff_login
 from .test_email_placeholders import guest_pays, payment_with_credit, register, with_admin
+from .test_quotes import rfq_data
 
 BASE = "http://localhost"
 
@@ -93,14 +94,7 @@ def ev_case_reply(client, acme):
 
 def ev_rfq_submitted(client, acme):
     login(client, acme.email)
-    data = {
-        "needed_by": "",
-        "site_id": "",
-        "notes": "Deliver to dock B.",
-        "lines-0-product": "",
-        "lines-0-description": "Laser-cut bracket",
-        "lines-0-quantity": "250",
-    }
+    data = rfq_data(**{"lines-0-description": "Laser-cut bracket"})
     assert client.post("/quotes/requests/new", data=data).status_code == 303
     rfq = Rfq.get()
     return (
