@@ -59,5 +59,6 @@ def up(migrator, db):
 
 
 def down(migrator, db):
-    for table in ("alert_entry", "alert_digest", "alert_choice"):
-        db.execute_sql(f'DROP TABLE IF EXISTS "{table}"')
+    db.execute_sql('DROP TABLE IF EXISTS "alert_entry"')
+    db.execute_sql('DROP TABLE IF EXISTS "alert_digest"')
+    db.execute_sql('DROP TABLE IF EXISTS "alert_choice"')
