@@ -104,10 +104,14 @@ def test_an_access_request_is_acknowledged_once_naming_the_business(client, mail
 
 def test_a_guests_quick_request_sends_no_case_acknowledgement(client, mailbox, pat):
     """A guest's quick request has no login to acknowledge (the account's contacts get the
-    case's own email): a case is opened, and no case_received is queued."""
+    case's own email): a case is opened, no case_received is queued, the office is alerted."""
     settings.save({"quick_requests": True})
+    boss = factories.staff(email="boss@harbor.example", admin=True)
     invoice, code = factories.invoice(pat.contact.customer)
     response = send(client, invoice_number=invoice.number, quick_pay_code=code)
     assert response.headers["Location"] == "/request-service/sent"
     assert Case.select().count() == 1
     assert not OutboxMessage.select().where(OutboxMessage.kind == "case_received").exists()
+    # The office hears of it like any new case.
+    (alert,) = [m for m in mailbox.to(boss.email) if m["Auto-Submitted"] == "auto-generated"]
+    assert f"New case {Case.get().number} from Acme Manufacturing" in alert["Subject"]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from portal.db import db, write_txn
-from portal.models import AuditLog, Case, OutboxMessage, Payment, Quote, Rfq
+from portal.models import AccessRequest, AuditLog, Case, OutboxMessage, Payment, Quote, Rfq
 from portal.models_alerts import AlertChoice, AlertDigest, AlertEntry
 from portal.services import alerts, cases, jobs, outbox, payments, settings
 from portal.services.stripe_provider import Reversal
@@ -268,6 +268,20 @@ def test_a_login_with_the_office_address_gets_one_email_per_quote_decision(
     outbox.deliver_due()
     assert len(mailbox.to("office@harbor.example")) == 1
     assert len(alerts_to(mailbox, other.email)) == 1
+
+
+def test_b9_a_guests_line_breaks_never_reach_an_alerts_headers(app, mailbox, office):
+    """B9: an access request whose stored name and company carry CR/LF and a Bcc line
+    alerts with one clean subject line: no extra header, no extra recipient."""
+    row = AccessRequest.create(
+        name="Dana\r\nBcc: x@evil.example", company="Beta\nFoods", email="dana@beta.example"
+    )
+    with write_txn():
+        alerts.raise_("access_request", row)
+    (message,) = alerts_to(mailbox, office["admin"].email)
+    assert message["Bcc"] is None and mailbox.to("x@evil.example") == []
+    assert "\n" not in message["Subject"].strip() and "\r" not in message["Subject"]
+    assert "Bcc: x@evil.example" in message["Subject"]  # kept as text on the one line
 
 
 # --- the daily summary ----------------------------------------------------------------------
