@@ -34,7 +34,17 @@ from peewee import IntegrityError
 from .. import clock
 from ..db import db, utcnow, write_txn
 from ..filters import datefmt, datetimefmt, money
-from ..models import AccessRequest, Case, CaseMessage, Payment, PortalUser, Quote, Rfq, StaffUser
+from ..models import (
+    AccessRequest,
+    AutopayCharge,
+    Case,
+    CaseMessage,
+    Payment,
+    PortalUser,
+    Quote,
+    Rfq,
+    StaffUser,
+)
 from ..models_alerts import AlertChoice, AlertDigest, AlertEntry
 from ..web import absolute_url
 from . import audit, email_templates, outbox, settings
@@ -70,7 +80,8 @@ KINDS = {
     ),
     "payment_problem": AlertKind(
         "Payments failed or disputed",
-        "A bank debit fails, or a payment is disputed or refunded at the payment provider.",
+        "A bank debit or an autopay charge fails, or a payment is disputed or refunded at the "
+        "payment provider.",
     ),
 }
 
@@ -251,16 +262,27 @@ def _payment_problem(payment):
     )
 
 
+def _autopay_failed(charge):
+    invoice = charge.invoice
+    return (
+        f"Autopay could not charge invoice {invoice.number} of {invoice.customer.name} "
+        f"({money(charge.amount_cents, invoice.currency)}): {charge.last_error}",
+        "The company's admins were emailed; autopay tries again or asks them to pay it.",
+        absolute_url("staff_autopay.index"),
+    )
+
+
+# What each kind of alert is about, and how it says it.
 DESCRIBE = {
-    "case_new": (Case, _case_new),
-    "case_reply": (CaseMessage, _case_reply),
-    "invoice_question": (Case, _invoice_question),
-    "rfq_submitted": (Rfq, _rfq_submitted),
-    "quote_decided": (Quote, _quote_decided),
-    "access_request": (AccessRequest, _access_request),
-    "registration_waiting": (PortalUser, _registration_waiting),
-    "payment_to_confirm": (Payment, _payment_to_confirm),
-    "payment_problem": (Payment, _payment_problem),
+    "case_new": {Case: _case_new},
+    "case_reply": {CaseMessage: _case_reply},
+    "invoice_question": {Case: _invoice_question},
+    "rfq_submitted": {Rfq: _rfq_submitted},
+    "quote_decided": {Quote: _quote_decided},
+    "access_request": {AccessRequest: _access_request},
+    "registration_waiting": {PortalUser: _registration_waiting},
+    "payment_to_confirm": {Payment: _payment_to_confirm},
+    "payment_problem": {Payment: _payment_problem, AutopayCharge: _autopay_failed},
 }
 
 
@@ -286,9 +308,9 @@ def raise_(kind: str, obj, text: str | None = None, link: str | None = None, off
         raise KeyError(kind)
     if db.transaction_depth() == 0:
         raise RuntimeError("alerts.raise_ belongs inside the transaction of the change")
-    model, describe = DESCRIBE[kind]
-    if not isinstance(obj, model):
-        raise TypeError(f"a {kind} alert is about a {model.__name__}, not {obj!r}")
+    describe = DESCRIBE[kind].get(type(obj))
+    if describe is None:
+        raise TypeError(f"a {kind} alert is not about {obj!r}")
     headline, detail, own_link = describe(obj)
     headline, link = " ".join((text or headline).split()), link or own_link
     skip = (settings.get("contact_email") or "").lower() if office_copy else None

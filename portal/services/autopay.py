@@ -43,7 +43,7 @@ from ..models import (
     SavedMethod,
 )
 from ..web import absolute_url
-from . import access, audit, email_templates, figures, payments, saved_methods
+from . import access, alerts, audit, email_templates, figures, payments, saved_methods
 
 log = logging.getLogger(__name__)
 
@@ -541,6 +541,7 @@ def _failed(autopay, charge, reason: str) -> None:
         Autopay.update(failures=failures, updated_at=now).where(Autopay.id == autopay.id).execute()
         charge = AutopayCharge.get_by_id(charge.id)
         audit.record("autopay.charge_failed", charge, reason=reason, tries=tries)
+        alerts.raise_("payment_problem", charge)
         _tell(autopay, charge, reason, after)
         if failures >= DISABLE_AFTER and autopay.active:
             _stop_locked(autopay, f"{failures} charges failed in a row. The last: {reason}")
