@@ -169,12 +169,12 @@ def _case_new(case):
 
 
 def _invoice_question(case):
-    invoice = case.invoice
+    _, first, link = _case_new(case)
     return (
-        f"Question about invoice {invoice.number} from {case.customer.name} "
+        f"Question about invoice {case.invoice.number} from {case.customer.name} "
         f"(case {case.number}): {case.subject}",
-        _first_message(case),
-        absolute_url("staff_cases.show", case_id=case.id),
+        first,
+        link,
     )
 
 
