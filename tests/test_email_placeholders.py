@@ -579,6 +579,45 @@ def ev_rfq_received(app, client):
     }
 
 
+def web_order(po="PO-88"):
+    """A buyer's order placed in the portal, waiting for the office's review."""
+    from portal.services import cart
+
+    user = buyer()
+    site = factories.site(user.contact.customer, name="Plant 1")
+    cart.add(user, factories.product(price_cents=1000, available_quantity=50).id, 2000)
+    return cart.checkout(user, site_id=site.id, customer_po=po)
+
+
+def ev_order_accepted(app, client):
+    """Staff accept a web order: the login that placed it is told (issue 20)."""
+    from portal.services import orders
+
+    order = web_order()
+    orders.review(order, factories.staff(), True)
+    return {
+        "name": "Pat",
+        "order_number": order.number,
+        "customer_po": "PO-88",
+        "link": f"http://localhost/orders/{order.public_id}",
+    }
+
+
+def ev_order_rejected(app, client):
+    """Staff reject a web order with a reason: the login that placed it reads why."""
+    from portal.services import orders
+
+    order = web_order(po="")
+    orders.review(order, factories.staff(), False, "That size is discontinued.")
+    return {
+        "name": "Pat",
+        "order_number": order.number,
+        "customer_po": "not given",
+        "reason": "That size is discontinued.",
+        "link": f"http://localhost/orders/{order.public_id}",
+    }
+
+
 EVENTS = {
     "invitation": ev_invitation,
     "access_approved": ev_access_approved,
@@ -610,6 +649,8 @@ EVENTS = {
     "shipment_sent-without-tracking": ev_shipment_sent_without_tracking,
     "case_received": ev_case_received,
     "rfq_received": ev_rfq_received,
+    "order_accepted": ev_order_accepted,
+    "order_rejected": ev_order_rejected,
 }
 
 

@@ -24,17 +24,21 @@ class AttachmentsField(MultipleFileField):
 
     prepared = ()
 
+    def __init__(self, *args, per: str = "message", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.per = per  # what the files go with, in the count limit's message
+
     def pre_validate(self, form):
         try:
-            self.prepared = attachments.prepare(self.data)
+            self.prepared = attachments.prepare(self.data, self.per)
         except attachments.Refused as refused:
             self.prepared = ()
             raise ValidationError(str(refused)) from None
 
 
-def files_field():
+def files_field(per: str = "message"):
     return AttachmentsField(
-        "Attach files", render_kw={"accept": attachments.ACCEPT}, validators=[Optional()]
+        "Attach files", render_kw={"accept": attachments.ACCEPT}, validators=[Optional()], per=per
     )
 
 

@@ -16,6 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from .. import clock
+from .cases import files_field
 from .staff import CustomerSiteFields, money_to_cents, parse_quantity
 
 RFQ_ROWS = 5
@@ -59,8 +60,10 @@ class RfqForm(FlaskForm):
     notes = TextAreaField(
         "Notes",
         validators=[Length(max=5000)],
-        description="Delivery details, drawings you can send, tolerances, anything we should know.",
+        description="Delivery details, tolerances, anything we should know.",
     )
+    # Drawings, specifications, photos: checked like a case's files (services/attachments).
+    files = files_field("request")
     # No min_entries: WTForms 3.3 renumbers posted rows, then fills min_entries from the
     # formdata again, which duplicated a posted row; __init__ pads with empty rows instead.
     lines = FieldList(FormField(RfqLineForm), min_entries=0, max_entries=MAX_ROWS)
@@ -195,6 +198,8 @@ class QuoteForm(FlaskForm):
         validators=[Length(max=5000)],
         description="Lead time, delivery terms, what the price includes.",
     )
+    # Drawings, data sheets, terms: the customer sees them with the published quote.
+    files = files_field("quote")
     lines = FieldList(FormField(QuoteLineForm), min_entries=0, max_entries=MAX_ROWS)
 
     def __init__(self, *args, **kwargs):

@@ -1,8 +1,9 @@
 """Attachments: files sent with something a customer or staff wrote, stored and served.
 
-Generic by owner: a row names its owner by kind and id (`case_message` here). A capability
-registers who may see its owners with `@visible_to("kind")`; `for_customer` asks that
-function, so an attachment of a case the user may not open answers None (hence 404).
+Generic by owner: a row names its owner by kind and id (`case_message` in services/cases.py,
+`rfq` and `quote` in services/quotes.py). A capability registers who may see its owners with
+`@visible_to("kind")`; `for_customer` asks that function, so an attachment of a case, RFQ or
+quote the user may not open answers None (hence 404).
 
 A file is accepted by its content, not its name: the first bytes must be one of the allowed
 types (PNG, JPEG, GIF, WebP, PDF, plain text/CSV) AND the name must end as that type does, so
@@ -108,12 +109,13 @@ def clean_filename(name: str) -> str:
     return name
 
 
-def prepare(files) -> list[Prepared]:
-    """Check uploaded files (werkzeug FileStorage; empty ones ignored); raise Refused."""
+def prepare(files, per: str = "message") -> list[Prepared]:
+    """Check uploaded files (werkzeug FileStorage; empty ones ignored); raise Refused.
+    `per` names what the files go with in the count message (a message, a request, a quote)."""
     max_bytes, max_files = limits()
     files = [f for f in files or () if f is not None and getattr(f, "filename", "")]
     if len(files) > max_files:
-        raise Refused(f"Attach at most {max_files} files to one message.")
+        raise Refused(f"Attach at most {max_files} files to one {per}.")
     prepared = []
     for upload in files:
         name = clean_filename(upload.filename) or "attachment"

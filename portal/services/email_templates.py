@@ -629,6 +629,43 @@ KINDS = {
         },
         _shipment,
     ),
+    "order_accepted": Kind(
+        "Order accepted",
+        "Sent to the login that placed an order in the portal when the office accepts it.",
+        {
+            "name": "The customer's name",
+            "order_number": "The order number",
+            "customer_po": "The customer's PO number (else “not given”)",
+            "link": "A link to the order",
+        },
+        {
+            "name": "Pat Buyer",
+            "order_number": "W-000012",
+            "customer_po": "PO-4471",
+            "link": "{base}/orders/example",
+        },
+        _given(customer_po="not given"),
+    ),
+    "order_rejected": Kind(
+        "Order not accepted",
+        "Sent to the login that placed an order in the portal when the office rejects it, "
+        "with the reason staff gave.",
+        {
+            "name": "The customer's name",
+            "order_number": "The order number",
+            "customer_po": "The customer's PO number (else “not given”)",
+            "reason": "Why the order was not accepted",
+            "link": "A link to the order",
+        },
+        {
+            "name": "Pat Buyer",
+            "order_number": "W-000012",
+            "customer_po": "PO-4471",
+            "reason": "That size is discontinued; please call us for the replacement.",
+            "link": "{base}/orders/example",
+        },
+        _given(customer_po="not given", reason=NO_REASON),
+    ),
     "case_received": Kind(
         "Support case received",
         "Sent to the customer who opens a case (also “Question this invoice”): we have it, "

@@ -137,7 +137,8 @@ class OrderError(Exception):
 
 def review(order: SalesOrder, staff, accept: bool, reason: str = "") -> None:
     """The office accepts a submitted portal order, or rejects it saying why; the UPDATE
-    re-checks the state, so two clicks or two colleagues cannot decide it twice."""
+    re-checks the state, so two clicks or two colleagues cannot decide it twice. The login
+    that placed the order is emailed the decision in the same transaction (once)."""
     reason = (reason or "").strip()
     if not accept and not reason:
         raise OrderError("Say why the order is not accepted; the customer reads it.", "reason")
@@ -154,7 +155,25 @@ def review(order: SalesOrder, staff, accept: bool, reason: str = "") -> None:
             WebOrder.order == order.id
         ).execute()
         audit.record(f"order.{status}", order, actor=staff, reason=reason or None)
+        _email_review(order, status, reason)
     order.status = status
+
+
+def _email_review(order: SalesOrder, status: str, reason: str) -> None:
+    """`order_accepted` or `order_rejected` to the active login that placed the order."""
+    web = web_order_of(order)
+    user = web.placed_by if web is not None and web.placed_by_id else None
+    if user is None or user.status != "active" or not user.contact.email:
+        return
+    email_templates.queue(
+        f"order_{status}",
+        user.contact.email,
+        name=user.contact.first_name,
+        order_number=order.number,
+        customer_po=order.customer_po,
+        reason=reason,
+        link=absolute_url("orders.show", order_id=order.id),
+    )
 
 
 def _exportable():
@@ -304,10 +323,12 @@ ANNOUNCE_WITHIN = timedelta(days=7)
 
 def announce_shipments(shipped: list[tuple[SalesOrder, dict]], now) -> int:
     """Queue the `shipment_sent` email for shipments just recorded (inside the caller's
-    transaction): to whoever accepted the order's quote, else the company's address. Only
-    shipments still on their way and shipped within a week are announced, so importing an
-    order history sends nothing; so is an order of a customer without the portal or with
-    the orders module off. Returns how many were queued."""
+    transaction): to whoever accepted the order's quote, else whoever placed it in the
+    portal, else the company's address; never to a contact that turned shipment emails off
+    (`notices`, topic `order_shipped`), and with the one-click unsubscribe. Only shipments
+    still on their way and shipped within a week are announced, so importing an order
+    history sends nothing; so is an order of a customer without the portal or with the
+    orders module off. Returns how many were queued."""
     if not settings.get("module_orders"):
         return 0
     news = [
@@ -317,25 +338,29 @@ def announce_shipments(shipped: list[tuple[SalesOrder, dict]], now) -> int:
     ]
     if not news:
         return 0
-    # Two queries for all of them: the customers, and who accepted each order's quote.
+    # Three queries for all of them: the customers, who accepted each order's quote, and
+    # who placed each portal order.
     customers = {
         c.id: c for c in Customer.select().where(Customer.id.in_({o.customer_id for o, _ in news}))
     }
     deciders = _quote_deciders({o.quote_id for o, _ in news if o.quote_id})
+    placers = _web_placers({o.id for o, _ in news})
     queued = 0
     for order, values in news:
         customer = customers[order.customer_id]
         if not customer.portal_enabled:
             continue
-        user = deciders.get(order.quote_id)
-        to = user.contact.email if user is not None else customer.email
-        if not to:
+        user = deciders.get(order.quote_id) or placers.get(order.id)
+        mail = quotes.notice_mail(user, customer, "order_shipped")
+        if mail is None:
             continue
+        to, name, headers = mail
         shipment = Shipment(**values)
         email_templates.queue(
             "shipment_sent",
             to,
-            name=user.contact.first_name if user is not None else customer.name,
+            headers=headers,
+            name=name,
             order_number=order.number,
             customer_po=order.customer_po,
             shipment_number=values["number"],
@@ -346,6 +371,19 @@ def announce_shipments(shipped: list[tuple[SalesOrder, dict]], now) -> int:
         )
         queued += 1
     return queued
+
+
+def _web_placers(order_ids) -> dict:
+    """{order id: the active login that placed it in the portal, with its contact}."""
+    if not order_ids:
+        return {}
+    rows = (
+        WebOrder.select(WebOrder.order, PortalUser, Contact)
+        .join(PortalUser, on=(WebOrder.placed_by == PortalUser.id))
+        .join(Contact)
+        .where(WebOrder.order.in_(list(order_ids)) & (PortalUser.status == "active"))
+    )
+    return {web.order_id: web.placed_by for web in rows}
 
 
 def _quote_deciders(quote_ids) -> dict:

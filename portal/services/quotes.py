@@ -12,6 +12,11 @@ they accept the quote's terms and may add a PO number; who, when, from which add
 the digest of the quote's lines and totals are kept. The digest is also stored when the
 quote is published: a quote whose lines or totals changed since (or since the customer's
 page was drawn) cannot be accepted as it was.
+
+Files: a customer attaches drawings or photos to an RFQ, staff attach files to a quote while
+it is a draft (so a published quote's files never change under the customer). Both are
+attachments (`services/attachments.py`, owner kinds `rfq` and `quote`), served to a login
+that may open the RFQ or the published quote, and to staff.
 """
 
 import hashlib
@@ -40,7 +45,7 @@ from ..models import (
     Site,
 )
 from ..web import absolute_url
-from . import alerts, audit, counters, email_templates, outbox, settings
+from . import alerts, attachments, audit, counters, email_templates, notices, outbox, settings
 
 RFQ_STATUSES = ("submitted", "quoted", "closed", "withdrawn")
 RFQ_LABELS = {
@@ -60,6 +65,9 @@ QUOTE_LABELS = {
 }
 STAFF_QUOTE_LABELS = dict(QUOTE_LABELS, published="Published")
 CUSTOMER_VISIBLE = ("published", "accepted", "declined", "expired")
+# Owner kinds of attachments (services/attachments.py).
+RFQ_FILES = "rfq"
+QUOTE_FILES = "quote"
 
 
 class QuoteError(Exception):
@@ -196,8 +204,11 @@ def sites_for(user):
     return query.order_by(Site.name)
 
 
-def create_rfq(user, lines: list[Line], needed_by=None, notes: str = "", site_id=None) -> Rfq:
-    """Store an RFQ with its lines in one transaction; the site must be one the user sees."""
+def create_rfq(
+    user, lines: list[Line], needed_by=None, notes: str = "", site_id=None, files=()
+) -> Rfq:
+    """Store an RFQ with its lines and files (checked: `attachments.prepare`) in one
+    transaction; the site must be one the user sees."""
     if not lines:
         raise QuoteError("Add at least one item.", "lines")
     site = None
@@ -207,6 +218,7 @@ def create_rfq(user, lines: list[Line], needed_by=None, notes: str = "", site_id
             raise QuoteError("Choose one of your sites.", "site_id")
     elif user.site_ids is not None:
         raise QuoteError("Choose the site this is for.", "site_id")
+    attachments.store(files)
     with write_txn():
         now = utcnow()
         rfq = Rfq.create(
@@ -228,10 +240,37 @@ def create_rfq(user, lines: list[Line], needed_by=None, notes: str = "", site_id
                 description=line.description,
                 quantity_milli=line.quantity_milli,
             )
-        audit.record("rfq.submitted", rfq, lines=len(lines))
+        attachments.record(RFQ_FILES, rfq.id, files, portal_user=user)
+        audit.record("rfq.submitted", rfq, lines=len(lines), attachments=len(files))
         alerts.raise_("rfq_submitted", rfq)
         alerts.acknowledge(rfq)
     return rfq
+
+
+@attachments.visible_to(RFQ_FILES)
+def _customer_sees_rfq(user, rfq_id) -> bool:
+    """A customer sees an RFQ's files when they may open the RFQ (quotes role, its site)."""
+    if not (settings.get("module_quotes") and user.has_role("quotes")):
+        return False
+    return rfq_for(user, rfq_id) is not None
+
+
+@attachments.visible_to(QUOTE_FILES)
+def _customer_sees_quote(user, quote_id) -> bool:
+    """A customer sees a quote's files when they may open the quote (never a draft)."""
+    if not (settings.get("module_quotes") and user.has_role("quotes")):
+        return False
+    return quote_for(user, quote_id) is not None
+
+
+def rfq_files(rfq: Rfq) -> list:
+    """The files the customer sent with an RFQ, in order."""
+    return attachments.for_owners(RFQ_FILES, [rfq.id]).get(rfq.id, [])
+
+
+def quote_files(quote: Quote) -> list:
+    """The files staff attached to a quote, in order."""
+    return attachments.for_owners(QUOTE_FILES, [quote.id]).get(quote.id, [])
 
 
 def rfq_lines(rfq: Rfq) -> list[RfqLine]:
@@ -508,9 +547,10 @@ def create_quote(
     *,
     customer: Customer | None = None,
     site_id: int | None = None,
+    files=(),
 ) -> Quote:
-    """A draft quote with its priced lines, in one transaction: answering an RFQ (for its
-    customer and site), or started by the office for `customer` (and `site_id`)."""
+    """A draft quote with its priced lines and files, in one transaction: answering an RFQ
+    (for its customer and site), or started by the office for `customer` (and `site_id`)."""
     if not lines:
         raise QuoteError("Add at least one line.", "lines")
     if rfq is not None:
@@ -519,6 +559,7 @@ def create_quote(
         customer_id = customer.id
         if site_id and not Site.belongs_to(site_id, customer_id):
             raise QuoteError("Choose one of this customer's sites.", "site_id")
+    attachments.store(files)
     with write_txn():
         quote = Quote.create(
             number=counters.next_number("quote", "Q"),
@@ -533,26 +574,37 @@ def create_quote(
         total = _store_lines(quote, lines)
         Quote.update(total_cents=total).where(Quote.id == quote.id).execute()
         quote.total_cents = total
+        attachments.record(QUOTE_FILES, quote.id, files, staff_user=staff)
         audit.record(
-            "quote.created", quote, actor=staff, rfq=rfq.number if rfq else None, total_cents=total
+            "quote.created",
+            quote,
+            actor=staff,
+            rfq=rfq.number if rfq else None,
+            total_cents=total,
+            attachments=len(files),
         )
     return quote
 
 
 def update_draft(
-    quote: Quote, staff, lines: list[Line], valid_until: date, notes: str = ""
+    quote: Quote, staff, lines: list[Line], valid_until: date, notes: str = "", files=()
 ) -> None:
-    """Change a draft's lines, validity and notes; a published quote is never changed."""
+    """Change a draft's lines, validity and notes, and add files; a published quote is never
+    changed (its row is locked, so a publish at the same moment comes first or after)."""
     if not lines:
         raise QuoteError("Add at least one line.", "lines")
+    attachments.store(files)
     with write_txn():
-        if Quote.get_by_id(quote.id).status != "draft":
+        if locked(Quote.select().where(Quote.id == quote.id)).get().status != "draft":
             raise QuoteError("Only a draft can be changed; this quote was already published.")
+        attachments.record(QUOTE_FILES, quote.id, files, staff_user=staff)
         total = _store_lines(quote, lines)
         Quote.update(total_cents=total, valid_until=valid_until, notes=(notes or "").strip()).where(
             Quote.id == quote.id
         ).execute()
-        audit.record("quote.updated", quote, actor=staff, total_cents=total)
+        audit.record(
+            "quote.updated", quote, actor=staff, total_cents=total, attachments=len(files) or None
+        )
     quote.total_cents, quote.valid_until, quote.notes = total, valid_until, (notes or "").strip()
 
 
@@ -588,7 +640,8 @@ def publish(quote: Quote, staff) -> None:
 
 
 def _email_customer(quote: Quote) -> None:
-    """The quote_published email to whoever asked for it, or to the company's address."""
+    """The quote_published email to whoever asked for it, or to the company's address,
+    unless that contact turned quote emails off (`notices`)."""
     user = None
     if quote.rfq_id:
         rfq = Rfq.get_by_id(quote.rfq_id)
@@ -597,18 +650,49 @@ def _email_customer(quote: Quote) -> None:
             if user is not None and user.status != "active":
                 user = None
     customer = Customer.get_by_id(quote.customer_id)
-    to = user.contact.email if user is not None else customer.email
-    if not to:
+    mail = notice_mail(user, customer, "quote_published")
+    if mail is None:
         return
+    to, name, headers = mail
     email_templates.queue(
         "quote_published",
         to,
-        name=user.contact.first_name if user is not None else customer.name,
+        headers=headers,
+        name=name,
         quote_number=quote.number,
         total=money(quote.total_cents, quote.currency),
         valid_until=datefmt(quote.valid_until) if quote.valid_until else "further notice",
         link=absolute_url("quotes.show", quote_id=quote.id),
     )
+
+
+def notice_mail(user, customer: Customer, topic: str) -> tuple[str, str, dict | None] | None:
+    """(address, greeting name, extra headers) of a customer notice of `topic` (a quote
+    published, an order shipped) to `user`'s contact, else to the company's address; None
+    when nobody is to get it. A contact that turned the topic off gets nothing (never the
+    company's address instead); every message to a contact carries its one-click
+    unsubscribe. The company's address gets the contact's choice when it is a contact's."""
+    if user is not None:
+        contact = user.contact
+        if not notices.wants(contact, topic):
+            return None
+        return contact.email, contact.first_name, notices.headers(contact, topic)
+    if not customer.email:
+        return None
+    contact = (
+        Contact.select()
+        .where(
+            (Contact.customer == customer.id)
+            & (fn.LOWER(Contact.email) == customer.email.strip().lower())
+        )
+        .order_by(Contact.id)
+        .first()
+    )
+    if contact is None:
+        return customer.email, customer.name, None
+    if not notices.wants(contact, topic):
+        return None
+    return customer.email, customer.name, notices.headers(contact, topic)
 
 
 def withdraw_rfq(rfq: Rfq, user) -> None:

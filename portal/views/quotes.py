@@ -68,7 +68,8 @@ def _rfq_form():
 @bp.route("/requests/new", methods=["GET", "POST"])
 @quotes_required
 def new():
-    """Ask for a quote: needed-by date, site, notes and a few item rows (blank rows skipped)."""
+    """Ask for a quote: needed-by date, site, notes, a few item rows (blank rows skipped) and
+    files (drawings, photos); a refused file is named next to the field, the rest kept."""
     form = _rfq_form()
     if request.method == "POST" and request.form.get("action") == "more":
         # Without JavaScript, "More rows" posts what was typed and gets the form back longer.
@@ -88,6 +89,7 @@ def new():
                 needed_by=form.needed_by.data,
                 notes=form.notes.data,
                 site_id=int(form.site_id.data) if form.site_id.data else None,
+                files=form.files.prepared,
             )
         except quotes.QuoteError as exc:
             target = getattr(form, exc.field or "", None)
@@ -116,6 +118,7 @@ def rfq(rfq_id):
         "quotes/rfq.html",
         rfq=found,
         lines=quotes.rfq_lines(found),
+        files=quotes.rfq_files(found),
         answers=quotes.visible_quotes_of(found),
         rfq_labels=quotes.RFQ_LABELS,
         labels=quotes.QUOTE_LABELS,
@@ -143,6 +146,7 @@ def _show(quote, decline_form=None, status=200, accept_form=None):
         quote=quote,
         state=quotes.status_of(quote),
         lines=lines,
+        files=quotes.quote_files(quote),
         accept_form=accept_form,
         decline_form=decline_form or DeclineForm(formdata=None),
         labels=quotes.QUOTE_LABELS,

@@ -71,6 +71,7 @@ def rfq(rfq_id):
         "staff/quotes/rfq.html",
         rfq=found,
         lines=quotes.rfq_lines(found),
+        files=quotes.rfq_files(found),
         answers=list(found.quotes.order_by(Quote.id.desc())),
         rfq_labels=quotes.RFQ_LABELS,
         labels=quotes.STAFF_QUOTE_LABELS,
@@ -138,6 +139,7 @@ def _form_page(form, rfq=None, quote=None, status=200):
         back = url_for("staff_quotes.rfq", rfq_id=rfq.id)
     else:
         back = url_for("staff_quotes.quotes_list")
+    source = rfq or (quote.rfq if quote is not None and quote.rfq_id else None)
     return render(
         "staff/quotes/form.html",
         block="form",
@@ -146,6 +148,8 @@ def _form_page(form, rfq=None, quote=None, status=200):
         rfq=rfq,
         quote=quote,
         back=back,
+        source_files=quotes.rfq_files(source) if source is not None else [],
+        files=quotes.quote_files(quote) if quote is not None else [],
     )
 
 
@@ -193,6 +197,7 @@ def _create(form, rfq=None):
                     form.notes.data,
                     customer=customer,
                     site_id=None if rfq is not None else form.site_id.data or None,
+                    files=form.files.prepared,
                 )
             except quotes.QuoteError as exc:
                 attach(form, exc)
@@ -214,6 +219,7 @@ def show(quote_id):
         quote=quote,
         state=quotes.status_of(quote),
         lines=lines,
+        files=quotes.quote_files(quote),
         signature=quotes.signature_of(quote),
         current_digest=quotes.digest(quote, lines),
         labels=quotes.STAFF_QUOTE_LABELS,
@@ -240,7 +246,14 @@ def edit(quote_id):
         lines = _lines(form, quote.customer_id)
         if lines is not None:
             try:
-                quotes.update_draft(quote, me(), lines, form.valid_until.data, form.notes.data)
+                quotes.update_draft(
+                    quote,
+                    me(),
+                    lines,
+                    form.valid_until.data,
+                    form.notes.data,
+                    files=form.files.prepared,
+                )
             except quotes.QuoteError as exc:
                 form.form_errors.append(exc.message)
             else:
