@@ -68,6 +68,7 @@ MATRIX = {
     ("account.remove_passkey", "POST"): Route(None, POST_OK),
     ("account.recovery_codes", "POST"): Route(None, POST_OK),
     ("account.company_rule", "POST"): Route("company_admin", POST_OK),
+    ("account.notices", "POST"): Route(None, POST_OK),  # email notices (issue 18)
     # Company administration (issue 4)
     ("company.index", "GET"): Route("company_admin"),
     ("company.new", "GET"): Route("company_admin"),

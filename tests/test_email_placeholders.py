@@ -618,6 +618,51 @@ def ev_order_rejected(app, client):
     }
 
 
+def ev_invoice_issued(app, client):
+    """Staff create an invoice in the back office: its billing contacts hear of it."""
+    customer = factories.customer(name="Acme Manufacturing")
+    factories.portal_user(customer, first_name="Lee", last_name="Ray")
+    factories.staff(email="clerk@example.com")
+    staff_login(client, "clerk@example.com")
+    data = {
+        "number": "INV-7001",
+        "customer": customer.account_number,
+        "site_id": "0",
+        "issue_date": date.today().isoformat(),
+        "due_date": date(2031, 1, 31).isoformat(),
+        "currency": "USD",
+        "total": "1234.56",
+        "description": "Service visit",
+    }
+    assert client.post("/staff/invoices/new", data=data).status_code == 303
+    return {
+        "name": "Lee Ray",
+        "customer_name": "Acme Manufacturing",
+        "invoice_number": "INV-7001",
+        "amount": "$1,234.56",
+        "due_date": datefmt(date(2031, 1, 31)),
+        "link": Starts("http://localhost/pay/link/"),
+        "unsubscribe_link": Starts("http://localhost/unsubscribe/"),
+    }
+
+
+def ev_statement(app, client):
+    """Staff choose "Email statement" on a customer's page."""
+    customer = factories.customer(name="Acme Manufacturing")
+    factories.portal_user(customer, first_name="Lee", last_name="Ray")
+    factories.invoice(customer, total_cents=123_456)
+    factories.staff(email="clerk@example.com")
+    staff_login(client, "clerk@example.com")
+    assert client.post(f"/staff/customers/{customer.id}/statement").status_code == 303
+    return {
+        "name": "Lee Ray",
+        "customer_name": "Acme Manufacturing",
+        "closing": "$1,234.56",
+        "link": Starts("http://localhost/statements/"),
+        "unsubscribe_link": Starts("http://localhost/unsubscribe/"),
+    }
+
+
 EVENTS = {
     "invitation": ev_invitation,
     "access_approved": ev_access_approved,
@@ -651,6 +696,8 @@ EVENTS = {
     "rfq_received": ev_rfq_received,
     "order_accepted": ev_order_accepted,
     "order_rejected": ev_order_rejected,
+    "invoice_issued": ev_invoice_issued,
+    "statement": ev_statement,
 }
 
 

@@ -153,6 +153,12 @@ class SettingsForm(FlaskForm):
         "Most attachments on one message",
         validators=[Optional(), NumberRange(1, 20, "Between 1 and 20 files.")],
     )
+    statement_day = SelectField(
+        "Statements by email",
+        coerce=int,
+        choices=[(0, "Off")] + [(d, f"Monthly, on day {d}") for d in range(1, 29)],
+        default=0,
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -171,6 +177,7 @@ class SettingsForm(FlaskForm):
         data["case_categories"] = "\n".join(values["case_categories"])
         data["attachment_max_mb"] = values["attachment_max_mb"]
         data["attachment_max_files"] = values["attachment_max_files"]
+        data["statement_day"] = values["statement_day"]
         return cls(data=data)
 
     def validate_time_zone(self, field):
@@ -210,6 +217,8 @@ class SettingsForm(FlaskForm):
         for key in ("attachment_max_mb", "attachment_max_files"):
             if getattr(self, key).data is not None:
                 values[key] = getattr(self, key).data
+        if self.statement_day.raw_data:  # an older page without the field keeps the day
+            values["statement_day"] = self.statement_day.data
         return values
 
 

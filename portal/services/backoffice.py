@@ -32,7 +32,7 @@ from ..models import (
 from ..money import to_decimal
 from ..security import hash_code, hash_secret, new_quick_pay_code, new_stamp, normalize_code, seal
 from ..validators import CONTROL_MESSAGE, has_control_characters
-from . import audit, figures
+from . import audit, figures, statement_mail
 from .auth import end_all_sessions, normalize_email, set_password
 
 PAGE_SIZE = 25
@@ -493,6 +493,8 @@ def create_invoice(values: dict, lines: list[dict], by) -> tuple[Invoice, str]:
             total_cents=invoice.total_cents,
             lines=len(rows),
         )
+        # The new-invoice email, in the same transaction (issue 18; imports send none).
+        statement_mail.invoice_issued(invoice)
     return invoice, code
 
 

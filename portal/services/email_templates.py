@@ -706,6 +706,65 @@ KINDS = {
         },
         _rfq_received,
     ),
+    "invoice_issued": Kind(
+        "New invoice",
+        "Sent to the customer's billing contacts who want it when staff create an invoice in "
+        "the back office (imported invoices send nothing: the books send those).",
+        {
+            "name": "The contact's name",
+            "customer_name": "The customer the invoice is for",
+            "invoice_number": "The invoice number",
+            "amount": "The invoice total, formatted",
+            "due_date": "The invoice's due date",
+            "link": "The signed link that opens the invoice for paying (the invoice's page in "
+            "the portal while quick pay is off)",
+            "unsubscribe_link": "The link that stops these emails for this contact (no sign-in)",
+        },
+        {
+            "name": "Pat Buyer",
+            "customer_name": "Acme Manufacturing",
+            "invoice_number": "INV-000042",
+            "amount": "$1,250.00",
+            "due_date": "Dec 31, 2026",
+            "link": "{base}/pay/link/EXAMPLE",
+            "unsubscribe_link": "{base}/unsubscribe/EXAMPLE",
+        },
+    ),
+    "statement": Kind(
+        "Statement",
+        "Sent each month on the statement day (Settings) to the billing contacts who want it "
+        "of customers with something open, and when staff choose “Email statement”.",
+        {
+            "name": "The contact's name",
+            "customer_name": "The customer",
+            "start": "The statement's first day",
+            "end": "The statement's last day",
+            "opening": "The opening balance, formatted",
+            "closing": "The closing balance, formatted",
+            "lines": "One line per invoice, payment or credit: date, reference, what, amount, "
+            "running balance",
+            "aging": "What is open today by age, one line per group",
+            "open_invoices": "The open invoices, each with its signed pay link",
+            "link": "A link to the statement in the portal",
+            "unsubscribe_link": "The link that stops these emails for this contact (no sign-in)",
+        },
+        {
+            "name": "Pat Buyer",
+            "customer_name": "Acme Manufacturing",
+            "start": "Nov 1, 2026",
+            "end": "Nov 30, 2026",
+            "opening": "$500.00",
+            "closing": "$1,250.00",
+            "lines": "Nov 3, 2026 · INV-000042 · Invoice · charged $1,250.00 · balance "
+            "$1,750.00\nNov 9, 2026 · R-000123 · Payment — thank you · received $500.00 · "
+            "balance $1,250.00",
+            "aging": "Current: $1,250.00\n1–30 days: $0.00",
+            "open_invoices": "Pay online\nINV-000042, $1,250.00 due Dec 3, 2026\n"
+            "{base}/pay/link/EXAMPLE",
+            "link": "{base}/statements/",
+            "unsubscribe_link": "{base}/unsubscribe/EXAMPLE",
+        },
+    ),
 }
 
 

@@ -49,6 +49,8 @@ DEFAULTS = {
     "attachment_max_files": 5,
     # What customers choose from when they open a case (none: no question asked).
     "case_categories": ["Billing", "Delivery", "Service request", "Other"],
+    # Statements by email: the day of the month (1-28) the worker sends them; 0 is off.
+    "statement_day": 0,
 }
 
 
@@ -101,6 +103,8 @@ def check(key: str, value) -> None:
         raise ValueError(f"unknown role in {value!r}")
     if key == "case_categories" and not all(isinstance(v, str) and v for v in value):
         raise ValueError("case categories must be non-empty texts")
+    if key == "statement_day" and value > 28:
+        raise ValueError("statement_day is a day of the month from 1 to 28, or 0 for off")
     if key == "time_zone":
         # zoneinfo directly, not portal.clock: the clock reads the settings.
         try:

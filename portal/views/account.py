@@ -9,7 +9,7 @@ from ..forms.access import ChangePasswordForm, ProfileForm
 from ..forms.two_step import CompanyRuleForm, CurrentPasswordForm
 from ..models import PortalUser
 from ..security import seal, unseal
-from ..services import access, passkeys, saved_methods, settings
+from ..services import access, contact_notices, passkeys, saved_methods, settings
 from ..services import auth as auth_service
 from ..services import two_step as two_step_service
 from ..web import redirect_away, redirect_to, render
@@ -35,7 +35,32 @@ def _page(profile=None, password=None, status=200, block=None, card_error="", se
         role_labels=access.ROLE_LABELS,
         **_methods_context(user, card_error),
         **_security_context(user, **(security or {})),
+        **_notices_context(user),
     )
+
+
+def _notices_context(user) -> dict:
+    """The login's email notices: one checkbox per topic, and what is always sent."""
+    return {
+        "notice_choices": contact_notices.for_contact(user.contact),
+        "notices_form": ActionForm(),
+        "always_sent": contact_notices.ALWAYS_SENT,
+    }
+
+
+@bp.post("/notices")
+@customer_required()
+def notices():
+    """Save which emails this login's contact gets (each change audited)."""
+    if not ActionForm().validate():
+        abort(400)
+    wanted = set(request.form.getlist("topic"))
+    changed = contact_notices.save(me().contact, wanted, me())
+    flash(
+        "Your email choices are saved." if changed else "Your email choices are unchanged.",
+        "success" if changed else "info",
+    )
+    return redirect_to(url_for("account.index") + "#email-notices")
 
 
 def _methods_context(user, error: str = "") -> dict:

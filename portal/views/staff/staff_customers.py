@@ -14,7 +14,7 @@ from ...forms.staff import (
 )
 from ...forms.staff_money import ApplyCreditForm
 from ...models import Contact, Customer, Site
-from ...services import access, backoffice, settings
+from ...services import access, backoffice, contact_notices, settings, statement_mail
 from ...services import orders as orders_service
 from ...services import quotes as quotes_service
 from ...services.backoffice import Problem
@@ -99,7 +99,7 @@ def show(customer_id):
     customer = get_or_404(Customer, customer_id)
     return render(
         "staff/customers/show.html",
-        **backoffice.customer_overview(customer),
+        **_overview(customer),
         today=clock.business_today(),
         action_form=ActionForm(),
         credit_form=ApplyCreditForm(formdata=None),
@@ -107,6 +107,42 @@ def show(customer_id):
         quote_labels=quotes_service.STAFF_QUOTE_LABELS,
         order_labels=orders_service.STATUS_LABELS,
     )
+
+
+def _overview(customer) -> dict:
+    """The customer page's facts, with each contact's email notices and the last statement
+    emailed (staff answer "why did I not get it")."""
+    overview = backoffice.customer_overview(customer)
+    overview["notices"] = contact_notices.for_contacts(overview["contacts"])
+    overview["last_statement"] = statement_mail.last_sent(customer)
+    return overview
+
+
+@bp.post("/<int:customer_id>/statement")
+def email_statement(customer_id):
+    """Email the customer's statement now to its contacts who want it (once a day)."""
+    customer = get_or_404(Customer, customer_id)
+    if not ActionForm().validate():
+        abort(400)
+    try:
+        row = statement_mail.send_now(customer, me())
+    except statement_mail.AlreadySent as done:
+        flash(_already_sent(done.row), "info")
+    else:
+        if row.sent_to:
+            flash(f"Statement emailed to {', '.join(row.sent_to.splitlines())}.", "success")
+        else:
+            flash(
+                "No statement was sent: none of this customer's contacts gets statements "
+                "(billing contacts who have not turned them off; see Contacts below).",
+                "warning",
+            )
+    return redirect_to(_show_url(customer.id) + "#contacts")
+
+
+def _already_sent(row) -> str:
+    to = ", ".join(row.sent_to.splitlines()) or "nobody"
+    return f"Today's statement was already emailed (to {to}); it goes once a day."
 
 
 @bp.route("/<int:customer_id>/edit", methods=["GET", "POST"])
@@ -220,6 +256,23 @@ def edit_contact(contact_id):
     return form_page(
         form, "staff/customers/contact_form.html", save, customer=contact.customer, contact=contact
     )
+
+
+@bp.post("/contacts/<int:contact_id>/billing")
+def contact_billing(contact_id):
+    """Make a contact a billing contact, or stop its billing mail (audited)."""
+    contact = get_or_404(Contact, contact_id)
+    if not ActionForm().validate() or request.form.get("billing") not in ("on", "off"):
+        abort(400)
+    on = request.form["billing"] == "on"
+    if contact_notices.set_billing(contact, on, me()):
+        flash(
+            f"{contact.full_name} is a billing contact: new invoices, reminders and statements."
+            if on
+            else f"{contact.full_name} no longer gets billing mail.",
+            "success",
+        )
+    return redirect_to(_show_url(contact.customer_id) + "#contacts")
 
 
 # --- portal access ----------------------------------------------------------------------
