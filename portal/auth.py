@@ -17,8 +17,19 @@ login_manager.login_message_category = "info"
 
 def init_app(app) -> None:
     login_manager.init_app(app)
-    login_manager.user_loader(auth_service.load_session_user)
+    login_manager.user_loader(_load_user)
     login_manager.unauthorized_handler(_unauthorized)
+
+
+def _load_user(key: str):
+    """The session's user; a staff session viewing the portal as a customer is that login
+    inside the customer area, read-only (`services/view_as.py`; the staff user elsewhere)."""
+    user = auth_service.load_session_user(key)
+    if user is not None and user.is_staff:
+        from .services import view_as
+
+        return view_as.seen_as(user)
+    return user
 
 
 def _login_url() -> str:

@@ -87,3 +87,8 @@ BLUEPRINTS += [notices_bp]
 from .staff.staff_alerts import bp as staff_alerts_bp  # noqa: E402
 
 BLUEPRINTS += [staff_alerts_bp]
+
+# Staff "view as customer", read-only (issue 19).
+from .staff.staff_view_as import bp as staff_view_as_bp  # noqa: E402
+
+BLUEPRINTS += [staff_view_as_bp]

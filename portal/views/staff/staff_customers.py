@@ -19,6 +19,7 @@ from ...services import orders as orders_service
 from ...services import quotes as quotes_service
 from ...services.backoffice import Problem
 from ...web import page_number, redirect_to, render, search_text
+from . import staff_view_as
 from ._common import attach, form_page, get_or_404, guard, me, site_choices, site_options
 
 bp = Blueprint("staff_customers", __name__, url_prefix="/staff/customers")
@@ -106,6 +107,7 @@ def show(customer_id):
         quote_status=quotes_service.status_of,
         quote_labels=quotes_service.STAFF_QUOTE_LABELS,
         order_labels=orders_service.STATUS_LABELS,
+        **staff_view_as.customer_page(customer),  # view as customer, statement (issue 19)
     )
 
 
