@@ -2,6 +2,7 @@
 
 from flask_wtf import FlaskForm
 from wtforms import SelectField
+from wtforms.fields.choices import SelectChoice
 
 from ..services.view_as import WHOLE_ACCOUNT
 
@@ -13,7 +14,7 @@ class ViewAsForm(FlaskForm):
 
     def offer(self, logins) -> "ViewAsForm":
         """The choices: the whole account, then each active login by name and email."""
-        self.login.choices = [(0, f"{WHOLE_ACCOUNT} (every role, every site)")] + [
-            (user.id, f"{user.display_name} · {user.email}") for user in logins
+        self.login.choices = [SelectChoice(0, f"{WHOLE_ACCOUNT} (every role, every site)")] + [
+            SelectChoice(user.id, f"{user.display_name} · {user.email}") for user in logins
         ]
         return self
