@@ -1,5 +1,5 @@
 """Command line: `flask --app app init-db | seed | create-staff | reset-staff-two-step |
-backup | import | worker`."""
+backup | import | worker | inbound`."""
 
 import fcntl
 import os
@@ -151,6 +151,15 @@ def worker_command(interval, once):
     jobs.run(interval=interval, once=once)
 
 
+@click.command("inbound")
+def inbound_command():
+    """Take replies to case emails by SMTP (PORTAL_INBOUND_HOST:PORTAL_INBOUND_PORT, by
+    default 127.0.0.1:2525) for the business's mail server to hand them to, until stopped."""
+    from .services import inbound
+
+    inbound.serve()
+
+
 def init_app(app) -> None:
     for command in (
         init_db_command,
@@ -160,5 +169,6 @@ def init_app(app) -> None:
         backup_command,
         import_command,
         worker_command,
+        inbound_command,
     ):
         app.cli.add_command(command)

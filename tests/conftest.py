@@ -12,6 +12,7 @@ import threading
 import time
 from contextlib import ExitStack
 from email import message_from_bytes, policy
+from email.contentmanager import ContentManager, raw_data_manager
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -26,6 +27,19 @@ from . import factories
 PG_URL = os.environ.get("PORTAL_TEST_DATABASE_URL", "")
 
 
+def _plain_text_of(message, *args, **kwargs):
+    return message.get_body(("plain",)).get_content(*args, **kwargs)
+
+
+# Every email has an HTML part beside its plain text (multipart/alternative); a test reading
+# `message.get_content()` reads the plain text, as a text-only mail client would.
+TEXT_FIRST = ContentManager()
+TEXT_FIRST.get_handlers = dict(raw_data_manager.get_handlers)
+TEXT_FIRST.set_handlers = dict(raw_data_manager.set_handlers)
+TEXT_FIRST.add_get_handler("multipart/alternative", _plain_text_of)
+MAIL_POLICY = policy.default.clone(content_manager=TEXT_FIRST)
+
+
 class Mailbox:
     """An aiosmtpd handler that keeps what arrives, parsed."""
 
@@ -34,7 +48,7 @@ class Mailbox:
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
-        message = message_from_bytes(envelope.content, policy=policy.default)
+        message = message_from_bytes(envelope.content, policy=MAIL_POLICY)
         with self.lock:
             self.messages.append(message)
         return "250 OK"

@@ -16,7 +16,17 @@ from ..db import prepared, utcnow, write_txn
 from ..models import Case, CaseMessage, Customer, PortalUser, SalesOrder, StaffUser
 from ..validators import has_control_characters
 from ..web import absolute_url
-from . import alerts, attachments, audit, counters, email_templates, orders, settings
+from . import (
+    alerts,
+    attachments,
+    audit,
+    counters,
+    email_templates,
+    notices,
+    orders,
+    reply_address,
+    settings,
+)
 
 STATUSES = ("new", "open", "waiting", "resolved", "closed")
 OPEN_STATUSES = ("new", "open", "waiting")
@@ -312,7 +322,10 @@ def staff_reply(
 
 
 def _email_customer(case: Case, body: str, old: str, new: str) -> None:
-    """Queue the "case update" email to whoever opened the case (or the company address)."""
+    """Queue the "case update" email to whoever opened the case (or the company address).
+
+    The login's contact gets it unless it turned case updates off (`notices`), with its
+    one-click unsubscribe and, when replies by email are on, the case's signed Reply-To."""
     user = (
         PortalUser.get_or_none(PortalUser.id == case.portal_user_id)
         if case.portal_user_id
@@ -321,6 +334,14 @@ def _email_customer(case: Case, body: str, old: str, new: str) -> None:
     to = user.contact.email if user is not None else case.customer.email
     if not to:
         return
+    headers = {}
+    if user is not None:
+        if not notices.wants(user.contact, "case_updates"):
+            return
+        headers = {
+            **notices.headers(user.contact, "case_updates"),
+            **reply_address.headers(case, user.contact),
+        }
     lines = []
     if body:
         lines.append(body)
@@ -329,6 +350,7 @@ def _email_customer(case: Case, body: str, old: str, new: str) -> None:
     email_templates.queue(
         "case_update",
         to,
+        headers=headers,
         name=user.contact.first_name if user is not None else case.customer.name,
         case_number=case.number,
         subject=case.subject,

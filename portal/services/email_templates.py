@@ -16,6 +16,7 @@ because the text comes from a person. Overrides live in the settings table under
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -907,8 +908,67 @@ def queue(kind: str, to: str, *, headers: dict | None = None, **objects):
         # A stored address that is not one clean address: the change still happens, and
         # staff see this email as failed instead of a customer seeing an error page.
         return outbox.record_unsendable(to, subject, body, kind, about, f"Not sent: {exc}")
+    subject = outbox.clean_header(subject)
     return outbox.queue(
-        to, outbox.clean_header(subject), body, kind=kind, about=about, headers=headers
+        to,
+        subject,
+        body,
+        body_html=html_body(subject, body),
+        kind=kind,
+        about=about,
+        headers=headers,
+    )
+
+
+# A web address in a text: http(s) only (never `javascript:`), up to a space or a bracket.
+LINK = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+
+
+def _link_end(url: str) -> str:
+    """The address without the punctuation that ends its sentence ("see https://x/.")."""
+    while url and (
+        url[-1] in ".,;:!?*_'\"" or (url[-1] == ")" and url.count(")") > url.count("("))
+    ):
+        url = url[:-1]
+    return url
+
+
+def _segments(line: str) -> list[tuple[str, str | None]]:
+    """A line as (text, link) pieces: each web address becomes a link to itself."""
+    pieces, at = [], 0
+    for match in LINK.finditer(line):
+        url = _link_end(match.group(0))
+        if not url.partition("://")[2]:
+            continue
+        start = match.start()
+        if start > at:
+            pieces.append((line[at:start], None))
+        pieces.append((url, url))
+        at = start + len(url)
+    if at < len(line):
+        pieces.append((line[at:], None))
+    return pieces
+
+
+def html_body(subject: str, text: str) -> str:
+    """The HTML part of an email: the composed text (staff's or the built-in, the same words
+    as the plain part) in the one layout `templates/email/_layout.html`, under the business's
+    name. Paragraphs stay paragraphs, web addresses become links to themselves (absolute,
+    http and https only), and every character of the text is escaped by Jinja's autoescape:
+    what a customer or staff typed (a case subject, a note) can never add markup."""
+    values = settings.load()
+    paragraphs = [
+        [_segments(line) for line in block.split("\n")]
+        for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip())
+        if block.strip()
+    ]
+    template = current_app.jinja_env.get_template("email/_layout.html")
+    return template.render(
+        lang="en",
+        subject=subject,
+        company_name=values["company_name"],
+        base_url=current_app.config["BASE_URL"].rstrip("/") + "/",
+        paragraphs=paragraphs,
     )
 
 
@@ -1047,7 +1107,13 @@ def send_test(kind: str, subject: str, body: str, by) -> None:
     """Queue the template as written, with sample values, to the staff member via the outbox."""
     rendered_subject, rendered_body = validate(kind, subject, body)
     with write_txn():
-        outbox.queue(by.email, f"[Test] {rendered_subject}", rendered_body, kind=f"test:{kind}")
+        outbox.queue(
+            by.email,
+            f"[Test] {rendered_subject}",
+            rendered_body,
+            body_html=html_body(f"[Test] {rendered_subject}", rendered_body),
+            kind=f"test:{kind}",
+        )
         audit.record(
             "email_template.test_sent", Setting(key=KEY_PREFIX + kind), actor=by, kind=kind
         )
