@@ -288,9 +288,13 @@ def read_only_connection(on: bool) -> None:
     """Make this request's database connection read-only (or writable again): a viewed page
     cannot write even by mistake. Pooled connections are handed back writable."""
     if is_sqlite():
-        db.execute_sql(f"PRAGMA query_only = {1 if on else 0}")
+        db.execute_sql("PRAGMA query_only = 1" if on else "PRAGMA query_only = 0")
     else:
-        db.execute_sql(f"SET default_transaction_read_only = {'on' if on else 'off'}")
+        db.execute_sql(
+            "SET default_transaction_read_only = on"
+            if on
+            else "SET default_transaction_read_only = off"
+        )
 
 
 def customer_statement(customer: Customer, args) -> dict:
