@@ -220,6 +220,19 @@ class Customer(BaseModel):
         for chunk in chunked(ids, 1000):
             list(cls.select(cls.id).where(cls.id.in_(chunk)).order_by(cls.id).for_update())
 
+    @classmethod
+    def bump_versions(cls, ids) -> None:
+        """Raise the billing versions of these customers once, in id order, at the end of a
+        bulk write that told the invoice trigger to skip its per-row work (0039)."""
+        ids = sorted(set(ids))
+        if not ids or is_sqlite():
+            return
+        for chunk in chunked(ids, 1000):
+            cls.update(
+                billing_version=cls.billing_version + 1,
+                billing_version_txid=SQL("txid_current()"),
+            ).where(cls.id.in_(chunk)).execute()
+
 
 class Site(BaseModel):
     """A customer's location (ship-to / bill-to); portal users may be limited to some."""

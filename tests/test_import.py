@@ -641,12 +641,12 @@ def test_many_codes_are_hashed_in_worker_processes(accounts, monkeypatch):
     workers_seen = []
     real_hash_codes = importer.hash_codes
 
-    def spy(codes, meanwhile=lambda: None):
+    def spy(codes, meanwhile=lambda: None, **options):
         def meanwhile_and_count():
             workers_seen.append(len(multiprocessing.active_children()))
             return meanwhile()
 
-        return real_hash_codes(codes, meanwhile=meanwhile_and_count)
+        return real_hash_codes(codes, meanwhile=meanwhile_and_count, **options)
 
     monkeypatch.setattr(importer, "hash_codes", spy)
     rows = [f"P{n:03d},ACME01,,2026-01-05,2026-02-04,{n}.00,,,,,," for n in range(1, 61)]

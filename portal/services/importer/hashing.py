@@ -37,51 +37,78 @@ def hash_in_processes(codes: list[str], meanwhile: Callable) -> tuple[list, obje
     """argon2id hashes of `codes`, in order, from worker processes, and what `meanwhile()`
     (run here meanwhile) returned. Without worker processes (a host that forbids them),
     the codes are hashed here."""
-    context = multiprocessing.get_context("spawn")
-    chunks = [codes[i : i + CHUNK] for i in range(0, len(codes), CHUNK)]
-    workers: list[tuple[multiprocessing.Process, object]] = []
-    try:
-        for _ in range(min(worker_count(), len(chunks))):
-            ours, theirs = context.Pipe()
-            process = context.Process(
-                target=_work, args=(theirs, os.getpid()), name="import-hash", daemon=True
-            )
-            process.start()
-            theirs.close()
-            workers.append((process, ours))
-    except OSError:
-        _stop(workers)
-        return [hash_code(code) for code in codes], meanwhile()
+    with Pool() as pool:
+        return pool.hash(codes, meanwhile)
 
-    results: list = [None] * len(chunks)
-    failure: list[BaseException] = []
-    feeder = threading.Thread(
-        target=_feed, args=([conn for _, conn in workers], chunks, results, failure), daemon=True
-    )
-    feeder.start()
-    try:
+
+class Pool:
+    """Hashing processes started on first use and kept until the import ends (`close`, or
+    leaving the `with` block), so a streamed import hashes chunk after chunk without
+    starting processes for each."""
+
+    def __init__(self):
+        self.workers: list[tuple[multiprocessing.Process, object]] | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        _stop(self.workers or [])
+        self.workers = []
+
+    def _start(self) -> list:
+        context = multiprocessing.get_context("spawn")
+        workers: list[tuple[multiprocessing.Process, object]] = []
+        try:
+            for _ in range(worker_count()):
+                ours, theirs = context.Pipe()
+                process = context.Process(
+                    target=_work, args=(theirs, os.getpid()), name="import-hash", daemon=True
+                )
+                process.start()
+                theirs.close()
+                workers.append((process, ours))
+        except OSError:
+            _stop(workers)
+            return []
+        return workers
+
+    def hash(self, codes: list[str], meanwhile: Callable = lambda: None) -> tuple[list, object]:
+        if self.workers is None:
+            self.workers = self._start()
+        if not self.workers:
+            return [hash_code(code) for code in codes], meanwhile()
+        chunks = [codes[i : i + CHUNK] for i in range(0, len(codes), CHUNK)]
+        results: list = [None] * len(chunks)
+        failure: list[BaseException] = []
+        feeder = threading.Thread(
+            target=_feed,
+            args=([conn for _, conn in self.workers], chunks, results, failure),
+            daemon=True,
+        )
+        feeder.start()
         other = meanwhile()
         feeder.join()
-    finally:
-        _stop(workers)
-    if failure:  # a worker died (killed by hand, out of memory): hash what is left here
-        results = [
-            r if r is not None else [hash_code(c) for c in chunk]
-            for r, chunk in zip(results, chunks, strict=True)
-        ]
-    return [h for chunk in results for h in chunk], other
+        if failure:  # a worker died (killed by hand, out of memory): hash the rest here
+            self.close()
+            results = [
+                r if r is not None else [hash_code(c) for c in chunk]
+                for r, chunk in zip(results, chunks, strict=True)
+            ]
+        return [h for chunk in results for h in chunk], other
 
 
 def _feed(conns: list, chunks: list[list[str]], results: list, failure: list) -> None:
-    """Give each worker one chunk at a time and file its answer; `None` tells it to stop."""
+    """Give each worker one chunk at a time and file its answer, until every chunk is back."""
     todo = iter(range(len(chunks)))
     busy: dict = {}
 
     def give(conn) -> None:
         index = next(todo, None)
-        if index is None:
-            conn.send(None)
-        else:
+        if index is not None:
             busy[conn] = index
             conn.send(chunks[index])
 
@@ -97,7 +124,12 @@ def _feed(conns: list, chunks: list[list[str]], results: list, failure: list) ->
 
 
 def _stop(workers: list) -> None:
+    """Tell each worker to stop (`None`), close the pipes, and make sure they are gone."""
     for _, conn in workers:
+        try:
+            conn.send(None)
+        except OSError:
+            pass
         conn.close()
     for process, _ in workers:
         process.join(timeout=5)

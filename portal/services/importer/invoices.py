@@ -206,7 +206,6 @@ class Invoices(Kind):
         for row in rows:
             values = dict(row.values)
             customer = resolve_customer_and_site(row, state, values)
-            touched.add(customer.id)
             invoice = state["existing"].get(row.key)
             values.update(self._code_fields(row, invoice, prepared))
             if invoice is None:
@@ -221,8 +220,8 @@ class Invoices(Kind):
                     "updated_at": now,
                 }
                 new.append({f: merged[f] for f in self.insert_fields})
+                touched.add(customer.id)
                 continue
-            touched.add(invoice.customer_id)
             values["amount_paid_cents"] = self._merged(row, invoice)["amount_paid_cents"]
             changes = changes_of(invoice, values)
             if not changes:
@@ -232,7 +231,12 @@ class Invoices(Kind):
                 changes["quick_pay_version"] = invoice.quick_pay_version + 1
             changes["updated_at"] = now
             updates.append((invoice.id, changes))
+            # Only customers whose billing changes: an unchanged row moves no version.
+            touched.update((customer.id, invoice.customer_id))
         update_rows(Invoice, updates)
         insert_rows(Invoice, new)
-        Customer.lock_versions(touched)
+        if "touched" in state:  # the import locks them once, after its last chunk
+            state["touched"].update(touched)
+        else:
+            Customer.lock_versions(touched)
         return len(new), len(updates)

@@ -24,22 +24,24 @@ def decoded_lines(fh):
         yield raw.decode("utf-8")
 
 
-def read_rows(spec: Kind, fh, problems: list[tuple[int, str]]) -> list[Row] | None:
-    """Parse the header and every row; bad rows go to `problems`. None if the header is bad."""
+def read_chunks(spec: Kind, fh, problems: list[tuple[int, str]], size: int | None = 5_000):
+    """The file's good rows, `size` at a time (all at once for None), as they are read: a
+    big file is never held whole. Bad rows go to `problems`; a key repeated anywhere in the
+    file is reported on its later line (`seen` keeps every key, the one thing kept whole)."""
     reader = csv.reader(text_stream(fh))
     try:
         header = next(reader, None)
     except (csv.Error, UnicodeDecodeError) as exc:
         problems.append((1, f"cannot read the header: {exc}"))
-        return None
+        return
     if not header or not any(cell.strip() for cell in header):
         problems.append((1, "a header row is required: " + ", ".join(spec.columns)))
-        return None
+        return
     names = [cell.strip().lstrip("\ufeff").lower() for cell in header]
     reason = header_problem(spec, names)
     if reason:
         problems.append((1, reason))
-        return None
+        return
 
     rows: list[Row] = []
     seen: dict[object, int] = {}
@@ -51,7 +53,7 @@ def read_rows(spec: Kind, fh, problems: list[tuple[int, str]]) -> list[Row] | No
             break
         except (csv.Error, UnicodeDecodeError) as exc:
             problems.append((line, f"cannot read this line: {exc}"))
-            return rows
+            break
         start, line = line, reader.line_num + 1
         if not any(cell.strip() for cell in record):
             continue  # blank lines (and rows of empty cells) carry nothing
@@ -70,7 +72,11 @@ def read_rows(spec: Kind, fh, problems: list[tuple[int, str]]) -> list[Row] | No
             continue
         seen[key] = start
         rows.append(Row(start, key, values, refs))
-    return rows
+        if size and len(rows) >= size:
+            yield rows
+            rows = []
+    if rows:
+        yield rows
 
 
 def header_problem(spec: Kind, names: list[str]) -> str:

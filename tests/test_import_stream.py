@@ -1,0 +1,152 @@
+"""Streamed imports (issue 15): a file is read and written a chunk at a time, and stays all
+or nothing across chunks."""
+
+import io
+
+import pytest
+
+from portal.db import write_txn
+from portal.models import AuditLog, Customer, Invoice
+from portal.services import importer
+from portal.services.importer.invoices import Invoices
+
+from . import factories
+
+HEADER = "number,account_number,issue_date,due_date,total\n"
+
+
+def invoices(count: int, start: int = 0, total: str = "10.00") -> str:
+    return HEADER + "".join(
+        f"S{n:04d},ACME01,2026-01-05,2026-02-04,{total}\n" for n in range(start, start + count)
+    )
+
+
+@pytest.fixture
+def acme(app):
+    return factories.customer(account_number="ACME01")
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Three rows per chunk, so a file of ten rows is four chunks."""
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 3)
+
+
+class OneWayOnly(io.RawIOBase):
+    """A stream that cannot seek (a pipe): the import copies it aside to read it twice."""
+
+    def __init__(self, data: bytes):
+        self.source = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        chunk = self.source.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_a_file_of_many_chunks_is_written_whole(acme, small_chunks):
+    result = importer.import_csv("invoices", io.StringIO(invoices(10)))
+    assert (result.created, result.updated, result.unchanged) == (10, 0, 0), result.errors
+    assert Invoice.select().count() == 10
+    assert AuditLog.select().where(AuditLog.action == "import.invoices").count() == 1
+    again = importer.import_csv(
+        "invoices",
+        io.StringIO(invoices(4, total="12.00") + "S0009,ACME01,2026-01-05,2026-02-04,10.00\n"),
+    )
+    assert (again.created, again.updated, again.unchanged) == (0, 4, 1)
+
+
+def test_bad_rows_in_any_chunk_are_all_reported_and_nothing_is_written(acme, small_chunks):
+    text = (
+        invoices(10)
+        + "S0002,ACME01,2026-01-05,2026-02-04,1.00\nS9999,NOPE,2026-01-05,2026-02-04,1.00\n"
+    )
+    result = importer.import_csv("invoices", io.StringIO(text))
+    assert result.errors == [
+        "line 12: invoice number S0002 appears again (first on line 4)",
+        "line 13: unknown account_number NOPE",
+    ]
+    assert Invoice.select().count() == 0
+
+
+def test_a_row_refused_under_the_lock_in_a_later_chunk_undoes_the_earlier_chunks(
+    acme,
+    small_chunks,
+    monkeypatch,
+):
+    """The database moved between the check and the write (another import, a payment):
+    the row that no longer passes is reported, and the chunks already written roll back."""
+    check = Invoices.check
+
+    def moved(self, row, state):
+        problems = check(self, row, state)
+        if state.get("locked") and row.key == "S0008":
+            problems.append("something changed meanwhile")
+        return problems
+
+    fetch = Invoices.fetch
+
+    def marked(self, rows, lock=False):
+        state = fetch(self, rows, lock)
+        state["locked"] = lock
+        return state
+
+    monkeypatch.setattr(Invoices, "check", moved)
+    monkeypatch.setattr(Invoices, "fetch", marked)
+    versions = {c.id: c.billing_version for c in Customer.select()}
+    result = importer.import_csv("invoices", io.StringIO(invoices(10)))
+    assert result.errors == ["line 10: something changed meanwhile"]
+    assert (result.created, result.updated) == (0, 0)
+    assert Invoice.select().count() == 0
+    assert {c.id: c.billing_version for c in Customer.select()} == versions
+    assert not AuditLog.select().where(AuditLog.action == "import.invoices").exists()
+
+
+def test_a_stream_that_cannot_seek_is_read_twice_from_a_copy(acme, small_chunks):
+    stream = io.BufferedReader(OneWayOnly(invoices(7).encode()))
+    assert not stream.seekable()
+    result = importer.import_csv("invoices", stream)
+    assert result.created == 7, result.errors
+    assert sorted(i.number for i in Invoice.select()) == [f"S{n:04d}" for n in range(7)]
+
+
+def test_codes_are_hashed_chunk_after_chunk_by_the_same_processes(
+    acme,
+    small_chunks,
+    monkeypatch,
+):
+    """The hashing processes start once per import, not once per chunk."""
+    monkeypatch.setattr(importer, "PARALLEL_HASH_THRESHOLD", 1)
+    started = []
+    start = importer.hashing.Pool._start
+
+    def counted(self):
+        started.append(1)
+        return start(self)
+
+    monkeypatch.setattr(importer.hashing.Pool, "_start", counted)
+    result = importer.import_csv("invoices", io.StringIO(invoices(10)))
+    assert result.created == 10
+    assert started == [1]
+    assert len({i.quick_pay_hash for i in Invoice.select()}) == 10
+
+
+def test_an_import_raises_the_versions_of_the_customers_it_touches_and_no_others(acme):
+    """Cached billing figures are keyed by the customer's billing version (0010): an import
+    raises it for each customer whose invoices it writes, once per transaction on PostgreSQL
+    (0039), and leaves the flag that skips the trigger behind it in no later transaction."""
+    other = factories.customer(account_number="OTHER1")
+    before = {c.account_number: c.billing_version for c in Customer.select()}
+    result = importer.import_csv("invoices", io.StringIO(invoices(5)))
+    assert result.created == 5
+    after = {c.account_number: c.billing_version for c in Customer.select()}
+    assert after["ACME01"] > before["ACME01"]
+    assert after["OTHER1"] == before["OTHER1"]
+
+    with write_txn():
+        Invoice.update(total_cents=2_000).where(Invoice.number == "S0001").execute()
+    assert Customer.get_by_id(acme.id).billing_version > after["ACME01"]
+    assert Customer.get_by_id(other.id).billing_version == before["OTHER1"]
