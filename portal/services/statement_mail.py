@@ -98,8 +98,8 @@ def monthly_period(today: date, day: int) -> tuple[str, date, date] | None:
     if not day or today.day < day:
         return None
     end = today.replace(day=day) - timedelta(days=1)
-    previous = end.replace(day=1)
-    start = previous.replace(day=day) if day <= 28 else previous
+    # The same day of the month before (the day before this month's first is in it).
+    start = (today.replace(day=1) - timedelta(days=1)).replace(day=day)
     return today.strftime("%Y-%m"), start, end
 
 
