@@ -663,6 +663,27 @@ def ev_statement(app, client):
     }
 
 
+def ev_payment_reminder(app, client):
+    """The worker's pass on an invoice's due date, with reminders on."""
+    from portal.services import reminders
+
+    settings.update({"payment_reminders": True})
+    customer = factories.customer(name="Acme Manufacturing")
+    factories.portal_user(customer, first_name="Lee", last_name="Ray")
+    invoice, _ = factories.invoice(customer, number="INV-7002", total_cents=123_456)
+    assert reminders.run_due(today=invoice.due_date) == 1
+    return {
+        "name": "Lee Ray",
+        "customer_name": "Acme Manufacturing",
+        "invoice_number": "INV-7002",
+        "balance": "$1,234.56",
+        "due_date": datefmt(invoice.due_date),
+        "when": "is due today",
+        "link": Starts("http://localhost/pay/link/"),
+        "unsubscribe_link": Starts("http://localhost/unsubscribe/"),
+    }
+
+
 EVENTS = {
     "invitation": ev_invitation,
     "access_approved": ev_access_approved,
@@ -698,6 +719,7 @@ EVENTS = {
     "order_rejected": ev_order_rejected,
     "invoice_issued": ev_invoice_issued,
     "statement": ev_statement,
+    "payment_reminder": ev_payment_reminder,
 }
 
 

@@ -37,6 +37,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from .. import clock, money
 from ..models import PORTAL_ROLES
 from ..money import AmountError, QuantityError, parse_amount, to_decimal
+from ..services import reminders
 from ..services.backoffice import find_customer
 
 ROLE_LABELS = {
@@ -159,6 +160,10 @@ class SettingsForm(FlaskForm):
         choices=[(0, "Off")] + [(d, f"Monthly, on day {d}") for d in range(1, 29)],
         default=0,
     )
+    payment_reminders = BooleanField("Email payment reminders")
+    reminder_schedule = StringField(
+        "Reminder days (from the due date)", validators=[Length(max=200)]
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -178,6 +183,8 @@ class SettingsForm(FlaskForm):
         data["attachment_max_mb"] = values["attachment_max_mb"]
         data["attachment_max_files"] = values["attachment_max_files"]
         data["statement_day"] = values["statement_day"]
+        data["payment_reminders"] = values["payment_reminders"]
+        data["reminder_schedule"] = reminders.schedule_text(values["reminder_schedule"])
         return cls(data=data)
 
     def validate_time_zone(self, field):
@@ -195,6 +202,14 @@ class SettingsForm(FlaskForm):
     def validate_require_terms_acceptance(self, field):
         if field.data and not (self.login_terms.data or "").strip():
             raise ValidationError("Write the terms before asking customers to accept them.")
+
+    def validate_reminder_schedule(self, field):
+        if not field.raw_data:
+            return  # an older page without the field keeps the schedule
+        try:
+            field.days = reminders.parse_schedule(field.data)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
 
     def validate_default_roles(self, field):
         if not field.data:
@@ -219,6 +234,9 @@ class SettingsForm(FlaskForm):
                 values[key] = getattr(self, key).data
         if self.statement_day.raw_data:  # an older page without the field keeps the day
             values["statement_day"] = self.statement_day.data
+        if self.reminder_schedule.raw_data:  # likewise the reminders' switch and schedule
+            values["payment_reminders"] = bool(self.payment_reminders.data)
+            values["reminder_schedule"] = self.reminder_schedule.days
         return values
 
 

@@ -277,6 +277,23 @@ def already_due(customer_id, autopay=None) -> list:
     ]
 
 
+def will_charge(invoice, amount_cents: int) -> bool:
+    """Whether autopay will charge this invoice itself (payment reminders hold off): it is on
+    for the invoice's customer and currency, the invoice's charge day is on or after
+    autopay's first day, `amount_cents` fits its maximum, and no charge of it ended unpaid."""
+    if not enabled():
+        return False
+    autopay = Autopay.get_or_none(
+        (Autopay.customer == invoice.customer_id) & (Autopay.active == True)  # noqa: E712
+    )
+    if autopay is None or autopay.currency != invoice.currency:
+        return False
+    if charge_day(invoice, autopay) < autopay.starts_on or amount_cents > autopay.max_cents:
+        return False
+    charge = AutopayCharge.get_or_none(AutopayCharge.invoice == invoice.id)
+    return charge is None or charge.state in ("charging", "processing", "retry")
+
+
 def enrolments() -> list:
     """Every company with autopay on or stopped, for the back office."""
     return list(

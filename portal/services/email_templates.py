@@ -260,6 +260,25 @@ LOGIN_SAMPLE = {
     "expires": "7 days",
 }
 
+# Billing mail about one invoice to one billing contact (new invoice, payment reminder).
+INVOICE_MAIL = {
+    "name": "The contact's name",
+    "customer_name": "The customer the invoice is for",
+    "invoice_number": "The invoice number",
+    "due_date": "The invoice's due date",
+    "link": "The signed link that opens the invoice for paying (the invoice's page in the "
+    "portal while quick pay is off)",
+    "unsubscribe_link": "The link that stops these emails for this contact (no sign-in)",
+}
+INVOICE_MAIL_SAMPLE = {
+    "name": "Pat Buyer",
+    "customer_name": "Acme Manufacturing",
+    "invoice_number": "INV-000042",
+    "due_date": "Dec 31, 2026",
+    "link": "{base}/pay/link/EXAMPLE",
+    "unsubscribe_link": "{base}/unsubscribe/EXAMPLE",
+}
+
 KINDS = {
     "invitation": Kind(
         "Invitation",
@@ -711,25 +730,21 @@ KINDS = {
         "New invoice",
         "Sent to the customer's billing contacts who want it when staff create an invoice in "
         "the back office (imported invoices send nothing: the books send those).",
+        {**INVOICE_MAIL, "amount": "The invoice total, formatted"},
+        {**INVOICE_MAIL_SAMPLE, "amount": "$1,250.00"},
+    ),
+    "payment_reminder": Kind(
+        "Payment reminder",
+        "Sent by the worker on the days of the reminder schedule (Settings) to the billing "
+        "contacts who want it, about each open invoice not covered by autopay or pending "
+        "payments; each step once per invoice.",
         {
-            "name": "The contact's name",
-            "customer_name": "The customer the invoice is for",
-            "invoice_number": "The invoice number",
-            "amount": "The invoice total, formatted",
-            "due_date": "The invoice's due date",
-            "link": "The signed link that opens the invoice for paying (the invoice's page in "
-            "the portal while quick pay is off)",
-            "unsubscribe_link": "The link that stops these emails for this contact (no sign-in)",
+            **INVOICE_MAIL,
+            "balance": "What is left to pay, formatted (the amount due less payments on their way)",
+            "when": "Where the invoice stands: “is due in 3 days”, “is due today”, "
+            "“is overdue by 7 days”",
         },
-        {
-            "name": "Pat Buyer",
-            "customer_name": "Acme Manufacturing",
-            "invoice_number": "INV-000042",
-            "amount": "$1,250.00",
-            "due_date": "Dec 31, 2026",
-            "link": "{base}/pay/link/EXAMPLE",
-            "unsubscribe_link": "{base}/unsubscribe/EXAMPLE",
-        },
+        {**INVOICE_MAIL_SAMPLE, "balance": "$1,250.00", "when": "is overdue by 7 days"},
     ),
     "statement": Kind(
         "Statement",

@@ -18,7 +18,7 @@ from flask import current_app
 
 from ..db import db, write_txn
 from ..models import Counter
-from . import alerts, autopay, outbox, payments, statement_mail
+from . import alerts, autopay, outbox, payments, reminders, statement_mail
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ MONEY_TASKS = [
     payments.reconcile,
     autopay.run_due,  # after reconciliation: a charge's late outcome is known first
     statement_mail.run_due,  # the month's statements by email, on the statement day
+    reminders.run_due,  # payment reminders on their schedule (after autopay has charged)
     alerts.send_digests,  # each staff login's daily summary of its alerts, once a day
 ]
 

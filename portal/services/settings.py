@@ -51,6 +51,10 @@ DEFAULTS = {
     "case_categories": ["Billing", "Delivery", "Service request", "Other"],
     # Statements by email: the day of the month (1-28) the worker sends them; 0 is off.
     "statement_day": 0,
+    # Payment reminders: off until staff turn them on; days from the due date (-3 is three
+    # days before it, 7 a week after), each sent once per invoice (services/reminders.py).
+    "payment_reminders": False,
+    "reminder_schedule": [-3, 0, 7, 30],
 }
 
 
@@ -105,6 +109,10 @@ def check(key: str, value) -> None:
         raise ValueError("case categories must be non-empty texts")
     if key == "statement_day" and value > 28:
         raise ValueError("statement_day is a day of the month from 1 to 28, or 0 for off")
+    if key == "reminder_schedule":
+        from .reminders import check_schedule  # reminders reads the settings
+
+        check_schedule(value)
     if key == "time_zone":
         # zoneinfo directly, not portal.clock: the clock reads the settings.
         try:

@@ -55,7 +55,7 @@ class _Whole:
     site_ids = None
 
 
-def _pay_link(invoice) -> str:
+def pay_link(invoice) -> str:
     """The invoice's signed pay link, or its page in the portal while quick pay is off."""
     if settings.get("quick_pay_enabled"):
         return quickpay.pay_link(invoice)
@@ -82,7 +82,7 @@ def invoice_issued(invoice) -> int:
             invoice_number=invoice.number,
             amount=money(invoice.total_cents, invoice.currency),
             due_date=datefmt(invoice.due_date),
-            link=_pay_link(invoice),
+            link=pay_link(invoice),
             unsubscribe_link=notices.unsubscribe_url(contact, "new_invoice"),
         )
         queued += 1
@@ -154,7 +154,7 @@ def _open_text(customer_id: int) -> str:
     for invoice in unpaid.order_by(Invoice.due_date, Invoice.id).limit(MAX_OPEN_LISTED):
         parts.append(
             f"{invoice.number}, {money(invoice.balance_cents, invoice.currency)} due "
-            f"{datefmt(invoice.due_date)}\n{_pay_link(invoice)}"
+            f"{datefmt(invoice.due_date)}\n{pay_link(invoice)}"
         )
     if count > MAX_OPEN_LISTED:
         parts.append(f"… and {count - MAX_OPEN_LISTED} more open invoices in the portal.")
