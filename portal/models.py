@@ -505,6 +505,7 @@ class Invoice(PublicId, InvoiceFigures, CustomerOwned, BaseModel):
     discount_bp = IntegerField(default=0)
     discount_days = IntegerField(default=0)
     description = TextField(default="")
+    customer_po = CharField(max_length=50, default="")  # 0041: the customer's PO number
     status = CharField(max_length=10, default="open", index=True)  # open, void
     # The quick-pay code: an argon2id hash to check it, and a copy sealed with a key derived
     # from SECRET_KEY so a signed-in owner can print it; a database dump alone reveals neither.
@@ -571,10 +572,13 @@ Invoice.add_index(
 )
 
 
-# 0029, PostgreSQL only: trigram indexes for the staff searches' "contains" (pg_trgm). Declared
-# when the portal runs on PostgreSQL, so the schema check matches what the migration built.
+# 0029 and 0041, PostgreSQL only: trigram indexes for the staff searches' "contains"
+# (pg_trgm). Declared when the portal runs on PostgreSQL, so the schema check matches what
+# the migration built.
 POSTGRES_INDEXES = (
     (Invoice, SQL('"number" gin_trgm_ops'), "invoice_number_trgm"),
+    (Invoice, SQL('"description" gin_trgm_ops'), "invoice_description_trgm"),
+    (Invoice, SQL('"customer_po" gin_trgm_ops'), "invoice_customer_po_trgm"),
     (Customer, SQL('"name" gin_trgm_ops'), "customer_name_trgm"),
 )
 
@@ -593,6 +597,7 @@ INVOICE_ROW_FIELDS = (
     Invoice.id,
     Invoice.number,
     Invoice.description,
+    Invoice.customer_po,
     Invoice.issue_date,
     Invoice.due_date,
     Invoice.status,

@@ -1,6 +1,7 @@
 """The command line: init-db, create-staff, seed, worker, backup (docs/design.md "Command line")."""
 
 import sqlite3
+from datetime import date
 
 from playhouse.migrations import Runner
 from playhouse.schema_diff import diff_models
@@ -70,7 +71,25 @@ def test_init_db_upgrades_an_existing_database_and_keeps_its_data(make_app, tmp_
                 "VALUES ('OLD1', 'Old Ltd', '', '', '', 1, 0, 0, '2020-01-01', '2020-01-01')"
             )
             old = Customer.select(Customer.id).where(Customer.account_number == "OLD1").get()
-            invoice, _ = factories.invoice(old.id, total_cents=4321)
+            # Its invoice table too: only the columns it has (a later one is not there yet).
+            columns = {c.name for c in db.get_columns("invoice")}
+            fields = [f for f in Invoice._meta.sorted_fields if f.column_name in columns]
+            fields = [f for f in fields if f.name != "id"]
+            invoice = Invoice(
+                number="INV-OLD1",
+                customer=old.id,
+                issue_date=date(2020, 1, 1),
+                due_date=date(2020, 1, 31),
+                total_cents=4321,
+                quick_pay_hash="not a real hash",
+            )
+            db.execute_sql(
+                "INSERT INTO invoice ({}) VALUES ({})".format(
+                    ", ".join(f.column_name for f in fields), ", ".join("?" for _ in fields)
+                ),
+                [f.db_value(invoice.__data__.get(f.name)) for f in fields],
+            )
+            invoice.id = Invoice.select(Invoice.id).where(Invoice.number == "INV-OLD1").scalar()
         result = app.test_cli_runner().invoke(args=["init-db"])
         assert result.exit_code == 0, result.output
         assert "0002_test_checkout" in result.output and "0001_initial" not in result.output

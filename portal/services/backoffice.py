@@ -393,7 +393,8 @@ def customer_overview(customer: Customer) -> dict:
 
 
 def search_invoices(q: str = "", state: str = "", today=None):
-    """Invoices matching `q` (number, customer name or account) in `state`, newest first."""
+    """Invoices matching `q` (number, description, PO, customer name or account) in `state`,
+    newest first."""
     query = (
         Invoice.select(Invoice, Customer)
         .join(Customer)
@@ -403,14 +404,19 @@ def search_invoices(q: str = "", state: str = "", today=None):
         pattern = _needle(q)
         # The matching customers first (a small table), then their invoices by the customer
         # index: "name contains" never has to be tried against every invoice's customer, and
-        # the number's "contains" uses its trigram index on PostgreSQL (migration 0029).
+        # the number's, description's and PO's "contains" use their trigram indexes on
+        # PostgreSQL (migrations 0029, 0041).
         customers = [
             c.id
             for c in Customer.select(Customer.id).where(
                 Customer.name.contains(pattern) | Customer.account_number.contains(pattern)
             )
         ]
-        matches = Invoice.number.contains(pattern)
+        matches = (
+            Invoice.number.contains(pattern)
+            | Invoice.description.contains(pattern)
+            | Invoice.customer_po.contains(pattern)
+        )
         if customers:
             matches |= Invoice.customer.in_(customers)
         hits = Invoice.select(Invoice.id).where(matches)

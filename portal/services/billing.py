@@ -316,9 +316,28 @@ def filtered(user, params: ListParams, on: date | None = None, *fields):
     """The scoped, filtered query of the list (not yet sorted or paged)."""
     query = status_filter(Invoice.for_user(user, *fields), params.status, on or today())
     if params.q:
-        # Numbers are stored as issued; match case-insensitively anywhere in the number.
-        query = query.where(fn.LOWER(Invoice.number).contains(params.q.lower()))
+        query = query.where(matching(params.q))
     return query
+
+
+def matching(q: str):
+    """Invoices whose number, description, PO or a line's description contains `q` (any
+    case; `%` and `_` are characters, not wildcards).
+
+    Only ever added to a query of one account's invoices: those are read through the
+    customer index, and each unmatched one costs one probe of its lines' index, so a search
+    costs the same however many invoices other accounts have.
+    """
+    needle = q.lower()
+    in_lines = InvoiceLine.select(SQL("1")).where(
+        (InvoiceLine.invoice == Invoice.id) & fn.LOWER(InvoiceLine.description).contains(needle)
+    )
+    return (
+        fn.LOWER(Invoice.number).contains(needle)
+        | fn.LOWER(Invoice.description).contains(needle)
+        | fn.LOWER(Invoice.customer_po).contains(needle)
+        | fn.EXISTS(in_lines)
+    )
 
 
 def status_filter(query, status: str, on):

@@ -46,6 +46,7 @@ class Invoices(Kind):
         "discount_percent",
         "discount_days",
         "description",
+        "customer_po",
     )
     required = ("number", "account_number", "issue_date", "due_date", "total")
     # The order of the INSERT columns.
@@ -61,6 +62,7 @@ class Invoices(Kind):
         "discount_bp",
         "discount_days",
         "description",
+        "customer_po",
         "quick_pay_hash",
         "quick_pay_sealed",
         "quick_pay_version",
@@ -74,6 +76,7 @@ class Invoices(Kind):
         "discount_bp": 0,
         "discount_days": 0,
         "description": "",
+        "customer_po": "",
     }
 
     def parse(self, cells):
@@ -96,6 +99,7 @@ class Invoices(Kind):
         put(values, "discount_bp", bp)
         put(values, "discount_days", days)
         put(values, "description", cells.text("description", one_line=False))
+        put(values, "customer_po", cells.text("customer_po", 50))
         if issue and due and due < issue:
             cells.problems.append("due_date is before issue_date")
         if total is not None and paid not in (ABSENT, None) and paid > total:
