@@ -15,8 +15,8 @@ from portal.models_notices import NoticeChoice
 from portal.services import importer, notices, outbox, quotes, settings
 
 from . import factories
-from .conftest import login
-from .test_email_placeholders import guest_pays
+from .conftest import login, staff_login
+from .test_email_placeholders import guest_pays, web_order
 
 BASE = "http://localhost"
 
@@ -42,20 +42,21 @@ def publish_for(requester):
     return quote
 
 
-def ship(order_number="SO-1", shipment="SH-1"):
-    """An order and a shipment on its way, imported as the ERP sends them."""
+def ship(order_number="SO-1", shipment="SH-1", with_order=True):
+    """A shipment on its way (and its order, unless the order is already here), imported as
+    the ERP sends them."""
     today = date.today().isoformat()
-    for kind, text in (
-        (
-            "orders",
-            f"number,account_number,order_date,customer_po\n{order_number},ACME01,{today},\n",
-        ),
+    files = [
         (
             "shipments",
             "order_number,number,shipped_on,carrier,tracking_number,delivered_on\n"
             f"{order_number},{shipment},{today},UPS,1Z9,\n",
-        ),
-    ):
+        )
+    ]
+    if with_order:
+        order = f"number,account_number,order_date\n{order_number},ACME01,{today}\n"
+        files.insert(0, ("orders", order))
+    for kind, text in files:
         result = importer.import_csv(kind, io.StringIO(text))
         assert result.ok, result.errors
 
@@ -127,6 +128,27 @@ def test_shipment_email_respects_the_order_shipped_choice(app, mailbox, acme):
     notices.set_choice(contact, "order_shipped", False)
     mailbox.clear()
     ship("SO-2", "SH-2")
+    assert delivered(mailbox) == []
+
+
+def test_a_portal_orders_shipment_goes_to_whoever_placed_it_unless_turned_off(app, mailbox):
+    """A shipment of an order placed in the portal is announced to the login that placed it
+    (not the company's address), with its unsubscribe; with order_shipped off, to nobody."""
+    from portal.models import PortalUser, WebOrder
+
+    first = web_order()
+    outbox.deliver_due()
+    mailbox.clear()
+    ship(first.number, "SH-1", with_order=False)
+    (message,) = delivered(mailbox)
+    assert message["To"] == "pat@acme.example" and "SH-1" in message.get_content()
+    pat = PortalUser.get_by_id(WebOrder.get(WebOrder.order == first.id).placed_by_id)
+    token = unsubscribe_path(message).rsplit("/", 1)[1]
+    assert notices.read_unsubscribe(token) == (pat.contact, "order_shipped")
+
+    notices.set_choice(pat.contact, "order_shipped", False)
+    mailbox.clear()
+    ship(first.number, "SH-2", with_order=False)
     assert delivered(mailbox) == []
 
 
@@ -281,3 +303,24 @@ def test_receipts_and_security_emails_still_arrive_with_every_notice_off(
     subjects = [m["Subject"] for m in mailbox.wait_for(2) if m["To"] == "pat@example.com"]
     assert any("receipt" in s.lower() for s in subjects), subjects
     assert any("password" in s.lower() for s in subjects), subjects
+
+
+def test_staff_see_each_contacts_choices_and_how_they_changed(app, client, acme):
+    """The staff customer page answers "why did I not get it": a contact's unsubscribed topic
+    reads off, by the unsubscribe link; a non-billing contact's billing topics say so; the
+    billing toggle offers the opposite of the current flag."""
+    pat = factories.portal_user(acme, email="pat@acme.example").contact
+    factories.portal_user(acme, email="ops@acme.example", billing=False)
+    path = urlsplit(notices.unsubscribe_url(pat, "quote_published")).path
+    assert app.test_client().post(path, data={"List-Unsubscribe": "One-Click"}).status_code < 300
+    factories.staff(email="sam@example.com")
+    staff_login(client, "sam@example.com")
+    page = client.get(f"/staff/customers/{acme.id}").get_data(as_text=True)
+    table = page[page.index('id="contacts"') :]
+    pat_at, ops_at = table.index("pat@acme.example"), table.index("ops@acme.example")
+    rows = {"pat@acme.example": table[pat_at:ops_at], "ops@acme.example": table[ops_at:]}
+    assert 'Quotes: off</span> <span class="muted">(unsubscribe link' in rows["pat@acme.example"]
+    assert "5 of 6 notices on" in rows["pat@acme.example"]
+    assert "Stop billing mail" in rows["pat@acme.example"]
+    assert "Statements: not a billing contact" in rows["ops@acme.example"]
+    assert "Make billing contact" in rows["ops@acme.example"]
