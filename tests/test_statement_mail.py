@@ -281,3 +281,24 @@ def test_a_contact_made_non_billing_by_staff_gets_no_billing_mail(app, client, m
     client.post(f"/staff/customers/{acme.id}/statement")
     assert sent(mailbox, "invoice_issued") == [] and sent(mailbox, "statement") == []
     assert notices.wants(Contact.get_by_id(lee.id), "quote_published")
+
+
+def test_a_sites_invoice_also_reaches_that_sites_logins(client, mailbox, acme):
+    """An invoice billed to the North plant reaches Lee (whole account) and Sam (North only)."""
+    north = acme.sites.get()
+    factories.staff(email="clerk@example.com")
+    staff_login(client, "clerk@example.com")
+    form = new_invoice_form(site_id=str(north.id))
+    assert client.post("/staff/invoices/new", data=form).status_code == 303
+    messages = mailbox.wait_for(2)
+    assert sorted(m["To"] for m in messages) == ["lee@acme.example", "sam@acme.example"]
+
+
+def test_a_customer_without_the_portal_gets_no_new_invoice_email(client, mailbox, acme):
+    """Its links would lead nowhere: the books send the invoice."""
+    acme.portal_enabled = False
+    acme.save()
+    factories.staff(email="clerk@example.com")
+    staff_login(client, "clerk@example.com")
+    assert client.post("/staff/invoices/new", data=new_invoice_form()).status_code == 303
+    assert sent(mailbox, "invoice_issued") == []
