@@ -1,6 +1,7 @@
 """Invoices in the back office: list and search, create, edit, void, new code, print."""
 
 import json
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -130,6 +131,16 @@ def test_more_lines_without_javascript_saves_nothing(client, agent):
     html = response.get_data(as_text=True)
     assert 'name="lines-3-description"' in html and 'value="Labour"' in html
     assert Invoice.select().count() == 0
+
+
+def test_each_line_input_is_labelled_with_its_line_number(client, agent):
+    """Issue 19: every input of a row names that row's line, not its column's number."""
+    html = client.get(URL + "new").get_data(as_text=True)
+    labels = re.findall(
+        r'<label class="visually-hidden" for="lines-(\d+)-\w+">[^<]*, line (\d+)<', html
+    )
+    assert len(labels) >= 8
+    assert all(int(line) == int(row) + 1 for row, line in labels), labels
 
 
 def test_edit_replaces_lines_and_cannot_go_below_paid(client, agent):
