@@ -70,6 +70,56 @@
     showError("The portal could not be reached. Check your connection and try again.");
   });
 
+  // A table too wide for its box scrolls sideways in it (.table-wrap): that box takes the
+  // keyboard focus (arrow keys scroll it) and is a region named after its table, but only
+  // while it really scrolls, so a table that fits adds no tab stop.
+  function tableName(wrap) {
+    var caption = wrap.querySelector("caption");
+    if (caption) return caption.textContent;
+    var table = wrap.querySelector("table");
+    if (table && table.getAttribute("aria-label")) return table.getAttribute("aria-label");
+    // Else the nearest heading before it (the heading itself or in a .section-head), else
+    // the heading that names the section it sits in.
+    var heading = null;
+    for (var node = wrap.previousElementSibling; !heading && node; node = node.previousElementSibling) {
+      heading = /^H[2-6]$/.test(node.tagName) ? node : node.querySelector("h2, h3, h4, h5, h6");
+    }
+    var labelled = !heading && wrap.closest("[aria-labelledby]");
+    if (labelled) heading = document.getElementById(labelled.getAttribute("aria-labelledby"));
+    return heading ? heading.textContent : "Table";
+  }
+
+  function markScrollingTables() {
+    var names = {};
+    document.querySelectorAll(".table-wrap").forEach(function (wrap) {
+      var scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
+      if (scrolls) {
+        // Two regions of one page never share a name (a second "Lines" is "Lines, 2").
+        var name = tableName(wrap).replace(/\s+/g, " ").trim();
+        names[name] = (names[name] || 0) + 1;
+        if (names[name] > 1) name += ", " + names[name];
+        wrap.setAttribute("tabindex", "0");
+        wrap.setAttribute("role", "region");
+        wrap.setAttribute("aria-label", name + " (scrolls sideways)");
+        wrap.setAttribute("data-scroll-region", "");
+      } else if (wrap.hasAttribute("data-scroll-region")) {
+        ["tabindex", "role", "aria-label", "data-scroll-region"].forEach(function (name) {
+          wrap.removeAttribute(name);
+        });
+      }
+    });
+  }
+
+  var marking = 0;
+  function markSoon() {
+    cancelAnimationFrame(marking);
+    marking = requestAnimationFrame(markScrollingTables);
+  }
+  document.addEventListener("DOMContentLoaded", markScrollingTables);
+  window.addEventListener("load", markSoon);
+  document.addEventListener("htmx:afterSettle", markSoon);
+  window.addEventListener("resize", markSoon);
+
   // Confirm destructive actions marked with data-confirm (a real <button> in a form).
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute("data-confirm");
