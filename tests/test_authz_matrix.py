@@ -136,6 +136,8 @@ MATRIX = {
     ("cart.update", "POST"): Route("orders", (200, 303, 422)),  # htmx: the cart again
     ("cart.remove", "POST"): Route("orders", POST_OK),
     ("cart.checkout", "POST"): Route("orders", POST_OK),
+    # One search over the account (issue 19): any login, each kind by its own role
+    ("search.index", "GET"): Route(None),
 }
 
 # Blueprints that are not the signed-in customer area.

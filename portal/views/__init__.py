@@ -92,3 +92,8 @@ BLUEPRINTS += [staff_alerts_bp]
 from .staff.staff_view_as import bp as staff_view_as_bp  # noqa: E402
 
 BLUEPRINTS += [staff_view_as_bp]
+
+# One search over the account (issue 19).
+from .search import bp as search_bp  # noqa: E402
+
+BLUEPRINTS += [search_bp]
