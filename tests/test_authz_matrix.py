@@ -93,6 +93,9 @@ MATRIX = {
     ("billing.total", "POST"): Route("invoices", (200, 422)),
     ("billing.review", "POST"): Route("invoices", POST_OK),
     ("billing.pay", "POST"): Route("invoices", POST_OK),
+    # "Try again" names the login's own failed attempt (?attempt=): without one, 404 for all;
+    # tests/test_payment_retry.py covers the payer's own, a colleague's and another company's.
+    ("billing.retry", "GET"): Route("invoices", (404,)),
     ("billing.question", "POST"): Route("cases", POST_OK, also=("invoices",)),
     ("billing.credit", "GET"): Route("invoices", whole_account=True),
     ("billing.credit", "POST"): Route("invoices", POST_OK, whole_account=True),

@@ -1250,6 +1250,32 @@ def attempt_for_viewer(key: str, user=None) -> PaymentAttempt | None:
     return None
 
 
+# Attempts that ended without taking money: the payer may try again with what they typed.
+RETRYABLE = ("failed", "cancelled", "expired")
+
+
+def retry_of(key: str, user=None, guest: bool = False) -> PaymentAttempt | None:
+    """A finished attempt that took no money, for the one who started it to try again with
+    the payer name, email and amounts it recorded (a guest's attempt from this browser, or
+    a signed-in login's own); anything else is None, so nobody reads another's details."""
+    if not key or len(key) > 36:
+        return None
+    attempt = PaymentAttempt.get_or_none(PaymentAttempt.key == key)
+    if attempt is None or attempt.status not in RETRYABLE or attempt.guest != guest:
+        return None
+    if guest:
+        started = has_request_context() and key in session.get("attempts", [])
+    else:
+        started = _customer_login(user) and attempt.portal_user_id == user.id
+    return attempt if started else None
+
+
+def retry_lines(attempt) -> list[tuple[int, int]]:
+    """(invoice id, cents) of each invoice the attempt was to pay, in its order."""
+    items = attempt.items.order_by(PaymentAttemptItem.id)
+    return [(item.invoice_id, item.amount_cents) for item in items]
+
+
 def _customer_login(user) -> bool:
     return user is not None and getattr(user, "is_authenticated", False) and not user.is_staff
 

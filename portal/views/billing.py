@@ -194,6 +194,22 @@ def review():
     return render("billing/review.html", preview=preview, form=_checkout_form())
 
 
+@bp.get("/retry")
+@invoices_required
+def retry():
+    """Try again after a declined (or cancelled, expired) payment: the review once more with
+    its invoices, amounts, payer name, email and method, read from the attempt record."""
+    attempt = payments.retry_of(request.args.get("attempt", ""), current_user)
+    if attempt is None:
+        abort(404)
+    preview = _rebuild(billing.lines_for(current_user, payments.retry_lines(attempt)))
+    form = _checkout_form()
+    form.payer_name.data, form.payer_email.data = attempt.payer_name, attempt.payer_email
+    if any(choice.value == attempt.provider for choice in form.provider.choices):
+        form.provider.data = attempt.provider
+    return render("billing/review.html", preview=preview, form=form)
+
+
 def _confirmed_pairs():
     pairs = []
     for raw in request.form.getlist("line")[: billing.MAX_SELECTED]:

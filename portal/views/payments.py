@@ -36,6 +36,7 @@ def status(key):
         **payments.lines_for_viewer(attempt, payment, current_user),
         provider_label=providers.PROVIDER_LABELS.get(attempt.provider, attempt.provider),
         can_cancel=payments.may_cancel(payment, current_user),
+        can_retry=payments.retry_of(key, current_user, guest=attempt.guest) is not None,
         action_form=ActionForm(),
     )
 

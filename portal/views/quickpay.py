@@ -120,7 +120,25 @@ def show():
     if invoice is None:
         return redirect(url_for("quickpay.new"))
     due = _due(invoice)
-    return render("quickpay/show.html", **_pay_context(invoice, _pay_form(invoice, due), due))
+    form = _pay_form(invoice, due)
+    _fill_from_attempt(form, invoice, request.args.get("attempt", ""))
+    return render("quickpay/show.html", **_pay_context(invoice, form, due))
+
+
+def _fill_from_attempt(form, invoice, key: str) -> None:
+    """ "Try again" after a declined card: what the payer typed last time, read from the
+    attempt this browser started for this invoice (never from the URL's own values)."""
+    attempt = payments.retry_of(key, guest=True)
+    if attempt is None:
+        return
+    lines = dict(payments.retry_lines(attempt))
+    if invoice.id not in lines:
+        return
+    form.payer_name.data, form.payer_email.data = attempt.payer_name, attempt.payer_email
+    if settings.get("partial_payments"):
+        form.amount.data = str(money.to_decimal(lines[invoice.id]))
+    if any(choice.value == attempt.provider for choice in form.provider.choices):
+        form.provider.data = attempt.provider
 
 
 @bp.post("/invoice")

@@ -86,7 +86,7 @@ def test_filter_search_pay_two_see_receipt_csv_and_statement(app, page):
     expect(page.get_by_role("link", name="INV-2047")).to_have_count(0)
     # Search by number.
     settled(page)
-    page.get_by_label("Search by invoice number").fill("2045")
+    page.get_by_label("Search by number, description or PO").fill("2045")
     expect(page.get_by_role("link", name="INV-2044")).to_have_count(0)
     expect(page.get_by_role("link", name="INV-2045")).to_be_visible()
     expect(page).to_have_url(re.compile(r"status=overdue&q=2045"))
@@ -94,7 +94,7 @@ def test_filter_search_pay_two_see_receipt_csv_and_statement(app, page):
     page.get_by_role("link", name="Open").first.click()
     expect(page).to_have_url(re.compile(r"status=open&q=2045"))
     settled(page)
-    page.get_by_label("Search by invoice number").fill("")
+    page.get_by_label("Search by number, description or PO").fill("")
     expect(page).to_have_url(re.compile(r"/invoices/\?status=open$"))
     expect(page.get_by_role("link", name="INV-2042")).to_be_visible()
     page.set_viewport_size({"width": 1280, "height": 1240})  # the pay bar is sticky
