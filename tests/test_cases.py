@@ -42,6 +42,23 @@ def test_customer_opens_a_case_and_sees_it(client, buyer):
     assert "Two boxes arrived crushed." in page
 
 
+def test_the_case_page_names_the_case_once(client, buyer, app):
+    """Issue 19: the number already says "CASE-", so the eyebrow reads "CASE-000001 · opened
+    …", not "Case CASE-000001", on the customer's page and the office's."""
+    login(client, "pat@acme.example")
+    open_case(client)
+    case = Case.get()
+    html = client.get(f"/cases/{case.public_id}").get_data(as_text=True)
+    assert f'<p class="eyebrow">{case.number} · opened ' in html
+    assert f"<title>{case.number} · " in html
+    factories.staff(email="agent@example.com")
+    office = app.test_client()
+    staff_login(office, "agent@example.com")
+    html = office.get(f"/staff/cases/{case.id}").get_data(as_text=True)
+    assert f'<p class="eyebrow">{case.number} · opened ' in html
+    assert "Case CASE-" not in html
+
+
 @pytest.mark.parametrize(
     "data, field_message",
     [

@@ -3,6 +3,7 @@ credits, and the CSV export that marks payments posted."""
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -105,6 +106,15 @@ def test_flagged_credit_is_listed_and_cleared_with_a_note(client, agent):
     assert response.status_code == 303
     payment = Payment.get_by_id(payment.id)
     assert not payment.flagged and payment.flag_reason == "Refunded by bank"
+
+
+def test_the_export_button_is_disabled_with_nothing_new_to_export(app, client, agent):
+    """Issue 19: "Export 0 new payments" cannot be pressed; one new payment enables it."""
+    page = client.get(URL).get_data(as_text=True)
+    assert re.search(r"<button [^>]*disabled>Export 0 new payments</button>", page)
+    applied_payment(app, factories.invoice(total_cents=1_000)[0], 1_000, agent)
+    page = client.get(URL).get_data(as_text=True)
+    assert re.search(r'<button type="submit" class="btn btn-primary">Export 1 new payment<', page)
 
 
 def test_export_marks_posted_and_the_next_export_holds_only_new_ones(app, client, agent):
