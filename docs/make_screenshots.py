@@ -98,6 +98,14 @@ def main() -> None:
             shoot(customer, base, "/invoices/", "invoices")
             shoot(customer, base, "/statements/", "statement")
 
+            # A phone (390 px): the invoice list as stacked rows and the folded main menu.
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            sign_in(phone, base, "/login", "ap@acme.example")
+            shoot(phone, base, "/invoices/", "phone-invoices")
+            phone.get_by_role("navigation", name="Main").get_by_role("button", name="Menu").click()
+            phone.screenshot(path=str(OUT / "phone-menu.png"))
+            print("saved phone-menu")
+
             staff = browser.new_page(viewport=viewport)
             sign_in(staff, base, "/staff/login", "admin@example.com")
             shoot(staff, base, "/staff/settings/", "staff-settings")
