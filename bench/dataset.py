@@ -1,4 +1,5 @@
-"""Build the benchmark database: 1,000 customers, 100,000 invoices, their lines and payments.
+"""Build the benchmark database: 1,000 customers, 100,000 invoices (or any number from
+10,000 up), their lines and payments.
 
 Rows go in with `insert_many` in large batches inside a few write transactions. Every
 invoice shares one precomputed quick-pay hash and sealed code: hashing 100,000 codes would
@@ -30,6 +31,7 @@ BIG_ACCOUNT_INVOICES = 10_000
 USER_EMAIL = "bench@example.com"
 USER_PASSWORD = "bench password 12345"
 BATCH = 1_000
+FLUSH = 50_000  # invoices generated before they are written
 
 
 def _chunks(rows, size=BATCH):
@@ -42,18 +44,25 @@ def _insert(model, rows) -> None:
         model.insert_many(chunk).execute()
 
 
-def _invoice_counts(rng) -> list[int]:
-    """Invoices per customer: one big account, the rest spread unevenly around the mean."""
-    rest = INVOICES - BIG_ACCOUNT_INVOICES
+def _invoice_counts(rng, invoices: int) -> list[int]:
+    """Invoices per customer: one big account (always BIG_ACCOUNT_INVOICES, so its pages are
+    the same at every size), the rest spread unevenly around the mean (none when the big
+    account holds them all)."""
+    rest = invoices - BIG_ACCOUNT_INVOICES
     weights = [rng.paretovariate(2.5) for _ in range(CUSTOMERS - 1)]
     scale = rest / sum(weights)
-    counts = [max(1, int(w * scale)) for w in weights]
+    floor = 1 if rest >= CUSTOMERS - 1 else 0
+    counts = [max(floor, int(w * scale)) for w in weights]
     counts[0] += rest - sum(counts)  # exact total
     return [BIG_ACCOUNT_INVOICES, *counts]
 
 
-def build(today: date | None = None, seed: int = 7) -> dict:
-    """Fill an empty, migrated database; returns what the load run needs to know."""
+def build(today: date | None = None, seed: int = 7, invoices: int = INVOICES) -> dict:
+    """Fill an empty, migrated database with `invoices` invoices (at least
+    BIG_ACCOUNT_INVOICES); returns what the load run needs to know.
+
+    Rows are generated and written a batch at a time (one transaction per FLUSH invoices),
+    so a million invoices need no more memory than a hundred thousand."""
     rng = random.Random(seed)
     today = today or date.today()
     now = datetime.now(UTC)
@@ -74,10 +83,34 @@ def build(today: date | None = None, seed: int = 7) -> dict:
             }
         )
         sites.append({"id": n, "customer": n, "site_code": "MAIN", "name": "Head office"})
+    with write_txn():
+        _insert(Customer, customers)
+        _insert(Site, sites)
+        contact = Contact.create(
+            customer=1, site=None, email=USER_EMAIL, first_name="Robin", last_name="Bench"
+        )
+        PortalUser.create(
+            contact=contact,
+            roles="invoices,statements,quotes,orders,cases,company_admin",
+            status="active",
+            all_sites=True,
+            password_hash=hash_secret(USER_PASSWORD),
+            auth_stamp=new_stamp(),
+        )
 
-    invoices, lines, payments, applications = [], [], [], []
+    batch = {Invoice: [], InvoiceLine: [], Payment: [], PaymentApplication: []}
+    counted = {model: 0 for model in batch}
+    detail_invoice_id = None
+
+    def flush() -> None:
+        with write_txn():
+            for model, rows in batch.items():
+                _insert(model, rows)
+                counted[model] += len(rows)
+                rows.clear()
+
     invoice_id = line_id = payment_id = 0
-    for customer_id, count in enumerate(_invoice_counts(rng), start=1):
+    for customer_id, count in enumerate(_invoice_counts(rng, invoices), start=1):
         for _ in range(count):
             invoice_id += 1
             issue = today - timedelta(days=int(rng.triangular(0, 1095, 0)))
@@ -92,8 +125,10 @@ def build(today: date | None = None, seed: int = 7) -> dict:
                 paid = total // 3
             else:
                 paid = 0
+            if customer_id == 1 and paid and detail_invoice_id is None:
+                detail_invoice_id = invoice_id
             discount_bp = 200 if rng.random() < 0.2 else 0
-            invoices.append(
+            batch[Invoice].append(
                 {
                     "id": invoice_id,
                     "number": f"INV-{invoice_id:07d}",
@@ -117,7 +152,7 @@ def build(today: date | None = None, seed: int = 7) -> dict:
             first = total // 3
             for position, amount in enumerate((first, total - first), start=1):
                 line_id += 1
-                lines.append(
+                batch[InvoiceLine].append(
                     {
                         "id": line_id,
                         "invoice": invoice_id,
@@ -134,7 +169,7 @@ def build(today: date | None = None, seed: int = 7) -> dict:
                 received = datetime.combine(
                     min(today, due - timedelta(days=rng.randrange(0, 20))), datetime.min.time()
                 ).replace(tzinfo=UTC)
-                payments.append(
+                batch[Payment].append(
                     {
                         "id": payment_id,
                         "receipt_number": f"R-{payment_id:07d}",
@@ -150,7 +185,7 @@ def build(today: date | None = None, seed: int = 7) -> dict:
                         "posted_at": received,
                     }
                 )
-                applications.append(
+                batch[PaymentApplication].append(
                     {
                         "payment": payment_id,
                         "invoice": invoice_id,
@@ -158,29 +193,9 @@ def build(today: date | None = None, seed: int = 7) -> dict:
                         "created_at": received,
                     }
                 )
-
-    with write_txn():
-        _insert(Customer, customers)
-        _insert(Site, sites)
-        contact = Contact.create(
-            customer=1, site=None, email=USER_EMAIL, first_name="Robin", last_name="Bench"
-        )
-        PortalUser.create(
-            contact=contact,
-            roles="invoices,statements,quotes,orders,cases,company_admin",
-            status="active",
-            all_sites=True,
-            password_hash=hash_secret(USER_PASSWORD),
-            auth_stamp=new_stamp(),
-        )
-    for model, rows in (
-        (Invoice, invoices),
-        (InvoiceLine, lines),
-        (Payment, payments),
-        (PaymentApplication, applications),
-    ):
-        with write_txn():
-            _insert(model, rows)
+            if len(batch[Invoice]) >= FLUSH:
+                flush()
+    flush()
     with write_txn():
         Counter.insert(name="receipt", value=payment_id).execute()
     if not is_sqlite():
@@ -192,12 +207,11 @@ def build(today: date | None = None, seed: int = 7) -> dict:
                 f'(SELECT COALESCE(MAX(id), 1) FROM "{table}"))'
             )
     db.execute_sql("ANALYZE")  # fresh statistics, so both planners pick the 0004 indexes
-    big = [i for i in invoices if i["customer"] == 1]
     return {
         "customers": len(customers),
-        "invoices": len(invoices),
-        "lines": len(lines),
-        "payments": len(payments),
-        "big_account_invoices": len(big),
-        "detail_invoice_id": next(i["id"] for i in big if i["amount_paid_cents"]),
+        "invoices": counted[Invoice],
+        "lines": counted[InvoiceLine],
+        "payments": counted[Payment],
+        "big_account_invoices": BIG_ACCOUNT_INVOICES,
+        "detail_invoice_id": detail_invoice_id,
     }

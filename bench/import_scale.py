@@ -8,10 +8,10 @@ default; an EMPTY PostgreSQL database with --database-url):
 
 1. 1,000 customers; then N new invoices over them, with no quick-pay codes in the file
    (so the import generates and hashes N codes, as a first ERP export would);
-2. the same file with every tenth total raised (N/10 updates, the rest unchanged) while a
-   "payer" process keeps writing to an invoice of a customer the import touches (the
-   write a payment makes: the invoice row and, through the billing-version trigger, its
-   customer's row), and reports its longest wait.
+2. the same file with every seventh total raised (N/7 updates, the rest unchanged, every
+   customer touched) while a "payer" process keeps writing to an unchanged invoice of a
+   customer the import touches (the write a payment makes: the invoice row and, through
+   the billing-version trigger, its customer's row), and reports its longest wait.
 
 Peak memory is the largest resident size among the import process and its children (the
 hashing workers), from `getrusage(RUSAGE_CHILDREN)`. Results go to bench/IMPORT.md.
@@ -60,7 +60,7 @@ def write_invoices(path: Path, rows: int, raised: bool = False) -> None:
         out.writerow(["number", "account_number", "issue_date", "due_date", "total"])
         for n in range(rows):
             total = 100 + (n % 9000) / 10
-            if raised and n % 10 == 0:
+            if raised and n % 7 == 0:
                 total += 1
             day = issue + timedelta(days=n % 300)
             out.writerow(
@@ -82,7 +82,7 @@ from portal.models import Invoice
 app = create_app()
 with app.app_context():
     db.connect()
-    target = Invoice.select(Invoice.id).where(Invoice.number == "INV00000000").scalar()
+    target = Invoice.select(Invoice.id).where(Invoice.number == "INV00000001").scalar()
     worst, writes = 0.0, 0
     while not os.path.exists(sys.argv[1]):
         started = time.monotonic()
@@ -156,8 +156,9 @@ def main() -> int:
 HEADER = """# Import at scale
 
 `python -m bench.import_scale --rows N [--database-url ...]`: 1,000 customers, then N new
-invoices (codes generated and hashed), then the file again with every tenth total raised
-(N/10 updates), while a payer keeps writing to one of the touched customers' invoices.
+invoices (codes generated and hashed), then the file again with every seventh total raised
+(N/7 updates, every customer touched), while a payer keeps writing to an unchanged invoice
+of a touched customer.
 Peak memory: the largest process of the import (hashing workers included). "again": the
 update file once more, which changes nothing. "payer waits": the longest single write.
 
