@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from flask import current_app
 from playwright.sync_api import expect
 
 from portal import tokens
@@ -19,7 +20,7 @@ from portal.models import Case, OutboxMessage, Payment
 from portal.services import cases, payments
 from portal.services import settings as settings_service
 
-from .. import factories
+from .. import factories, stripe_fixtures
 from ..conftest import staff_login
 from .conftest import settled
 from .test_ordering_flow import _sign_in
@@ -31,6 +32,10 @@ WIDTHS = (1280, 390)
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 CUSTOMER = "pat@acme.example"
 STAFF = "boss@example.com"
+
+stripe_fake = stripe_fixtures.stripe_fake
+stripe_env = stripe_fixtures.stripe_env
+stripe_live_server = stripe_fixtures.stripe_live_server
 
 
 def _tool_missing(path: Path, what: str) -> None:
@@ -45,6 +50,17 @@ def _tool_missing(path: Path, what: str) -> None:
 
 REVIEW = "pay review"  # a POST from the invoice list, not a page with its own address
 NOT_FOUND = "/no-such-page"
+# Forms sent empty: the page with its error messages (a 422), and the button that sends it.
+INVALID = {
+    "/login sent empty": ("/login", "Sign in"),
+    "/register/ sent empty": ("/register/", "Email me a sign-up link"),
+    "/pay/ sent empty": ("/pay/", "Find my invoice"),
+    "/request-service/ sent empty": ("/request-service/", "Send request"),
+    "/cases/new sent empty": ("/cases/new", "Open case"),
+    "/quotes/requests/new sent empty": ("/quotes/requests/new", "Send request"),
+    "/staff/invoices/new sent empty": ("/staff/invoices/new", "Create invoice"),
+    "/staff/customers/new sent empty": ("/staff/customers/new", "Create customer"),
+}
 # Customer pages as staff see them through "view as" (read-only, with the banner).
 VIEWED = {"/ as seen by staff": "/", "/invoices/ as seen by staff": "/invoices/"}
 
@@ -181,6 +197,10 @@ def _world(app, client) -> dict:
             _link("reset", "/reset/", pat),
             "/pay/invoice",  # after the lookup, which every guest visit starts with
             NOT_FOUND,
+            "/login sent empty",
+            "/register/ sent empty",
+            "/pay/ sent empty",
+            "/request-service/ sent empty",
         ],
         "quick pay": ("INV-1001", code),
         "customer": [
@@ -211,8 +231,15 @@ def _world(app, client) -> dict:
             f"/company/users/{other.public_id}",
             "/account/",
             "/account/two-step/app",
+            "/cases/new sent empty",
+            "/quotes/requests/new sent empty",
         ],
-        "staff": staff_pages + list(VIEWED),
+        "staff": [
+            *staff_pages,
+            "/staff/invoices/new sent empty",
+            "/staff/customers/new sent empty",
+            *VIEWED,
+        ],
         "view as": (f"/staff/view-as/customers/{acme.id}", {"login": str(pat.id)}),
     }
 
@@ -230,17 +257,23 @@ def _fetch(app, client, world) -> dict[str, str]:
         assert response.status_code == status, (label, response.status_code)
         pages[label] = response.get_data(as_text=True)
 
+    def get(path):
+        if path in INVALID:
+            keep(path, client.post(INVALID[path][0], data={}), 422)
+        else:
+            keep(path, client.get(path, follow_redirects=True), 404 if path == NOT_FOUND else 200)
+
     number, code = world["quick pay"]
     assert client.post("/pay/", data={"number": number, "secret": code}).status_code == 303
     for path in world["guest"]:
-        keep(path, client.get(path, follow_redirects=True), 404 if path == NOT_FOUND else 200)
+        get(path)
     client.post("/login", data={"email": CUSTOMER, "password": factories.PASSWORD})
     for path in world["customer"]:
         if path == REVIEW:
             response = client.post("/invoices/review", data={"invoice": world["review invoice"]})
             keep(REVIEW, response)
         else:
-            keep(path, client.get(path))
+            get(path)
     client.post("/logout")
     staff_login(client, STAFF)
     for path in world["staff"]:
@@ -251,7 +284,7 @@ def _fetch(app, client, world) -> dict[str, str]:
             keep(label, client.get(path))
             assert "Viewing as" in pages[label], label
         else:
-            keep(path, client.get(path))
+            get(path)
     return pages
 
 
@@ -259,15 +292,12 @@ def _label(path: str) -> str:
     return path.strip("/").replace("/", "_").replace(" ", "-") or "home"
 
 
-def test_the_html_checker_finds_no_errors(app, tmp_path):
-    """Nu HTML checker over every page's server HTML: no errors but htmx's hx-* attributes."""
+def _validate(pages: dict[str, str], folder: Path) -> list[str]:
+    """Run the Nu HTML checker once over all pages; its errors but htmx's, as 'page:line: …'."""
     _tool_missing(VNU, "vnu.jar (npm vnu-jar)")
     java = shutil.which("java")
     if java is None:
         _tool_missing(Path("/nonexistent/java"), "Java")
-    client = app.test_client()
-    pages = _fetch(app, client, _world(app, client))
-    folder = tmp_path / "html"
     folder.mkdir()
     files = {}
     for path, html in pages.items():
@@ -281,12 +311,18 @@ def test_the_html_checker_finds_no_errors(app, tmp_path):
         timeout=300,
     )
     messages = json.loads(run.stderr)["messages"]  # the checker reports on stderr
-    errors = [
+    return [
         f"{files[Path(m['url'].removeprefix('file:')).as_posix()]}:{m.get('lastLine')}: "
         f"{m['message']}"
         for m in messages
         if not _about_htmx(m["message"])
     ]
+
+
+def test_the_html_checker_finds_no_errors(app, tmp_path):
+    """Nu HTML checker over every page's server HTML: no errors but htmx's hx-* attributes."""
+    client = app.test_client()
+    errors = _validate(_fetch(app, client, _world(app, client)), tmp_path / "html")
     assert errors == [], "\n".join(errors)
 
 
@@ -301,6 +337,12 @@ def _open(page, path, world):
         url, data = world["view as"]
         assert page.request.post(url, form=data).ok
         path = VIEWED[path]
+    if path in INVALID:
+        url, button = INVALID[path]
+        page.goto(url)
+        page.locator("main").get_by_role("button", name=button, exact=True).click()
+        expect(page.locator("main .error, main .alert-error").first).to_be_visible()
+        return
     if path == REVIEW:
         page.goto("/invoices/")
         page.locator(".pick").first.check()
@@ -329,17 +371,12 @@ def _axe(page, where: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("audience", ["guest", "customer", "staff"])
-def test_axe_finds_no_violations(app, browser, live_server, audience):
-    """axe-core over every page of the audience at a desk (1280 px) and on a phone (390 px)."""
+def _scan(browser, base_url: str, world: dict, audience: str) -> list[str]:
+    """axe-core over the audience's pages at each width, in one browser context a width."""
     _tool_missing(AXE, "axe-core (npm)")
-    client = app.test_client()
-    world = _world(app, client)
     found = []
     for width in WIDTHS:
-        context = browser.new_context(
-            base_url=live_server.url, viewport={"width": width, "height": 860}
-        )
+        context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 860})
         context.set_default_timeout(10_000)
         page = context.new_page()
         page.on("pageerror", lambda exc, width=width: found.append(f"@{width}px script: {exc}"))
@@ -354,11 +391,37 @@ def test_axe_finds_no_violations(app, browser, live_server, audience):
                 page.get_by_label("Invoice number").fill(number)
                 page.get_by_label("Quick-pay code").fill(code)
                 page.get_by_role("button", name="Find my invoice").click()
-                expect(page).to_have_url(live_server.url + "/pay/invoice")
+                expect(page).to_have_url(base_url + "/pay/invoice")
             for path in world[audience]:
                 _open(page, path, world)
                 settled(page)
                 found.extend(_axe(page, f"{path} @{width}px"))
         finally:
             context.close()
+    return found
+
+
+@pytest.mark.parametrize("audience", ["guest", "customer", "staff"])
+def test_axe_finds_no_violations(app, browser, live_server, audience):
+    """axe-core over every page of the audience at a desk (1280 px) and on a phone (390 px)."""
+    found = _scan(browser, live_server.url, _world(app, app.test_client()), audience)
+    assert found == [], "\n".join(found)
+
+
+def test_with_stripe_on_the_card_pages_pass_both_checkers(browser, stripe_live_server, tmp_path):
+    """With Stripe on, the pages that offer a card or keep one: the pay review and the quick
+    pay page (a card option), My account (saved cards) and autopay for the customer and the
+    office."""
+    app = current_app._get_current_object()
+    client = app.test_client()
+    world = _world(app, client)
+    world.update(
+        guest=["/pay/invoice"],
+        customer=[REVIEW, "/account/", "/company/autopay/"],
+        staff=["/staff/autopay/"],
+    )
+    found = []
+    for audience in ("guest", "customer", "staff"):
+        found += _scan(browser, stripe_live_server.url, world, audience)
+    found += _validate(_fetch(app, client, world), tmp_path / "html")
     assert found == [], "\n".join(found)
