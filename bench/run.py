@@ -61,6 +61,17 @@ def build(url: str) -> dict:
     return facts
 
 
+def portal_env(url: str, workdir: Path) -> dict:
+    """The portal's environment for a benchmark host on `url`."""
+    return {
+        "PORTAL_DATABASE_URL": url,
+        "PORTAL_SECRET_KEY": SECRET,
+        "PORTAL_INSTANCE_PATH": str(workdir / "instance"),
+        "PORTAL_SQLITE_SYNCHRONOUS": "normal",
+        "PORTAL_MAIL_SEND_ON_COMMIT": "false",
+    }
+
+
 def gunicorn(app_path: str, port: int, workers: int, env: dict) -> subprocess.Popen:
     command = [
         sys.executable,
@@ -210,13 +221,7 @@ def main() -> int:
         (f"Invoice list, page {deep}", f"/invoices/?status=all&page={deep}"),
         ("Invoice detail", f"/invoices/{detail}"),
     ]
-    env = {
-        "PORTAL_DATABASE_URL": url,
-        "PORTAL_SECRET_KEY": SECRET,
-        "PORTAL_INSTANCE_PATH": str(workdir / "instance"),
-        "PORTAL_SQLITE_SYNCHRONOUS": "normal",
-        "PORTAL_MAIL_SEND_ON_COMMIT": "false",
-    }
+    env = portal_env(url, workdir)
     portal_port, bare_port, floor_port = free_port(), free_port(), free_port()
     processes = [gunicorn("app:app", portal_port, options.workers, env)]
     try:

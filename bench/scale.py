@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from . import dataset
-from .run import ROOT, SECRET, free_port, gunicorn, request, sign_in
+from .run import ROOT, SECRET, free_port, gunicorn, portal_env, request, sign_in
 
 TARGET = 1.2
 PAGES = ("Dashboard", "Invoice list, page 1", "Invoice list, deep page", "Invoice", "Statement")
@@ -133,13 +133,7 @@ def mixed_load(ports: list[int], pages: dict, seconds: float, clients: int) -> d
 
 
 def run_size(url: str, facts: dict, workdir: Path, options) -> dict:
-    env = {
-        "PORTAL_DATABASE_URL": url,
-        "PORTAL_SECRET_KEY": SECRET,
-        "PORTAL_INSTANCE_PATH": str(workdir / "instance"),
-        "PORTAL_SQLITE_SYNCHRONOUS": "normal",
-        "PORTAL_MAIL_SEND_ON_COMMIT": "false",
-    }
+    env = portal_env(url, workdir)
     pages = paths(facts)
     results = {}
     for hosts in (1, 2):
