@@ -13,7 +13,7 @@ import pytest
 
 from portal import clock
 from portal.db import db
-from portal.models import Contact, OutboxMessage
+from portal.models import Contact, Customer, OutboxMessage
 from portal.models_statement_mail import StatementMail
 from portal.services import importer, notices, outbox, settings, statement_mail
 
@@ -199,6 +199,18 @@ def test_staff_email_statement_sends_it_now_once_a_day(app, client, mailbox, acm
     assert balances(statement_page) == balances(message.get_content()) == ("$0.00", "$250.00")
     default_page = customer.get("/statements/").get_data(as_text=True)
     assert balances(default_page) == balances(message.get_content())
+
+
+def test_email_statement_with_the_portal_off_sends_nothing_and_says_why(client, mailbox, acme):
+    """Like the monthly run and the new-invoice email: a customer whose portal is off gets no
+    statement, whose links (statement, quick pay) would open nothing."""
+    factories.invoice(acme, total_cents=25_000)
+    Customer.update(portal_enabled=False).where(Customer.id == acme.id).execute()
+    factories.staff(email="clerk@example.com")
+    staff_login(client, "clerk@example.com")
+    response = client.post(f"/staff/customers/{acme.id}/statement", follow_redirects=True)
+    assert "the portal is switched off for" in response.get_data(as_text=True)
+    assert StatementMail.select().count() == 0 and sent(mailbox, "statement") == []
 
 
 def test_email_statement_to_a_customer_whose_contacts_want_none_sends_nothing(client, mailbox):

@@ -126,6 +126,14 @@ def email_statement(customer_id):
     customer = get_or_404(Customer, customer_id)
     if not ActionForm().validate():
         abort(400)
+    if not customer.portal_enabled:
+        # Its statement and pay links would open pages nobody there may see (quick pay too).
+        flash(
+            f"No statement was sent: the portal is switched off for {customer.name}, so its "
+            "links would lead nowhere. Switch the portal on first.",
+            "warning",
+        )
+        return redirect_to(_show_url(customer.id) + "#contacts")
     try:
         row = statement_mail.send_now(customer, me())
     except statement_mail.AlreadySent as done:
