@@ -50,6 +50,7 @@ def _tool_missing(path: Path, what: str) -> None:
 
 REVIEW = "pay review"  # a POST from the invoice list, not a page with its own address
 NOT_FOUND = "/no-such-page"
+MENU_OPEN = "/ with the phone menu open"  # the same HTML as "/"; at 390 px the menu opens
 # Forms sent empty: the page with its error messages (a 422), and the button that sends it.
 INVALID = {
     "/login sent empty": ("/login", "Sign in"),
@@ -205,6 +206,7 @@ def _world(app, client) -> dict:
         "quick pay": ("INV-1001", code),
         "customer": [
             "/",
+            MENU_OPEN,
             "/invoices/",
             f"/invoices/{open_invoice.public_id}",
             f"/invoices/{open_invoice.public_id}/print",
@@ -258,6 +260,8 @@ def _fetch(app, client, world) -> dict[str, str]:
         pages[label] = response.get_data(as_text=True)
 
     def get(path):
+        if path == MENU_OPEN:
+            return
         if path in INVALID:
             keep(path, client.post(INVALID[path][0], data={}), 422)
         else:
@@ -337,6 +341,13 @@ def _open(page, path, world):
         url, data = world["view as"]
         assert page.request.post(url, form=data).ok
         path = VIEWED[path]
+    if path == MENU_OPEN:
+        page.goto("/")
+        menu = page.get_by_role("navigation", name="Main").get_by_role("button", name="Menu")
+        if menu.is_visible():
+            menu.click()
+            expect(menu).to_have_attribute("aria-expanded", "true")
+        return
     if path in INVALID:
         url, button = INVALID[path]
         page.goto(url)
