@@ -94,7 +94,7 @@ def test_request_price_publish_accept_and_follow_the_order(
     )
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Orders").click()
     page.get_by_label("Search orders").fill("7781")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_role("main").get_by_role("button", name="Search").click()  # not the menu's
     page.get_by_role("link", name=order.number, exact=True).click()
     expect(page.get_by_text("1Z999AA10123456784")).to_be_visible()
     expect(page.get_by_role("link", name=quote.number, exact=True)).to_be_visible()
