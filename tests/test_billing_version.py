@@ -82,7 +82,9 @@ def test_saving_a_customer_read_earlier_keeps_the_raised_version(app):
 
 
 def _tabs(html: str) -> dict:
-    return dict(re.findall(r'>(Open|Overdue|Paid|All) <span class="tab-count">(\d+)</span>', html))
+    return dict(
+        re.findall(r'>(Open|Overdue|Paid|All) <span class="filter-count">(\d+)</span>', html)
+    )
 
 
 def test_cached_counts_are_reused_and_never_outlive_a_change(app, client):

@@ -28,7 +28,7 @@ def at(text: str) -> datetime:
 
 
 def overdue_tab(html: str) -> int:
-    match = re.search(r'>Overdue <span class="tab-count">(\d+)</span>', html)
+    match = re.search(r'>Overdue <span class="filter-count">(\d+)</span>', html)
     assert match, "no Overdue tab"
     return int(match.group(1))
 

@@ -653,7 +653,7 @@ class MoneyJourneys(RuleBasedStateMachine):
             ("all", "All"),
         ):
             assert re.search(
-                rf">{label} <span class=\"tab-count\">{counts[key]}</span>", listing
+                rf">{label} <span class=\"filter-count\">{counts[key]}</span>", listing
             ), (key, counts)
         for inv in live:
             row = listing[listing.index(f">{inv.number}<") :].split("</tr>")[0]

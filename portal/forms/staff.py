@@ -529,7 +529,7 @@ class PaymentFilterForm(Form):
     status = SelectField(
         "Status",
         choices=[
-            SelectChoice("", "Any status"),
+            SelectChoice("", "All"),
             SelectChoice("pending", "Pending confirmation"),
             SelectChoice("applied", "Applied"),
             SelectChoice("rejected", "Rejected"),

@@ -49,6 +49,7 @@ def index():
         "staff/payments/index.html",
         block="results",
         form=form,
+        filters={choice.value: choice.label for choice in form.status.choices},
         page=backoffice.paginate(query, page_number()),
         counts=counts,
         unposted=backoffice.unposted_count(),
