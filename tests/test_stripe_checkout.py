@@ -97,6 +97,11 @@ def test_a_declined_card_leaves_the_invoice_open_and_the_payer_can_try_again(
     cancel = stripe_env.complete(_session_id(url), "cancel")
     page = _back(client, cancel).get_data(as_text=True)
     assert "Receipt" not in page
+    # "Try again" comes back to the review filled from the attempt (issue 19).
+    retry = re.search(r'href="(/invoices/retry\?attempt=[^"]+)">Try again<', page).group(1)
+    review = client.get(retry).get_data(as_text=True)
+    assert 'value="Pat"' in review and 'value="pat@acme.example"' in review
+    assert f'name="line" value="{invoice.public_id}:30000"' in review
     # Paying again starts a new session (the old attempt is superseded) and works.
     again = _pay_signed_in(client, [(invoice, 30_000)])
     _back(client, stripe_env.complete(_session_id(again), "card"))
