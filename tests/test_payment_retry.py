@@ -68,6 +68,7 @@ def test_try_again_returns_to_the_review_filled_in(account, client):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "Review your payment" in html
+    assert "Your last payment was declined and nothing was taken." in html
     assert _value(html, "payer_name") == "Robin Q. Payer"
     assert _value(html, "payer_email") == "robin@acme.example"
     lines = re.findall(r'name="line" value="([^"]+)"', html)

@@ -207,7 +207,7 @@ def retry():
     form.payer_name.data, form.payer_email.data = attempt.payer_name, attempt.payer_email
     if any(choice.value == attempt.provider for choice in form.provider.choices):
         form.provider.data = attempt.provider
-    return render("billing/review.html", preview=preview, form=form)
+    return render("billing/review.html", preview=preview, form=form, retried=attempt)
 
 
 def _confirmed_pairs():

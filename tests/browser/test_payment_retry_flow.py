@@ -4,7 +4,18 @@ email and the amounts, so nothing is typed twice."""
 from playwright.sync_api import expect
 
 from .. import factories
-from .conftest import screenshot
+from .conftest import screenshot, settled
+
+
+def _declined_then_try_again(page, name: str, email: str) -> None:
+    """Type the payer's details, pay by test card, have it declined and press "Try again"."""
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Email for the receipt").fill(email)
+    page.get_by_label("Card (test mode)").check()
+    page.get_by_role("button", name="Continue to payment").click()
+    page.get_by_role("button", name="Simulate a declined card").click()
+    expect(page.get_by_role("heading", name="The payment was declined")).to_be_visible()
+    page.get_by_role("link", name="Try again").click()
 
 
 def test_declined_card_then_try_again_keeps_name_email_and_amount(page):
@@ -23,14 +34,7 @@ def test_declined_card_then_try_again_keeps_name_email_and_amount(page):
     expect(page.locator("#pay-total")).to_contain_text("$200.00")
     page.get_by_role("button", name="Review and pay selected").click()
     expect(page.get_by_role("heading", name="Review your payment")).to_be_visible()
-    page.get_by_label("Your name").fill("Robin Accounts")
-    page.get_by_label("Email for the receipt").fill("ap@acme.example")
-    page.get_by_label("Card (test mode)").check()
-    page.get_by_role("button", name="Continue to payment").click()
-    page.get_by_role("button", name="Simulate a declined card").click()
-
-    expect(page.get_by_role("heading", name="The payment was declined")).to_be_visible()
-    page.get_by_role("link", name="Try again").click()
+    _declined_then_try_again(page, "Robin Accounts", "ap@acme.example")
 
     expect(page.get_by_role("heading", name="Review your payment")).to_be_visible()
     expect(page.get_by_role("heading", name="Pay $200.00")).to_be_visible()
@@ -41,3 +45,20 @@ def test_declined_card_then_try_again_keeps_name_email_and_amount(page):
     page.get_by_role("button", name="Continue to payment").click()
     page.get_by_role("button", name="Pay $200.00").click()
     expect(page.get_by_role("heading", name="Receipt R-")).to_be_visible()
+
+
+def test_quick_pay_declined_then_try_again_keeps_name_email_and_amount(page):
+    invoice, code = factories.invoice(number="INV-7002", total_cents=125_000)
+    page.goto("/pay/")
+    page.get_by_label("Invoice number").fill(invoice.number)
+    page.get_by_label("Quick-pay code").fill(code)
+    page.get_by_role("button", name="Find my invoice").click()
+    expect(page.get_by_role("heading", name="Invoice INV-7002")).to_be_visible()
+    settled(page)
+    page.get_by_label("Amount to pay").fill("300.00")
+    _declined_then_try_again(page, "Guest Payer", "guest@example.com")
+    expect(page.get_by_role("heading", name="Invoice INV-7002")).to_be_visible()
+    expect(page.get_by_label("Amount to pay")).to_have_value("300.00")
+    expect(page.get_by_label("Your name")).to_have_value("Guest Payer")
+    expect(page.get_by_label("Email for the receipt")).to_have_value("guest@example.com")
+    screenshot(page, "quick-pay-try-again")
