@@ -37,7 +37,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from .. import clock, money
 from ..models import PORTAL_ROLES
 from ..money import AmountError, QuantityError, parse_amount, to_decimal
-from ..services import reminders
+from ..services import reminder_schedule as schedules
 from ..services.backoffice import find_customer
 
 ROLE_LABELS = {
@@ -157,7 +157,8 @@ class SettingsForm(FlaskForm):
     statement_day = SelectField(
         "Statements by email",
         coerce=int,
-        choices=[(0, "Off")] + [(d, f"Monthly, on day {d}") for d in range(1, 29)],
+        choices=[SelectChoice(0, "Off")]
+        + [SelectChoice(d, f"Monthly, on day {d}") for d in range(1, 29)],
         default=0,
     )
     payment_reminders = BooleanField("Email payment reminders")
@@ -184,7 +185,7 @@ class SettingsForm(FlaskForm):
         data["attachment_max_files"] = values["attachment_max_files"]
         data["statement_day"] = values["statement_day"]
         data["payment_reminders"] = values["payment_reminders"]
-        data["reminder_schedule"] = reminders.schedule_text(values["reminder_schedule"])
+        data["reminder_schedule"] = schedules.schedule_text(values["reminder_schedule"])
         return cls(data=data)
 
     def validate_time_zone(self, field):
@@ -207,7 +208,7 @@ class SettingsForm(FlaskForm):
         if not field.raw_data:
             return  # an older page without the field keeps the schedule
         try:
-            field.days = reminders.parse_schedule(field.data)
+            field.days = schedules.parse_schedule(field.data)
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
 

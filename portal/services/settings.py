@@ -13,6 +13,7 @@ from flask import g, has_request_context
 from ..db import write_txn
 from ..models import PORTAL_ROLES, Setting
 from . import audit
+from .reminder_schedule import check_schedule
 
 DEFAULTS = {
     "portal_name": "Doorstep",
@@ -110,8 +111,6 @@ def check(key: str, value) -> None:
     if key == "statement_day" and value > 28:
         raise ValueError("statement_day is a day of the month from 1 to 28, or 0 for off")
     if key == "reminder_schedule":
-        from .reminders import check_schedule  # reminders reads the settings
-
         check_schedule(value)
     if key == "time_zone":
         # zoneinfo directly, not portal.clock: the clock reads the settings.
