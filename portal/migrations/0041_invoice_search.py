@@ -9,9 +9,16 @@ triggers (0010)."""
 
 from peewee import SqliteDatabase
 
-INDEXES = (
-    ("invoice_description_trgm", "description"),
-    ("invoice_customer_po_trgm", "customer_po"),
+# Whole statements, no SQL built from strings (G4).
+CREATE_INDEXES = (
+    'CREATE INDEX IF NOT EXISTS "invoice_description_trgm" ON "invoice" '
+    'USING gin ("description" gin_trgm_ops)',
+    'CREATE INDEX IF NOT EXISTS "invoice_customer_po_trgm" ON "invoice" '
+    'USING gin ("customer_po" gin_trgm_ops)',
+)
+DROP_INDEXES = (
+    'DROP INDEX IF EXISTS "invoice_description_trgm"',
+    'DROP INDEX IF EXISTS "invoice_customer_po_trgm"',
 )
 
 
@@ -21,14 +28,12 @@ def up(migrator, db):
     )
     if isinstance(db, SqliteDatabase):
         return
-    for name, column in INDEXES:
-        db.execute_sql(
-            f'CREATE INDEX IF NOT EXISTS "{name}" ON "invoice" USING gin ("{column}" gin_trgm_ops)'
-        )
+    for statement in CREATE_INDEXES:
+        db.execute_sql(statement)
 
 
 def down(migrator, db):
     if not isinstance(db, SqliteDatabase):
-        for name, _ in INDEXES:
-            db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
+        for statement in DROP_INDEXES:
+            db.execute_sql(statement)
     db.execute_sql('ALTER TABLE "invoice" DROP COLUMN "customer_po"')
