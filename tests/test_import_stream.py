@@ -2,10 +2,12 @@
 or nothing across chunks."""
 
 import io
+import threading
 
 import pytest
+from peewee import OperationalError
 
-from portal.db import write_txn
+from portal.db import db, write_txn
 from portal.models import AuditLog, Customer, Invoice
 from portal.services import importer
 from portal.services.importer.invoices import Invoices
@@ -150,3 +152,49 @@ def test_an_import_raises_the_versions_of_the_customers_it_touches_and_no_others
         Invoice.update(total_cents=2_000).where(Invoice.number == "S0001").execute()
     assert Customer.get_by_id(acme.id).billing_version > after["ACME01"]
     assert Customer.get_by_id(other.id).billing_version == before["OTHER1"]
+
+
+def _pay(app, number: str, outcome: dict) -> None:
+    """A payer's write on another connection (the invoice row; its customer's version at
+    COMMIT through the trigger), giving up after one second of waiting for a lock."""
+    with app.app_context():
+        db.connect(reuse_if_open=True)
+        try:
+            with write_txn():
+                db.execute_sql("SET LOCAL lock_timeout = '1s'")
+                Invoice.update(description="paid").where(Invoice.number == number).execute()
+            outcome[number] = "paid"
+        except OperationalError as error:
+            outcome[number] = type(error).__name__
+        finally:
+            db.close()
+
+
+@pytest.mark.postgresql
+def test_a_payer_of_an_invoice_the_file_repeats_unchanged_does_not_wait(app, acme, monkeypatch):
+    """Issue 15: an update import locks only the invoices it changes. While it is inside its
+    write transaction, a payer of an invoice the file repeats unchanged pays at once; a payer
+    of an invoice it changes waits for the import (here: gives up after a second). Before,
+    every invoice the file named was locked to the end (127 s at 1M invoices)."""
+    importer.import_csv("invoices", io.StringIO(invoices(2)))
+    update = HEADER + (
+        "S0000,ACME01,2026-01-05,2026-02-04,10.00\nS0001,ACME01,2026-01-05,2026-02-04,12.00\n"
+    )
+    write = Invoices.write
+    outcome = {}
+
+    def write_then_pay(self, rows, state, prepared, now):
+        counts = write(self, rows, state, prepared, now)
+        for number in ("S0000", "S0001"):  # while the import holds what it wrote
+            payer = threading.Thread(target=_pay, args=(app, number, outcome))
+            payer.start()
+            payer.join(10)
+        return counts
+
+    monkeypatch.setattr(Invoices, "write", write_then_pay)
+    result = importer.import_csv("invoices", io.StringIO(update))
+    assert (result.updated, result.unchanged) == (1, 1)
+    assert outcome["S0000"] == "paid"
+    assert outcome["S0001"] != "paid"
+    assert Invoice.get(Invoice.number == "S0000").description == "paid"
+    assert Invoice.get(Invoice.number == "S0001").total_cents == 1_200

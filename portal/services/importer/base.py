@@ -267,6 +267,11 @@ class Kind:
         `hash_codes`, the package's)."""
         return None
 
+    def moving(self, rows: list[Row], state: dict, prepared) -> list[Row]:
+        """The rows that would write something, judged from an unlocked `fetch`; the import
+        locks, checks again and writes only these. By default every row."""
+        return rows
+
     def write(self, rows: list[Row], state: dict, prepared, now) -> tuple[int, int]:
         """Write the rows inside the caller's transaction; returns (created, updated)."""
         raise NotImplementedError
