@@ -329,7 +329,8 @@ def test_two_payers_of_60_on_100_at_once(capp, mailbox):
 
 def test_the_same_webhook_five_times_at_once_applies_once(capp, mailbox):
     """I4: one signed webhook delivered 5 times concurrently makes exactly one Payment and
-    one receipt; every delivery answers 200 with the same receipt number."""
+    one receipt; every delivery answers 200 with the same receipt number, also one that
+    arrives after another has finished (the duplicate answer)."""
     invoice, _ = factories.invoice(total_cents=10_000)
     attempt = start(capp, invoice, 4_000).attempt
     body = webhook_body(attempt)
@@ -346,6 +347,20 @@ def test_the_same_webhook_five_times_at_once_applies_once(capp, mailbox):
     assert OutboxMessage.select().where(OutboxMessage.kind == "receipt").count() == 1
     assert len(mailbox.wait_for(1)) == 1
     check_invariants()
+
+
+def test_a_redelivered_webhook_answers_with_the_same_receipt(capp, mailbox):
+    """I4: a delivery that comes after the event was handled changes nothing and answers with
+    the receipt the first one made (it answered without one, which made the test above
+    fail when one of its five deliveries came last)."""
+    invoice, _ = factories.invoice(total_cents=10_000)
+    attempt = start(capp, invoice, 4_000).attempt
+    body = webhook_body(attempt)
+    signature = TC.sign_webhook(body)
+    first = post_webhook(capp.test_client(), body, signature).get_json()
+    again = post_webhook(capp.test_client(), body, signature).get_json()
+    assert again == {"ok": True, "duplicate": True, "receipt": first["receipt"]}
+    assert first["receipt"] == Payment.get().receipt_number and Payment.select().count() == 1
 
 
 def test_conditional_update_and_checks_are_the_backstop(app):

@@ -700,7 +700,8 @@ def handle_webhook(provider: str, event) -> tuple[int, dict]:
         (ProviderEvent.provider == provider) & (ProviderEvent.event_id == event.event_id)
     )
     if event.event_id and seen.exists():
-        return 200, {"ok": True, "duplicate": True}
+        # The same answer as the delivery that applied it, receipt included.
+        return 200, {"ok": True, "duplicate": True, "receipt": _receipt_of(event)}
     if isinstance(event, Event):
         if not PaymentAttempt.select().where(PaymentAttempt.key == event.attempt_key).exists():
             log.warning("security alert: %s webhook for unknown attempt", provider)
@@ -720,6 +721,19 @@ def handle_webhook(provider: str, event) -> tuple[int, dict]:
                 provider=provider, event_id=event.event_id, type=type(event).__name__.lower()
             ).on_conflict_ignore().execute()
     return 200, {"ok": True, "receipt": payment.receipt_number if payment else None}
+
+
+def _receipt_of(event) -> str | None:
+    """The receipt number of the payment an already handled attempt event made, if any."""
+    if not isinstance(event, Event):
+        return None
+    payment = (
+        Payment.select(Payment.receipt_number)
+        .join(PaymentAttempt, on=(Payment.attempt == PaymentAttempt.id))
+        .where(PaymentAttempt.key == event.attempt_key)
+        .first()
+    )
+    return payment.receipt_number if payment else None
 
 
 def _tell_not_received(payment, reason: str) -> None:
