@@ -26,7 +26,7 @@ from ..db import utcnow
 from ..models import Contact, PortalUser, PortalUserSite
 from ..models_notices import NoticeChoice
 from ..web import absolute_url
-from . import audit
+from . import audit, email_templates
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,24 @@ def recipients(customer_id: int, topic: str, site_id: int | None = None) -> list
             continue
         result.append(contact)
     return result
+
+
+def send(kind: str, topic: str, customer_id: int, site_id: int | None = None, **values) -> list:
+    """Queue email `kind` to every contact of `recipients(customer_id, topic, site_id)`, each
+    greeted by name with its own one-click unsubscribe link and headers; call inside the
+    transaction of the change. Returns the addresses queued to."""
+    sent_to = []
+    for contact in recipients(customer_id, topic, site_id=site_id):
+        email_templates.queue(
+            kind,
+            contact.email,
+            headers=headers(contact, topic),
+            name=contact.full_name,
+            unsubscribe_link=unsubscribe_url(contact, topic),
+            **values,
+        )
+        sent_to.append(contact.email)
+    return sent_to
 
 
 def _chosen(contact_ids: list[int], topic: str) -> dict[int, bool]:

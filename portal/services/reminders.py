@@ -28,7 +28,7 @@ from ..db import write_txn
 from ..filters import datefmt, money
 from ..models import Customer, Invoice
 from ..models_reminders import PaymentReminder
-from . import audit, autopay, email_templates, figures, notices, settings, statement_mail
+from . import audit, autopay, figures, notices, settings, statement_mail
 
 log = logging.getLogger(__name__)
 
@@ -156,18 +156,7 @@ def _send(invoice, view, today: date) -> list[str]:
         "when": when(invoice.due_date, today),
         "link": statement_mail.pay_link(invoice),
     }
-    sent_to = []
-    for contact in notices.recipients(customer.id, "reminder", site_id=invoice.site_id):
-        email_templates.queue(
-            "payment_reminder",
-            contact.email,
-            headers=notices.headers(contact, "reminder"),
-            name=contact.full_name,
-            unsubscribe_link=notices.unsubscribe_url(contact, "reminder"),
-            **values,
-        )
-        sent_to.append(contact.email)
-    return sent_to
+    return notices.send("payment_reminder", "reminder", customer.id, invoice.site_id, **values)
 
 
 def run_due(today: date | None = None) -> int:

@@ -30,7 +30,7 @@ from ..filters import datefmt, money
 from ..models import Customer, Invoice
 from ..models_statement_mail import StatementMail
 from ..web import absolute_url
-from . import audit, billing, email_templates, notices, quickpay, settings, statements
+from . import audit, billing, notices, quickpay, settings, statements
 
 log = logging.getLogger(__name__)
 
@@ -71,22 +71,18 @@ def invoice_issued(invoice) -> int:
     customer = Customer.get_by_id(invoice.customer_id)
     if not customer.portal_enabled:
         return 0  # its links would lead nowhere; the books send the invoice
-    queued = 0
-    for contact in notices.recipients(customer.id, "new_invoice", site_id=invoice.site_id):
-        email_templates.queue(
-            "invoice_issued",
-            contact.email,
-            headers=notices.headers(contact, "new_invoice"),
-            name=contact.full_name,
-            customer_name=customer.name,
-            invoice_number=invoice.number,
-            amount=money(invoice.total_cents, invoice.currency),
-            due_date=datefmt(invoice.due_date),
-            link=pay_link(invoice),
-            unsubscribe_link=notices.unsubscribe_url(contact, "new_invoice"),
-        )
-        queued += 1
-    return queued
+    sent_to = notices.send(
+        "invoice_issued",
+        "new_invoice",
+        customer.id,
+        invoice.site_id,
+        customer_name=customer.name,
+        invoice_number=invoice.number,
+        amount=money(invoice.total_cents, invoice.currency),
+        due_date=datefmt(invoice.due_date),
+        link=pay_link(invoice),
+    )
+    return len(sent_to)
 
 
 # --- statements -----------------------------------------------------------------------------
@@ -206,17 +202,7 @@ def _send(customer, period: str, start: date, end: date, today: date, staff=None
         )
         if not inserted:
             return None  # another worker (or click) holds this period
-        sent_to = []
-        for contact in notices.recipients(customer.id, "statement"):
-            email_templates.queue(
-                "statement",
-                contact.email,
-                headers=notices.headers(contact, "statement"),
-                name=contact.full_name,
-                unsubscribe_link=notices.unsubscribe_url(contact, "statement"),
-                **values,
-            )
-            sent_to.append(contact.email)
+        sent_to = notices.send("statement", "statement", customer.id, **values)
         row = StatementMail.get(
             (StatementMail.customer == customer.id) & (StatementMail.period == period)
         )
