@@ -19,6 +19,14 @@ from ..services import settings
 from ..validators import no_control_characters
 
 
+def fill_payer(form, attempt) -> None:
+    """ "Try again": a pay form (checkout or quick pay) filled with the payer name, email and
+    method an earlier attempt recorded; the method only while it is still offered."""
+    form.payer_name.data, form.payer_email.data = attempt.payer_name, attempt.payer_email
+    if any(choice.value == attempt.provider for choice in form.provider.choices):
+        form.provider.data = attempt.provider
+
+
 def payment_terms_accepted(form, field):
     """Every payer, guest or signed in, ticks the box while staff require the payment terms."""
     if not field.data and settings.payment_terms_acceptance_required():

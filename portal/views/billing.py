@@ -8,7 +8,7 @@ from wtforms.fields.choices import SelectChoice
 from .. import money
 from ..auth import customer_required
 from ..forms import ActionForm
-from ..forms.billing import CheckoutForm, QuestionForm, SelectionForm
+from ..forms.billing import CheckoutForm, QuestionForm, SelectionForm, fill_payer
 from ..ids import from_public_id, public_id
 from ..security import unseal
 from ..services import (
@@ -204,9 +204,7 @@ def retry():
         abort(404)
     preview = _rebuild(billing.lines_for(current_user, payments.retry_lines(attempt)))
     form = _checkout_form()
-    form.payer_name.data, form.payer_email.data = attempt.payer_name, attempt.payer_email
-    if any(choice.value == attempt.provider for choice in form.provider.choices):
-        form.provider.data = attempt.provider
+    fill_payer(form, attempt)
     return render("billing/review.html", preview=preview, form=form, retried=attempt)
 
 

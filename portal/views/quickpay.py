@@ -5,6 +5,7 @@ from wtforms.fields.choices import SelectChoice
 
 from .. import money
 from ..filters import datetimefmt
+from ..forms.billing import fill_payer
 from ..forms.quickpay import LookupForm, PayForm, PayLinkForm
 from ..services import figures, payments, providers, quickpay, settings
 from ..services.ratelimit import guest_limit
@@ -134,11 +135,9 @@ def _fill_from_attempt(form, invoice, key: str) -> None:
     lines = dict(payments.retry_lines(attempt))
     if invoice.id not in lines:
         return
-    form.payer_name.data, form.payer_email.data = attempt.payer_name, attempt.payer_email
+    fill_payer(form, attempt)
     if settings.get("partial_payments"):
         form.amount.data = str(money.to_decimal(lines[invoice.id]))
-    if any(choice.value == attempt.provider for choice in form.provider.choices):
-        form.provider.data = attempt.provider
 
 
 @bp.post("/invoice")
