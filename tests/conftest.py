@@ -116,6 +116,32 @@ def template_db(tmp_path_factory):
     return {"path": path}
 
 
+def _empty_postgresql(tables):
+    """Empty the tables an earlier test wrote to and restart the sequences it used.
+
+    As `TRUNCATE ... RESTART IDENTITY` would, at a tenth of its cost: a TRUNCATE of every
+    table gives each a new file (about 150 ms a test), while most tests touch a few tables.
+    With `session_replication_role = replica` no foreign-key or other trigger fires, so the
+    rows go in any order.
+    """
+    database = open_database(PG_URL)
+    with database.connection_context(), database.atomic():
+        probe = " UNION ALL ".join(
+            f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables
+        )
+        dirty = [row[0] for row in database.execute_sql(probe)]
+        if dirty:
+            database.execute_sql("SET LOCAL session_replication_role = replica")
+            for table in dirty:
+                database.execute_sql(f'DELETE FROM "{table}"')
+        database.execute_sql(
+            "SELECT setval(format('%%I.%%I', schemaname, sequencename), start_value, false)"
+            " FROM pg_sequences WHERE last_value IS NOT NULL AND schemaname = 'public'"
+            " AND sequencename <> 'schema_migration_id_seq'"
+        )
+    database.close_all()
+
+
 def test_config(tmp_path, template_db, smtp_server) -> dict:
     config = {
         "TESTING": True,
@@ -165,14 +191,7 @@ class RequestClient(FlaskClient):
 def make_app(tmp_path, template_db, smtp_server):
     """Build an app with extra config; the database is fresh for each test."""
     if PG_URL:
-        database = open_database(PG_URL)
-        with database.connection_context():
-            database.execute_sql(
-                "TRUNCATE "
-                + ", ".join(f'"{t}"' for t in template_db["tables"])
-                + " RESTART IDENTITY CASCADE"
-            )
-        database.close_all()
+        _empty_postgresql(template_db["tables"])
     apps = []
 
     def build(**overrides):

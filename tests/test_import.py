@@ -201,6 +201,24 @@ def test_invoices_are_created_with_hashed_codes(accounts):
     assert (other.site, other.currency, other.amount_paid_cents) == (None, "USD", 0)
 
 
+def test_text_comes_back_as_it_was_written_whatever_it_holds(accounts):
+    """On PostgreSQL new rows go in through COPY's text format, where a tab, a newline, a
+    backslash or the two characters \\N would otherwise end a value, a row or mean NULL."""
+    description = 'Tab\there, "quoted", back\\slash, \\N, \\t\nsecond line\r\nthird é'
+    import_ok(
+        "invoices",
+        "number,account_number,issue_date,due_date,total,description,customer_po\n"
+        + "INV-T,ACME01,2026-01-05,2026-02-04,10.00,"
+        + '"'
+        + description.replace('"', '""')
+        + '",\\N\n',
+    )
+    invoice = Invoice.get(Invoice.number == "INV-T")
+    assert invoice.description == description
+    assert invoice.customer_po == "\\N"
+    assert invoice.site is None
+
+
 def test_reimporting_invoices_keeps_codes_and_never_lowers_paid(accounts):
     text = INVOICE_HEADER + "INV-1,ACME01,,2026-01-05,2026-02-04,100.00,40.00,USD,,,,\n"
     import_ok("invoices", text)

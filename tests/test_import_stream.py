@@ -35,7 +35,7 @@ def small_chunks(monkeypatch):
 
 
 class OneWayOnly(io.RawIOBase):
-    """A stream that cannot seek (a pipe): the import copies it aside to read it twice."""
+    """A stream that cannot seek (a pipe): the import reads it once."""
 
     def __init__(self, data: bytes):
         self.source = io.BytesIO(data)
@@ -91,8 +91,8 @@ def test_a_row_refused_under_the_lock_in_a_later_chunk_undoes_the_earlier_chunks
 
     fetch = Invoices.fetch
 
-    def marked(self, rows, lock=False):
-        state = fetch(self, rows, lock)
+    def marked(self, rows, lock=False, found=None):
+        state = fetch(self, rows, lock, found)
         state["locked"] = lock
         return state
 
@@ -107,12 +107,31 @@ def test_a_row_refused_under_the_lock_in_a_later_chunk_undoes_the_earlier_chunks
     assert not AuditLog.select().where(AuditLog.action == "import.invoices").exists()
 
 
-def test_a_stream_that_cannot_seek_is_read_twice_from_a_copy(acme, small_chunks):
+def test_a_stream_that_cannot_seek_is_read_once_and_written_from_the_spill(acme, small_chunks):
     stream = io.BufferedReader(OneWayOnly(invoices(7).encode()))
     assert not stream.seekable()
     result = importer.import_csv("invoices", stream)
     assert result.created == 7, result.errors
     assert sorted(i.number for i in Invoice.select()) == [f"S{n:04d}" for n in range(7)]
+
+
+def test_customers_are_fetched_once_a_pass_not_once_a_chunk(acme, small_chunks, monkeypatch):
+    """A million invoices over a thousand customers named every customer in every chunk and
+    fetched them 600 times; now once in the check and once in the write."""
+    from portal.services.importer import base
+
+    fetches = []
+    in_chunks = base.in_chunks
+
+    def counted(field_, keys, select):
+        if field_ is Customer.account_number:
+            fetches.append(sorted(set(keys)))
+        return in_chunks(field_, keys, select)
+
+    monkeypatch.setattr(base, "in_chunks", counted)
+    result = importer.import_csv("invoices", io.StringIO(invoices(10)))
+    assert result.created == 10, result.errors
+    assert fetches == [["ACME01"], ["ACME01"]]
 
 
 def test_codes_are_hashed_chunk_after_chunk_by_the_same_processes(
@@ -152,6 +171,17 @@ def test_an_import_raises_the_versions_of_the_customers_it_touches_and_no_others
         Invoice.update(total_cents=2_000).where(Invoice.number == "S0001").execute()
     assert Customer.get_by_id(acme.id).billing_version > after["ACME01"]
     assert Customer.get_by_id(other.id).billing_version == before["OTHER1"]
+
+
+@pytest.mark.postgresql
+def test_a_bulk_import_queues_no_trigger_event_per_row(app):
+    """0042: the billing-version trigger's WHEN skips rows an import writes, so a million-row
+    COMMIT runs no million trigger calls; every other write still fires it."""
+    definition = db.execute_sql(
+        "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'invoice_version'"
+    ).fetchone()[0]
+    assert "WHEN ((current_setting('doorstep.bulk_billing'" in definition
+    assert "DEFERRABLE INITIALLY DEFERRED" in definition
 
 
 def _pay(app, number: str, outcome: dict) -> None:

@@ -1,11 +1,14 @@
 """The machinery every import kind shares: rows and cells, bulk lookups and writes, `Kind`."""
 
+import io
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from peewee import SQL, chunked
 
-from ...db import db
+from ...db import db, is_sqlite
 from ...models import Customer, Site
 
 # Rows per INSERT and values per IN (...): far below SQLite's bound-parameter limit.
@@ -21,6 +24,11 @@ class _Absent:
         return False
 
     def __repr__(self):
+        return "ABSENT"
+
+    def __reduce__(self):
+        # Pickled by name, so rows read back from an import's spill file hold this very
+        # object and `is ABSENT` stays true.
         return "ABSENT"
 
 
@@ -114,14 +122,48 @@ def in_chunks(field_, keys: Iterable, select) -> list:
     return rows
 
 
+# Customers and sites already fetched in this pass of an import (`references_kept`).
+_kept: ContextVar[dict | None] = ContextVar("import_references", default=None)
+
+
+@contextmanager
+def references_kept():
+    """Within, customers and sites are fetched once each and then answered from memory.
+
+    For one pass of an import of a kind that writes neither: a million invoices over a
+    thousand customers named every customer in every chunk, and fetched them 600 times. A
+    customer or site removed meanwhile is no different from one removed between the fetch
+    and the write of a single chunk: its foreign key refuses the write.
+    """
+    token = _kept.set({"customers": {}, "sites": {}})
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+
+
 def customers_by_account(accounts: Iterable[str]) -> dict[str, Customer]:
-    query = Customer.select()
-    return {c.account_number: c for c in in_chunks(Customer.account_number, accounts, query)}
+    accounts = set(accounts)
+    kept = _kept.get()
+    known = kept["customers"] if kept is not None else {}
+    missing = accounts - known.keys()
+    if missing:
+        query = Customer.select()
+        found = {c.account_number: c for c in in_chunks(Customer.account_number, missing, query)}
+        known.update((account, found.get(account)) for account in missing)
+    return {a: known[a] for a in accounts if known[a] is not None}
 
 
 def sites_by_code(customer_ids: Iterable[int]) -> dict[tuple[int, str], Site]:
-    query = Site.select()
-    return {(s.customer_id, s.site_code): s for s in in_chunks(Site.customer, customer_ids, query)}
+    customer_ids = set(customer_ids)
+    kept = _kept.get()
+    known = kept["sites"] if kept is not None else {}
+    missing = customer_ids - known.keys()
+    if missing:
+        known.update((customer_id, []) for customer_id in missing)
+        for site in in_chunks(Site.customer, missing, Site.select()):
+            known[site.customer_id].append(site)
+    return {(s.customer_id, s.site_code): s for cid in customer_ids for s in known[cid]}
 
 
 def customer_and_site(row: "Row", state: dict) -> tuple[Customer | None, list[str]]:
@@ -185,11 +227,42 @@ def insert_rows(model, rows: list[dict]) -> None:
     left, right = db.quote  # the engine's identifier quotes, '""' on both
     quote = lambda name: f"{left}{name}{right}"  # noqa: E731
     columns = ", ".join(quote(f.column_name) for f in fields)
+    table = quote(model._meta.table_name)
+    if not is_sqlite():
+        _copy(table, columns, pairs, rows)
+        return
     row_sql = "(" + ", ".join([db.param] * len(fields)) + ")"
-    head = f"INSERT INTO {quote(model._meta.table_name)} ({columns}) VALUES "
+    head = f"INSERT INTO {table} ({columns}) VALUES "
     for batch in chunked(rows, BATCH):
         params = [convert(row[name]) for row in batch for name, convert in pairs]
         db.execute_sql(head + ", ".join([row_sql] * len(batch)), params)
+
+
+def _copy(table: str, columns: str, pairs: list, rows: list[dict]) -> None:
+    """PostgreSQL's COPY FROM STDIN in its text format: one statement for the whole chunk,
+    with none of the per-value work of binding parameters (a million invoices went into the
+    table in a third of the time of 500-row INSERTs)."""
+    out = io.StringIO()
+    for row in rows:
+        out.write("\t".join(_copy_text(convert(row[name])) for name, convert in pairs))
+        out.write("\n")
+    out.seek(0)
+    cursor = db.cursor()
+    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", out)
+
+
+# COPY's text format: backslash escapes for the characters that end a value or a row.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    return str(value).translate(_COPY_ESCAPES)
 
 
 def update_rows(model, updates: list[tuple[int, dict]]) -> None:
@@ -245,6 +318,9 @@ class Kind:
     name = ""
     columns: tuple[str, ...] = ()
     required: tuple[str, ...] = ()  # the header must have them and their cells must be filled
+    # Customers and sites themselves: their import must see each chunk's own writes, so it
+    # fetches references chunk by chunk instead of keeping them (`references_kept`).
+    writes_references = False
 
     def parse(self, cells: Cells) -> tuple[object, dict, dict]:
         """(natural key, field values, references) of one row; problems go to `cells`."""
@@ -254,8 +330,12 @@ class Kind:
         """The natural key as a person reads it, for duplicate-row messages."""
         raise NotImplementedError
 
-    def fetch(self, rows: list[Row], lock: bool = False) -> dict:
-        """What the rows refer to and the rows they would update, fetched in bulk."""
+    def fetch(self, rows: list[Row], lock: bool = False, found: dict | None = None) -> dict:
+        """What the rows refer to and the rows they would update, fetched in bulk.
+
+        `found`: what an unlocked fetch of these rows found a moment before in the same
+        transaction (`selective` kinds), for a kind that need not look again for what was
+        not there."""
         raise NotImplementedError
 
     def check(self, row: Row, state: dict) -> list[str]:
@@ -267,9 +347,13 @@ class Kind:
         `hash_codes`, the package's)."""
         return None
 
+    # True when `moving` picks rows: the import then fetches each chunk once without locks
+    # to judge them, before the locked fetch.
+    selective = False
+
     def moving(self, rows: list[Row], state: dict, prepared) -> list[Row]:
-        """The rows that would write something, judged from an unlocked `fetch`; the import
-        locks, checks again and writes only these. By default every row."""
+        """The rows that would write something, judged from an unlocked `fetch` (for a
+        `selective` kind); the import locks, checks again and writes only these."""
         return rows
 
     def write(self, rows: list[Row], state: dict, prepared, now) -> tuple[int, int]:

@@ -7,6 +7,7 @@ from .parsers import parse_email, parse_yes_no
 
 class Customers(Kind):
     name = "customers"
+    writes_references = True
     columns = (
         "account_number",
         "name",
@@ -36,7 +37,7 @@ class Customers(Kind):
     def describe(self, key):
         return f"account_number {key}"
 
-    def fetch(self, rows, lock=False):
+    def fetch(self, rows, lock=False, found=None):
         return {"existing": customers_by_account(r.key for r in rows)}
 
     def new_values(self, row, state, now):

@@ -6,6 +6,7 @@ from .base import Kind, customers_by_account, put, sites_by_code
 
 class Sites(Kind):
     name = "sites"
+    writes_references = True
     columns = ("account_number", "site_code", "name", "address")
     required = ("account_number", "site_code", "name")
 
@@ -20,7 +21,7 @@ class Sites(Kind):
     def describe(self, key):
         return f"site {key[1]} of account {key[0]}"
 
-    def fetch(self, rows, lock=False):
+    def fetch(self, rows, lock=False, found=None):
         customers = customers_by_account(r.refs["account"] for r in rows)
         sites = sites_by_code(c.id for c in customers.values())
         by_id = {c.id: c.account_number for c in customers.values()}
