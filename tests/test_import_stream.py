@@ -115,6 +115,31 @@ def test_a_stream_that_cannot_seek_is_read_once_and_written_from_the_spill(acme,
     assert sorted(i.number for i in Invoice.select()) == [f"S{n:04d}" for n in range(7)]
 
 
+def test_new_invoices_are_written_first_and_changes_at_the_end(acme, small_chunks, monkeypatch):
+    """Issue 15: a changed invoice is what a payer can be waiting for, so the import locks
+    and writes the changes after every new row, keeping that wait to the last part of the
+    transaction; the file's order does not matter."""
+    importer.import_csv("invoices", io.StringIO(invoices(4)))  # S0000..S0003
+    mixed = HEADER + "".join(
+        f"S{n:04d},ACME01,2026-01-05,2026-02-04,{'12.00' if n < 4 else '10.00'}\n"
+        for n in range(10)
+    )  # four changes in the first two chunks, then six new invoices
+    write = Invoices.write
+    calls = []
+
+    def recorded(self, rows, state, prepared, now):
+        counts = write(self, rows, state, prepared, now)
+        calls.append(counts)
+        return counts
+
+    monkeypatch.setattr(Invoices, "write", recorded)
+    result = importer.import_csv("invoices", io.StringIO(mixed))
+    assert (result.created, result.updated, result.unchanged) == (6, 4, 0)
+    kinds = ["new" if created else "change" for created, updated in calls]
+    assert kinds == sorted(kinds, key=["new", "change"].index), calls
+    assert {i.number: i.total_cents for i in Invoice.select()}["S0003"] == 1_200
+
+
 def test_customers_are_fetched_once_a_pass_not_once_a_chunk(acme, small_chunks, monkeypatch):
     """A million invoices over a thousand customers named every customer in every chunk and
     fetched them 600 times; now once in the check and once in the write."""

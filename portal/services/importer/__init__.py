@@ -165,7 +165,10 @@ def import_csv(kind: str, fh) -> ImportResult:
        written;
     2. in one write transaction, read the spill back chunk by chunk (not the file: parsing
        it again cost a fifth of a 1M import), fetch what each chunk updates under lock,
-       check it again (the database may have moved), and write it. Customers and sites are
+       check it again (the database may have moved), and write it. For invoices only the
+       rows that insert or change one are locked and written, the new ones first and the
+       changes at the end, so an invoice a payer could be waiting for is locked only for
+       the last part of the transaction. Customers and sites are
        fetched once per pass (`references_kept`), not once per chunk. The customers'
        billing versions are locked and raised once, after the last chunk (on PostgreSQL
        the per-row trigger stands aside for this transaction and queues nothing, 0039 and
@@ -180,6 +183,7 @@ def import_csv(kind: str, fh) -> ImportResult:
     with ExitStack() as stack:
         pool = stack.enter_context(hashing.Pool())
         spill = stack.enter_context(tempfile.TemporaryFile())
+        changes = stack.enter_context(tempfile.TemporaryFile())  # rows that change stored ones
         slow = partial(hash_codes, pool=pool)
         keep = nullcontext if spec.writes_references else references_kept
         count = 0
@@ -215,14 +219,10 @@ def import_csv(kind: str, fh) -> ImportResult:
                     # the lookups use the unique btree indexes.
                     db.execute_sql("SET LOCAL enable_bitmapscan = off")
                 touched: set[int] = set()
-                for rows, prepared in _spilled(spill):
-                    # Only what would change is locked: a row the file repeats unchanged
-                    # keeps no payer of its invoice waiting for this transaction.
-                    found = spec.fetch(rows) if spec.selective else None
-                    if found is not None:
-                        rows = spec.moving(rows, found, prepared)
+
+                def write(rows, prepared, found=None):
                     if not rows:
-                        continue
+                        return
                     # Fetched again under the write lock: what the rows are written against.
                     state = spec.fetch(rows, lock=True, found=found)
                     check_rows(spec, rows, state, problems)
@@ -232,6 +232,27 @@ def import_csv(kind: str, fh) -> ImportResult:
                     created, updated = spec.write(rows, state, prepared, now)
                     result.created += created
                     result.updated += updated
+
+                for rows, prepared in _spilled(spill):
+                    if not spec.selective:
+                        write(rows, prepared)
+                        continue
+                    # Only what would change is locked: a row the file repeats unchanged
+                    # keeps no payer of its invoice waiting for this transaction. New rows
+                    # are written now (nobody else sees them before the commit); rows that
+                    # change a stored one wait for the end, so what a payer could be
+                    # waiting for is locked only for the last part of the transaction.
+                    found = spec.fetch(rows)
+                    rows = spec.moving(rows, found, prepared)
+                    changing = [row for row in rows if row.key in found["existing"]]
+                    if changing:
+                        pickle.dump((changing, prepared), changes)
+                    write(
+                        [row for row in rows if row.key not in found["existing"]], prepared, found
+                    )
+                changes.seek(0)
+                for rows, prepared in _spilled(changes):
+                    write(rows, prepared)
                 # Last, in id order: the customers' locks and their one version bump each,
                 # so a payer of theirs waits only for the end of the commit.
                 Customer.lock_versions(touched)

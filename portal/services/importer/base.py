@@ -266,8 +266,9 @@ def _copy_text(value) -> str:
 
 
 def update_rows(model, updates: list[tuple[int, dict]]) -> None:
-    """Apply (id, changes) pairs: one prepared UPDATE per set of changed columns, run with
-    `executemany`, instead of building one peewee query per row."""
+    """Apply (id, changes) pairs: one UPDATE per set of changed columns, run with
+    `executemany` (SQLite) or `execute_batch` (PostgreSQL), instead of building one peewee
+    query per row."""
     groups: dict[tuple, list] = {}
     for row_id, changes in updates:
         groups.setdefault(tuple(sorted(changes)), []).append((row_id, changes))
@@ -288,7 +289,14 @@ def update_rows(model, updates: list[tuple[int, dict]]) -> None:
         ]
         cursor = db.cursor()
         for batch in chunked(params, BATCH * 10):
-            cursor.executemany(sql, batch)
+            if is_sqlite():
+                cursor.executemany(sql, batch)
+            else:
+                # psycopg2's executemany is one round trip per row; execute_batch sends
+                # BATCH statements at a time. (psycopg2 is the `postgres` extra.)
+                from psycopg2.extras import execute_batch
+
+                execute_batch(cursor, sql, batch, page_size=BATCH)
 
 
 class Stored:
@@ -348,7 +356,8 @@ class Kind:
         return None
 
     # True when `moving` picks rows: the import then fetches each chunk once without locks
-    # to judge them, before the locked fetch.
+    # to judge them, before the locked fetch, and writes the rows whose key that fetch
+    # found (`state["existing"]`, by key) after all the new ones.
     selective = False
 
     def moving(self, rows: list[Row], state: dict, prepared) -> list[Row]:
