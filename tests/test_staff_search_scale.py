@@ -40,7 +40,7 @@ def test_the_invoice_search_finds_by_number_name_and_account(office):
 def test_many_matches_are_found_newest_first_through_the_page(office, monkeypatch, client):
     """Past the cap the search takes the newest-first path; both paths give the same page."""
     few = [i.number for i in backoffice.search_invoices("-0")]
-    monkeypatch.setattr(backoffice, "COUNT_CAP", 2)
+    monkeypatch.setattr(backoffice, "SEARCH_COUNT_CAP", 2)
     many = [i.number for i in backoffice.search_invoices("-0")]
     assert few == many and len(many) == 5
 
@@ -53,6 +53,31 @@ def test_a_list_counts_at_most_the_cap_and_says_so(office, monkeypatch, client):
     assert (page.total, page.capped) == (2, False)
     html = client.get("/staff/invoices/").get_data(as_text=True)
     assert "of 4+" in html and "narrow the search" in html
+
+
+def test_a_search_counts_its_matches_once_and_at_most_the_search_cap(office, monkeypatch, client):
+    """A search says "1,000+" (SEARCH_COUNT_CAP), not "10,000+", and the count it makes to
+    choose its plan is the pager's: at a million invoices each count of 10,000 matches cost
+    about 100 ms, and there were two."""
+    monkeypatch.setattr(backoffice, "SEARCH_COUNT_CAP", 3)
+    counts = []
+    execute_sql = db.obj.execute_sql
+
+    def recorded(sql, params=None, *args, **kwargs):
+        if sql.startswith("SELECT COUNT("):
+            counts.append(sql)
+        return execute_sql(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(db.obj, "execute_sql", recorded)
+    page = backoffice.invoice_page("-00", "", None, 1)
+    assert (page.total, page.capped, len(counts)) == (3, True, 1)
+    assert [i.number for i in page.rows] == [i.number for i in backoffice.search_invoices("-00")]
+    page = backoffice.invoice_page("globex", "", None, 1)
+    assert (page.total, page.capped) == (2, False)
+    html = client.get("/staff/invoices/?q=-00").get_data(as_text=True)
+    assert "of 3+" in html and "narrow the search" in html
+    html = client.get("/staff/invoices/?q=-00&state=open").get_data(as_text=True)
+    assert "of 3+" in html
 
 
 @pytest.mark.postgresql

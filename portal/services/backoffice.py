@@ -37,6 +37,10 @@ from .auth import end_all_sessions, normalize_email, set_password
 
 PAGE_SIZE = 25
 COUNT_CAP = 10_000  # rows a list counts before it says "10,000+"
+# Matches a search counts before it says "1,000+": forty pages is more than anyone reads
+# when looking for something, and counting further read up to 10,000 matching rows per
+# search at a million invoices (a name matching a hundred customers: 225 ms instead of 30).
+SEARCH_COUNT_CAP = 1_000
 
 
 def _day_start(day: date) -> datetime:
@@ -83,12 +87,16 @@ class Page:
         return min(self.total, self.number * self.size)
 
 
-def paginate(query, number: int, size: int = PAGE_SIZE, cap: int | None = None) -> Page:
+def paginate(
+    query, number: int, size: int = PAGE_SIZE, cap: int | None = None, total: int | None = None
+) -> Page:
     """Cut a query into a page. The count runs without the ORDER BY and stops at `cap`: past
     it the pager says "10,000+" and offers the first `cap` rows, so a list costs the same at
-    10k and at 1M rows (nobody pages through more; they narrow the search)."""
+    10k and at 1M rows (nobody pages through more; they narrow the search). `total`: the
+    count when the caller already made it (up to `cap + 1`)."""
     cap = cap or COUNT_CAP
-    total = query.order_by().limit(cap + 1).count()
+    if total is None:
+        total = query.order_by().limit(cap + 1).count()
     capped = total > cap
     total = min(total, cap)
     number = max(1, min(number, max(1, -(-total // size))))
@@ -392,9 +400,23 @@ def customer_overview(customer: Customer) -> dict:
     }
 
 
+def invoice_page(q: str, state: str, today, number: int) -> Page:
+    """The staff invoice list's page `number`: `search_invoices`, counted once."""
+    query, total = _search_invoices(q, state, today)
+    cap = SEARCH_COUNT_CAP if q and q.strip() else None
+    return paginate(query, number, cap=cap, total=total)
+
+
 def search_invoices(q: str = "", state: str = "", today=None):
     """Invoices matching `q` (number, description, PO, customer name or account) in `state`,
     newest first."""
+    return _search_invoices(q, state, today)[0]
+
+
+def _search_invoices(q: str, state: str, today):
+    """(the query, and the count of its rows up to SEARCH_COUNT_CAP + 1 when the search
+    already made it: a search with no state filter)."""
+    total = None
     query = (
         Invoice.select(Invoice, Customer)
         .join(Customer)
@@ -420,7 +442,8 @@ def search_invoices(q: str = "", state: str = "", today=None):
         if customers:
             matches |= Invoice.customer.in_(customers)
         hits = Invoice.select(Invoice.id).where(matches)
-        if hits.limit(COUNT_CAP + 1).count() <= COUNT_CAP:
+        found = hits.limit(SEARCH_COUNT_CAP + 1).count()
+        if found <= SEARCH_COUNT_CAP:
             # Few matches: take them first (index lookups), then sort them. Filtering the
             # newest-first scan instead would read most of the table when the matches are
             # few and old (one customer's invoices, or no match at all).
@@ -428,6 +451,8 @@ def search_invoices(q: str = "", state: str = "", today=None):
             query = query.join(hits, on=(Invoice.id == hits.c.id)).with_cte(hits)
         else:
             query = query.where(matches)  # many: the newest-first scan finds a page at once
+        if not state:
+            total = found  # the pager's count, made once
     balance = Invoice.balance_expr()
     if state == "open":
         query = query.where((Invoice.status == "open") & (balance > 0))
@@ -437,7 +462,7 @@ def search_invoices(q: str = "", state: str = "", today=None):
         query = query.where((Invoice.status == "open") & (balance <= 0))
     elif state == "void":
         query = query.where(Invoice.status == "void")
-    return query
+    return query, total
 
 
 def _line_rows(lines: list[dict]) -> list[dict]:

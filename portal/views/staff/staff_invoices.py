@@ -28,8 +28,7 @@ def index():
     """Invoices with search and a state filter (GET form; htmx swaps only the results)."""
     q = search_text()
     state = choice("state", dict(STATES), "")
-    query = backoffice.search_invoices(q, state, today=clock.business_today())
-    page = backoffice.paginate(query, page_number())
+    page = backoffice.invoice_page(q, state, clock.business_today(), page_number())
     return render(
         "staff/invoices/index.html",
         block="results",
