@@ -1,13 +1,14 @@
-"""The back office at scale: the staff invoice search and list at two database sizes.
+"""The back office at scale: the staff invoice, payment and customer lists and their
+searches at two database sizes.
 
     .venv/bin/python -m bench.staff_search --database-url 'postgresql://postgres@127.0.0.1/bench_{size}'
 
 Reads the databases `bench.scale` built (the same `{size}` URLs; build them with it first,
-`--workdir` keeps them). Each search runs the staff invoice page's own code,
-`backoffice.search_invoices` and `backoffice.paginate` for page 1, rows fetched, in one
-process per size; the median of `--repeat` runs after one warm-up, sizes side by side,
-and the large size's median over the small size's (target: within 1.2x). Results go to
-bench/STAFF.md.
+`--workdir` keeps them). Each search runs the staff pages' own code,
+`backoffice.invoice_page` (or `search_payments`, `search_customers` and `paginate`) for
+page 1, rows fetched, in one process per size; the median of `--repeat` runs after one
+warm-up, sizes side by side, and the large size's median over the small size's (target:
+within 1.2x). Results go to bench/STAFF.md.
 
 The dataset: 1,000 customers named "Bench Customer N Ltd" (account B0000N), the first
 "Atlas Wholesale Group" holding 10,000 invoices at every size; every invoice's description
@@ -25,14 +26,20 @@ from .run import ROOT, SECRET
 
 TARGET = 1.2
 SEARCHES = (
-    ("one invoice number", "INV-0004242", ""),
-    ("an account number", "B00042", ""),
-    ("the big account's name (10,000 invoices)", "Atlas", ""),
-    ("a name matching 111 customers", "Customer 1", ""),
-    ("a description every invoice has", "supplies", ""),
-    ("nothing matches", "nothing like it", ""),
-    ("the unfiltered list", "", ""),
-    ("the overdue list", "", "overdue"),
+    ("invoices", "one invoice number", "INV-0004242", ""),
+    ("invoices", "an account number", "B00042", ""),
+    ("invoices", "the big account's name (10,000 invoices)", "Atlas", ""),
+    ("invoices", "a name matching 111 customers", "Customer 1", ""),
+    ("invoices", "a description every invoice has", "supplies", ""),
+    ("invoices", "nothing matches", "nothing like it", ""),
+    ("invoices", "the unfiltered list", "", ""),
+    ("invoices", "the overdue list", "", "overdue"),
+    ("payments", "payments: one receipt number", "R-0004242", ""),
+    ("payments", "payments: a customer's name", "Customer 42 ", ""),
+    ("payments", "payments: nothing matches", "nothing like it", ""),
+    ("payments", "payments: the unfiltered list", "", ""),
+    ("customers", "customers: the unfiltered list", "", ""),
+    ("customers", "customers: a name", "Customer 42", ""),
 )
 
 MEASURE = """
@@ -48,12 +55,19 @@ today = date(2026, 6, 1)
 out = {}
 with app.app_context():
     db.connect(reuse_if_open=True)
-    for label, q, state in searches:
+    for kind, label, q, state in searches:
         times = []
         for _ in range(repeat + 1):
             started = time.perf_counter()
-            page = backoffice.paginate(backoffice.search_invoices(q, state, today=today), 1)
-            rows = [(i.number, i.customer.name) for i in page.rows]
+            if kind == "invoices":
+                page = backoffice.invoice_page(q, state, today, 1)
+                rows = [(i.number, i.customer.name) for i in page.rows]
+            elif kind == "payments":
+                page = backoffice.paginate(backoffice.search_payments(q, state), 1)
+                rows = [(p.receipt_number, p.customer.name) for p in page.rows]
+            else:
+                page = backoffice.paginate(backoffice.search_customers(q), 1)
+                rows = [c.name for c in page.rows]
             times.append((time.perf_counter() - started) * 1000)
         out[label] = {"ms": statistics.median(times[1:]), "total": page.total,
                       "capped": page.capped, "rows": len(rows)}
@@ -91,10 +105,10 @@ def main() -> int:
 
     lines = [
         f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {small:,} vs {large:,} invoices\n\n",
-        f"| staff invoice search | {small:,} | {large:,} | ratio |\n|---|---:|---:|---:|\n",
+        f"| staff list or search | {small:,} | {large:,} | ratio |\n|---|---:|---:|---:|\n",
     ]
     worst = 0.0
-    for label, _q, _state in SEARCHES:
+    for _kind, label, _q, _state in SEARCHES:
         a, b = found[small][label], found[large][label]
         ratio = b["ms"] / a["ms"] if a["ms"] else float("inf")
         worst = max(worst, ratio)

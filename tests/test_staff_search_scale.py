@@ -90,3 +90,20 @@ def test_the_number_search_uses_the_trigram_index_on_postgresql(office):
     finally:
         db.execute_sql("SET enable_seqscan = on")
     assert "invoice_number_trgm" in plan, plan
+
+
+@pytest.mark.postgresql
+def test_the_payment_search_uses_its_trigram_indexes_on_postgresql(office):
+    """0043: "receipt number contains …" reads an index, not every payment, and a customer's
+    name is matched in the customer table, not against each payment's customer."""
+    # A tiny table: ask whether the indexes can serve (a bitmap scan of each "contains").
+    db.execute_sql("SET enable_seqscan = off")
+    db.execute_sql("SET enable_indexscan = off")
+    try:
+        sql, params = backoffice.search_payments("R-00").sql()
+        plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, params).fetchall())
+    finally:
+        db.execute_sql("SET enable_seqscan = on")
+        db.execute_sql("SET enable_indexscan = on")
+    assert "payment_receipt_number_trgm" in plan, plan
+    assert "t2.name" not in plan.lower() and "ILIKE" not in sql.split("WHERE", 1)[0]
