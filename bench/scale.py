@@ -62,6 +62,25 @@ def build(url: str, size: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def settle(url: str) -> None:
+    """Vacuum, analyze and checkpoint a PostgreSQL database before it is measured, as a live
+    database stands between its imports. Measured right after the 1M build (380 s of
+    writes), the checkpoint flushing them ran during the load and made every page about 4x
+    slower than at 10k, while one request at a time took the same 4.6 ms at both sizes."""
+    if not url.startswith(("postgres://", "postgresql://")):
+        return
+    import psycopg2
+
+    connection = psycopg2.connect(url)
+    try:
+        connection.autocommit = True  # VACUUM cannot run inside a transaction
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+            cursor.execute("CHECKPOINT")  # the bench's role is the database's superuser
+    finally:
+        connection.close()
+
+
 def paths(facts: dict) -> dict[str, str]:
     from portal.ids import OpaqueIds
 
@@ -224,6 +243,7 @@ def main() -> int:
             print(f"Building {size:,} invoices in {url} ...", flush=True)
             facts[size] = build(url, size)
             saved.write_text(json.dumps(facts[size]))
+        settle(url)
         results[size] = run_size(url, facts[size], workdir, options)
     report, worst = render(sizes, facts, results, options, engine)
     print()
