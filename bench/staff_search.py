@@ -127,9 +127,9 @@ def main() -> int:
 HEADER = """# The back office at scale
 
 `python -m bench.staff_search --database-url 'postgresql://.../bench_{size}'` (databases
-built by `python -m bench.scale`): the staff invoice page's search and count for page 1,
-median of 5 runs in one process, at 10k and 1M invoices. In brackets: what the pager says
-(the count stops at 10,000: "10,000+").
+built by `python -m bench.scale`, vacuumed and analyzed): each staff list's page 1 with its
+count, median of 5 runs in one process, at 10k and 1M invoices. In brackets: what the pager
+says (a list counts to 10,000, a search to 1,000: "10,000+", "1,000+").
 """
 
 

@@ -570,6 +570,15 @@ Invoice.add_index(
         name="invoice_unpaid",
     )
 )
+# 0045: the same rows by due date, for the back office's open and overdue lists.
+Invoice.add_index(
+    Invoice.index(
+        Invoice.due_date,
+        Invoice.id,
+        where=(Invoice.status == "open") & (Invoice.balance_expr() > 0),
+        name="invoice_unpaid_due",
+    )
+)
 
 
 # What an invoice list shows (no quick-pay secrets, no timestamps), for `InvoiceRow`.

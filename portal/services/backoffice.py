@@ -461,11 +461,16 @@ def _search_invoices(q: str, state: str, today):
         if not state:
             total = found  # the pager's count, made once
     balance = Invoice.balance_expr()
-    if state == "open":
-        query = query.where((Invoice.status == "open") & (balance > 0))
-    elif state == "overdue":
-        query = query.where((Invoice.status == "open") & (balance > 0) & (Invoice.due_date < today))
-    elif state == "paid":
+    if state in ("open", "overdue"):
+        # Oldest due first, what collecting works through, read in order from the unpaid
+        # invoices' due-date index (0045): newest issued first, the overdue list walked the
+        # recent invoices, none of them overdue yet (900 ms at a million invoices).
+        query = query.where((Invoice.status == "open") & (balance > 0)).order_by(
+            Invoice.due_date, Invoice.id
+        )
+    if state == "overdue":
+        query = query.where(Invoice.due_date < today)
+    if state == "paid":
         query = query.where((Invoice.status == "open") & (balance <= 0))
     elif state == "void":
         query = query.where(Invoice.status == "void")
