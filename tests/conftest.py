@@ -18,6 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask.globals import _cv_app
 from flask.testing import FlaskClient
+from peewee import SqliteDatabase
 
 from portal import create_app
 from portal.db import db, migrate, open_database
@@ -244,6 +245,28 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+def query_plan(query, *off: str) -> str:
+    """The database's plan of a Peewee query, as one string: SQLite's EXPLAIN QUERY PLAN, or
+    PostgreSQL's EXPLAIN with sequential scans (and the `off` plan types: "indexscan", …)
+    turned off, since on a test's tiny tables a scan is cheapest and the question is whether
+    an index can serve."""
+    sql, params = query.sql()
+    if db.is_closed():
+        db.connect()
+    if isinstance(db.obj, SqliteDatabase):
+        return " | ".join(
+            str(row[-1]) for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params)
+        )
+    settings = ("seqscan", *off)
+    for name in settings:
+        db.execute_sql(f"SET enable_{name} = off")
+    try:
+        return " ".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, params))
+    finally:
+        for name in settings:
+            db.execute_sql(f"SET enable_{name} = on")
 
 
 HX = {"HX-Request": "true"}

@@ -9,12 +9,12 @@ from datetime import date, timedelta
 import pytest
 from playhouse.test_utils import assert_query_count, count_queries
 
-from portal.db import db, is_sqlite
+from portal.db import is_sqlite
 from portal.models import Invoice, InvoiceLine
 from portal.services import backoffice, billing, importer
 
 from . import factories
-from .conftest import login
+from .conftest import login, query_plan
 
 TODAY = date.today()
 
@@ -101,19 +101,11 @@ def test_the_search_reads_the_account_through_the_customer_index(acme, app):
     user = factories.portal_user(acme)
     params = billing.ListParams(status="all", q="pump")
     query = billing.filtered(user, params, TODAY, billing.Invoice.id)
-    sql, values = query.sql()
+    plan = query_plan(query)
     if is_sqlite():
-        rows = db.execute_sql("EXPLAIN QUERY PLAN " + sql, values).fetchall()
-        plan = " | ".join(row[-1] for row in rows)
         assert "SCAN" not in plan.replace("SCAN CONSTANT ROW", ""), plan
         assert "customer" in plan and "invoiceline_invoice_id" in plan, plan
     else:
-        db.execute_sql("SET enable_seqscan = off")
-        try:
-            rows = db.execute_sql("EXPLAIN " + sql, values).fetchall()
-        finally:
-            db.execute_sql("SET enable_seqscan = on")
-        plan = " ".join(row[0] for row in rows)
         assert "Seq Scan" not in plan, plan
 
 
@@ -127,12 +119,7 @@ def test_the_staff_search_finds_by_description_and_po(acme):
 
 @pytest.mark.postgresql
 def test_the_staff_description_and_po_search_use_trigram_indexes(acme):
-    db.execute_sql("SET enable_seqscan = off")
-    try:
-        sql, values = backoffice.search_invoices("overhaul").sql()
-        plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, values).fetchall())
-    finally:
-        db.execute_sql("SET enable_seqscan = on")
+    plan = query_plan(backoffice.search_invoices("overhaul"))
     assert "invoice_description_trgm" in plan and "invoice_customer_po_trgm" in plan, plan
 
 

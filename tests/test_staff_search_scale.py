@@ -8,7 +8,7 @@ from portal.db import db, is_sqlite
 from portal.services import backoffice
 
 from . import factories
-from .conftest import staff_login
+from .conftest import query_plan, staff_login
 
 
 @pytest.fixture
@@ -82,13 +82,7 @@ def test_a_search_counts_its_matches_once_and_at_most_the_search_cap(office, mon
 
 @pytest.mark.postgresql
 def test_the_number_search_uses_the_trigram_index_on_postgresql(office):
-    db.execute_sql("SET enable_seqscan = off")  # a tiny table: ask whether the index can serve
-    try:
-        query = backoffice.search_invoices("A-00")
-        sql, params = query.sql()
-        plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, params).fetchall())
-    finally:
-        db.execute_sql("SET enable_seqscan = on")
+    plan = query_plan(backoffice.search_invoices("A-00"))
     assert "invoice_number_trgm" in plan, plan
 
 
@@ -96,15 +90,9 @@ def test_the_number_search_uses_the_trigram_index_on_postgresql(office):
 def test_the_payment_search_uses_its_trigram_indexes_on_postgresql(office):
     """0043: "receipt number contains …" reads an index, not every payment, and a customer's
     name is matched in the customer table, not against each payment's customer."""
-    # A tiny table: ask whether the indexes can serve (a bitmap scan of each "contains").
-    db.execute_sql("SET enable_seqscan = off")
-    db.execute_sql("SET enable_indexscan = off")
-    try:
-        sql, params = backoffice.search_payments("R-00").sql()
-        plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, params).fetchall())
-    finally:
-        db.execute_sql("SET enable_seqscan = on")
-        db.execute_sql("SET enable_indexscan = on")
+    query = backoffice.search_payments("R-00")
+    plan = query_plan(query, "indexscan")  # a bitmap scan of each "contains"
+    sql = query.sql()[0]
     assert "payment_receipt_number_trgm" in plan, plan
     assert "t2.name" not in plan.lower() and "ILIKE" not in sql.split("WHERE", 1)[0]
 
@@ -141,10 +129,5 @@ def test_open_and_overdue_lists_put_the_oldest_due_first(app, client):
 
     if is_sqlite():
         return  # SQLite's planner takes the status index for a table this small
-    sql, params = backoffice.search_invoices("", "overdue", today).limit(25).sql()
-    db.execute_sql("SET enable_seqscan = off")  # a tiny table: can the index serve?
-    try:
-        plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, params))
-    finally:
-        db.execute_sql("SET enable_seqscan = on")
+    plan = query_plan(backoffice.search_invoices("", "overdue", today).limit(25))
     assert "invoice_unpaid_due" in plan, plan

@@ -6,12 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from portal.db import db, is_sqlite
 from portal.models import Invoice, Payment, PaymentApplication
 from portal.services import statements
 
 from . import factories
-from .conftest import login
+from .conftest import login, query_plan
 
 TODAY = date.today()
 
@@ -189,13 +188,5 @@ def test_the_statement_reaches_discounts_through_their_own_index(app):
     the applications that carry one, not from a scan of every application (30 ms on every
     statement page at a million invoices)."""
     customer = factories.customer()
-    sql, params = statements._discounts(customer.id).sql()
-    if is_sqlite():
-        plan = " ".join(str(row) for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
-    else:
-        db.execute_sql("SET enable_seqscan = off")  # a tiny table: can the index serve?
-        try:
-            plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, params))
-        finally:
-            db.execute_sql("SET enable_seqscan = on")
+    plan = query_plan(statements._discounts(customer.id))
     assert "payment_application_discounts" in plan, plan
