@@ -131,6 +131,28 @@ def in_chunks(field_, keys: Iterable, select) -> list:
     return rows
 
 
+# The tables an import's write wrote to (`tables_written`).
+_written: ContextVar[set | None] = ContextVar("import_written", default=None)
+
+
+@contextmanager
+def tables_written():
+    """Within, `insert_rows` and `update_rows` note the tables they write to, in the set
+    this yields."""
+    written: set[str] = set()
+    token = _written.set(written)
+    try:
+        yield written
+    finally:
+        _written.reset(token)
+
+
+def _note_written(model) -> None:
+    written = _written.get()
+    if written is not None:
+        written.add(model._meta.table_name)
+
+
 # Customers and sites already fetched in this pass of an import (`references_kept`).
 _kept: ContextVar[dict | None] = ContextVar("import_references", default=None)
 
@@ -221,6 +243,7 @@ def insert_rows(model, rows: list[dict]) -> None:
     """
     if not rows:
         return
+    _note_written(model)
     names = list(rows[0])
     # Fields the rows leave out get their model default, as `insert_many` would give them.
     defaults = {
@@ -296,6 +319,8 @@ def update_rows(model, updates: list[tuple[int, dict]]) -> None:
     """Apply (id, changes) pairs: one UPDATE per set of changed columns, run with
     `executemany` (SQLite) or `execute_batch` (PostgreSQL), instead of building one peewee
     query per row."""
+    if updates:
+        _note_written(model)
     groups: dict[tuple, list] = {}
     for row_id, changes in updates:
         groups.setdefault(tuple(sorted(changes)), []).append((row_id, changes))
