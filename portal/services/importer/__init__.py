@@ -176,7 +176,7 @@ def import_csv(kind: str, fh) -> ImportResult:
        and that work to the temporary file; every bad row is reported and nothing is
        written;
     2. in one write transaction, read the spill back chunk by chunk (not the file: parsing
-       it again cost a fifth of a 1M import), fetch what each chunk updates under lock,
+       it again cost about 15 % of the time), fetch what each chunk updates under lock,
        check it again (the database may have moved), and write it. For invoices only the
        rows that insert or change one are locked and written, the new ones first and the
        changes at the end, so an invoice a payer could be waiting for is locked only for
