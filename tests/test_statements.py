@@ -190,3 +190,21 @@ def test_the_statement_reaches_discounts_through_their_own_index(app):
     customer = factories.customer()
     plan = query_plan(statements._discounts(customer.id))
     assert "payment_application_discounts" in plan, plan
+
+
+def test_the_database_files_each_application_under_its_payments_customer(app):
+    """0046: the statement's history sums find an account's applications by customer, so
+    every application names its payment's customer, whoever writes it: the payments core,
+    a plain create, a bulk insert. The database fills it on insert."""
+    acme, other = factories.customer(), factories.customer()
+    invoice, _ = factories.invoice(acme)
+    payment = factories.payment(acme, amount_cents=1_000)
+    single = PaymentApplication.create(payment=payment, invoice=invoice, amount_cents=400)
+    PaymentApplication.insert_many(
+        [{"payment": payment.id, "invoice": invoice.id, "amount_cents": 100}] * 2
+    ).execute()
+    theirs, _ = factories.invoice(other)
+    PaymentApplication.create(payment=factories.payment(other), invoice=theirs, amount_cents=100)
+    assert PaymentApplication.get_by_id(single.id).customer_id == acme.id
+    by_customer = {(a.invoice_id, a.customer_id) for a in PaymentApplication.select()}
+    assert by_customer == {(invoice.id, acme.id), (theirs.id, other.id)}
