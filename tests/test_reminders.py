@@ -165,6 +165,25 @@ def test_a_long_overdue_invoice_gets_only_its_latest_step(app, mailbox, acme):
     assert states(invoice) == {-3: "skipped", 0: "skipped", 7: "skipped", 30: "sent"}
 
 
+def test_staff_see_an_invoices_reminders_on_its_page(app, client, mailbox, acme):
+    """The back office shows what the schedule did with an invoice: each step, when, what
+    was left to pay and to whom it went; an invoice with none says so."""
+    invoice = an_invoice(acme, due=date.today() - timedelta(days=40))
+    untouched = an_invoice(acme, due=date.today() + timedelta(days=20))
+    reminders.run_due(today=date.today())
+    factories.staff(email="agent@example.com")
+    staff_login(client, "agent@example.com")
+    html = client.get(f"/staff/invoices/{invoice.id}").get_data(as_text=True)
+    history = html[html.index("Payment reminders") :]
+    assert "30 days after due" in history and "Sent" in history
+    assert "pat@acme.example" in history and "$1,200.00" in history
+    assert history.count("Skipped for a later step") == 3
+    assert "3 days before due" in history and "On the due date" in history
+    html = client.get(f"/staff/invoices/{untouched.id}").get_data(as_text=True)
+    assert "No reminder has been sent for this invoice." in html
+    assert "/staff/settings/" not in html.split("No reminder", 1)[1]  # an agent: no settings
+
+
 def test_reminders_are_off_until_staff_turn_them_on(app, mailbox, acme):
     settings.update({"payment_reminders": False})
     invoice = an_invoice(acme)

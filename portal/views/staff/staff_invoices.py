@@ -9,6 +9,7 @@ from ... import clock
 from ...forms import ActionForm
 from ...forms.staff import InvoiceForm, VoidForm
 from ...models import Invoice, InvoiceLine, Payment, PaymentApplication
+from ...models_reminders import PaymentReminder
 from ...money import to_decimal
 from ...security import format_code, unseal
 from ...services import backoffice, figures, quickpay
@@ -155,14 +156,24 @@ def _payments(invoice):
 def show(invoice_id):
     """An invoice: lines, payments, state, quick-pay code and actions."""
     invoice = get_or_404(Invoice, invoice_id)
+    return _show_page(invoice, VoidForm())
+
+
+def _show_page(invoice, void_form, status=200):
     return render(
         "staff/invoices/show.html",
+        status=status,
         invoice=invoice,
         lines=list(invoice.lines.order_by(InvoiceLine.position)),
         payments=_payments(invoice),
         pending=figures.pending_by_invoice([invoice.id]).get(invoice.id, []),
+        reminders=list(
+            PaymentReminder.select()
+            .where(PaymentReminder.invoice == invoice.id)
+            .order_by(PaymentReminder.created_at, PaymentReminder.step)
+        ),
         today=clock.business_today(),
-        void_form=VoidForm(),
+        void_form=void_form,
         action_form=ActionForm(),
         code=_code(invoice),
     )
@@ -186,17 +197,7 @@ def void(invoice_id):
         else:
             flash(f"Invoice {invoice.number} is void; its pay links no longer work.", "success")
             return redirect_to(url_for("staff_invoices.show", invoice_id=invoice.id))
-    return render(
-        "staff/invoices/show.html",
-        status=422,
-        invoice=invoice,
-        lines=list(invoice.lines.order_by(InvoiceLine.position)),
-        payments=_payments(invoice),
-        today=clock.business_today(),
-        void_form=form,
-        action_form=ActionForm(),
-        code=_code(invoice),
-    )
+    return _show_page(invoice, form, status=422)
 
 
 @bp.post("/<int:invoice_id>/code")
