@@ -718,6 +718,15 @@ class PaymentApplication(BaseModel):
     customer = ForeignKeyField(Customer, null=True, on_delete="RESTRICT", backref="+", index=False)
 
 
+# 0044: the early-payment discounts of an account's payments, which its statement lists (the
+# few applications with a discount, instead of a scan of every application at 1M invoices).
+PaymentApplication.add_index(
+    PaymentApplication.index(
+        PaymentApplication.payment,
+        where=PaymentApplication.discount_cents > 0,
+        name="payment_application_discounts",
+    )
+)
 # 0046: an account's applications and payments in two covering indexes (statement sums).
 PaymentApplication.add_index(
     PaymentApplication.index(
@@ -1125,17 +1134,6 @@ ALL_MODELS = [
     CaseMessage,
     Attachment,
 ]
-
-
-# 0044: the early-payment discounts of an account's payments, which its statement lists (the
-# few applications with a discount, instead of a scan of every application at 1M invoices).
-PaymentApplication.add_index(
-    PaymentApplication.index(
-        PaymentApplication.payment,
-        where=PaymentApplication.discount_cents > 0,
-        name="payment_application_discounts",
-    )
-)
 
 
 # 0029, 0041 and 0043, PostgreSQL only: trigram indexes for the staff searches' "contains"

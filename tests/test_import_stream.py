@@ -85,15 +85,15 @@ def test_a_row_refused_under_the_lock_in_a_later_chunk_undoes_the_earlier_chunks
 
     def moved(self, row, state):
         problems = check(self, row, state)
-        if state.get("locked") and row.key == "S0008":
+        if state.get("writing") and row.key == "S0008":
             problems.append("something changed meanwhile")
         return problems
 
     fetch = Invoices.fetch
 
-    def marked(self, rows, lock=False, found=None):
-        state = fetch(self, rows, lock, found)
-        state["locked"] = lock
+    def marked(self, rows, lock=False):
+        state = fetch(self, rows, lock)
+        state["writing"] = db.in_transaction()  # read inside the write transaction
         return state
 
     monkeypatch.setattr(Invoices, "check", moved)

@@ -420,8 +420,8 @@ def _matching_customers(pattern: str) -> list[int]:
 
 
 def search_invoices(q: str = "", state: str = "", today=None):
-    """Invoices matching `q` (number, description, PO, customer name or account) in `state`,
-    newest first."""
+    """Invoices matching `q` (number, description, PO, customer name or account) in `state`:
+    newest first, the open and overdue ones oldest due first."""
     return _search_invoices(q, state, today)[0]
 
 

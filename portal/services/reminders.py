@@ -159,6 +159,16 @@ def _send(invoice, view, today: date) -> list[str]:
     return notices.send("payment_reminder", "reminder", customer.id, invoice.site_id, **values)
 
 
+def history(invoice) -> list[PaymentReminder]:
+    """What the schedule did with an invoice, step by step, oldest first (the back office's
+    invoice page)."""
+    return list(
+        PaymentReminder.select()
+        .where(PaymentReminder.invoice == invoice.id)
+        .order_by(PaymentReminder.created_at, PaymentReminder.step)
+    )
+
+
 def run_due(today: date | None = None) -> int:
     """One worker pass: the reminder steps due today, at most BATCH invoices; returns how many
     it handled (each step once, whichever worker gets there first)."""

@@ -390,12 +390,8 @@ class Kind:
         """The natural key as a person reads it, for duplicate-row messages."""
         raise NotImplementedError
 
-    def fetch(self, rows: list[Row], lock: bool = False, found: dict | None = None) -> dict:
-        """What the rows refer to and the rows they would update, fetched in bulk.
-
-        `found`: what an unlocked fetch of these rows found a moment before in the same
-        transaction (`selective` kinds), for a kind that need not look again for what was
-        not there."""
+    def fetch(self, rows: list[Row], lock: bool = False) -> dict:
+        """What the rows refer to and the rows they would update, fetched in bulk."""
         raise NotImplementedError
 
     def check(self, row: Row, state: dict) -> list[str]:

@@ -35,7 +35,7 @@ class Contacts(Kind):
     def describe(self, key):
         return f"email {key}"
 
-    def fetch(self, rows, lock=False, found=None):
+    def fetch(self, rows, lock=False):
         customers = customers_by_account(r.refs["account"] for r in rows)
         # Select the whole customer: a partial one would blank the contact's customer_id.
         query = Contact.select(Contact, Customer).join(Customer)

@@ -37,7 +37,7 @@ class Customers(Kind):
     def describe(self, key):
         return f"account_number {key}"
 
-    def fetch(self, rows, lock=False, found=None):
+    def fetch(self, rows, lock=False):
         return {"existing": customers_by_account(r.key for r in rows)}
 
     def new_values(self, row, state, now):

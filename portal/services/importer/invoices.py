@@ -116,7 +116,7 @@ class Invoices(Kind):
 
     selective = True
 
-    def fetch(self, rows, lock=False, found=None):
+    def fetch(self, rows, lock=False):
         customers = customers_by_account(r.refs["account"] for r in rows)
         # Lock the invoices an update touches, so a payment cannot slip in between the
         # check that the new total covers what is paid and the write.
@@ -124,13 +124,9 @@ class Invoices(Kind):
         # a re-import compares 100,000 invoices.
         fields = [f for f in Invoice._meta.sorted_fields if f.name not in self.unread]
         query = Invoice.select(*fields).dicts()
-        numbers = (r.key for r in rows)
-        if found is not None:
-            # A number the unlocked fetch did not find is a new invoice: there is nothing to
-            # lock, and one inserted meanwhile by someone else fails the unique key either
-            # way. A create import of a million rows looked them all up a third time.
-            numbers = (n for n in numbers if n in found["existing"])
-        invoices = in_chunks(Invoice.number, numbers, locked(query) if lock else query)
+        invoices = in_chunks(
+            Invoice.number, (r.key for r in rows), locked(query) if lock else query
+        )
         return {
             "customers": customers,
             "sites": sites_by_code(c.id for c in customers.values()),

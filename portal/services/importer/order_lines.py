@@ -46,7 +46,7 @@ class OrderLines(Kind):
     def describe(self, key):
         return f"line {key[1]} of order {key[0]}"
 
-    def fetch(self, rows, lock=False, found=None):
+    def fetch(self, rows, lock=False):
         orders = in_chunks(SalesOrder.number, (r.key[0] for r in rows), SalesOrder.select())
         orders = {o.number: o for o in orders}
         numbers = {o.id: o.number for o in orders.values()}

@@ -70,7 +70,7 @@ class Orders(Kind):
     def describe(self, key):
         return f"order {key}"
 
-    def fetch(self, rows, lock=False, found=None):
+    def fetch(self, rows, lock=False):
         customers = customers_by_account(r.refs["account"] for r in rows)
         named = {r.refs["quote"] for r in rows if r.refs["quote"]}
         quotes = in_chunks(

@@ -19,7 +19,7 @@ class Prices(Kind):
     def describe(self, key):
         return f"price of {key[1]} for account {key[0]}"
 
-    def fetch(self, rows, lock=False, found=None):
+    def fetch(self, rows, lock=False):
         customers = customers_by_account(r.key[0] for r in rows)
         products = in_chunks(Product.item_code, (r.key[1] for r in rows), Product.select())
         products = {p.item_code: p for p in products}

@@ -25,7 +25,7 @@ class Products(Kind):
     def describe(self, key):
         return f"item_code {key}"
 
-    def fetch(self, rows, lock=False, found=None):
+    def fetch(self, rows, lock=False):
         products = in_chunks(Product.item_code, (r.key for r in rows), Product.select())
         return {"existing": {p.item_code: p for p in products}}
 

@@ -37,7 +37,7 @@ class Shipments(Kind):
     def describe(self, key):
         return f"shipment {key}"
 
-    def fetch(self, rows, lock=False, found=None):
+    def fetch(self, rows, lock=False):
         orders = in_chunks(SalesOrder.number, (r.refs["order"] for r in rows), SalesOrder.select())
         shipments = in_chunks(Shipment.number, (r.key for r in rows), Shipment.select())
         return {

@@ -21,7 +21,7 @@ class Sites(Kind):
     def describe(self, key):
         return f"site {key[1]} of account {key[0]}"
 
-    def fetch(self, rows, lock=False, found=None):
+    def fetch(self, rows, lock=False):
         customers = customers_by_account(r.refs["account"] for r in rows)
         sites = sites_by_code(c.id for c in customers.values())
         by_id = {c.id: c.account_number for c in customers.values()}

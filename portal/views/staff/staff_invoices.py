@@ -9,10 +9,9 @@ from ... import clock
 from ...forms import ActionForm
 from ...forms.staff import InvoiceForm, VoidForm
 from ...models import Invoice, InvoiceLine, Payment, PaymentApplication
-from ...models_reminders import PaymentReminder
 from ...money import to_decimal
 from ...security import format_code, unseal
-from ...services import backoffice, figures, quickpay
+from ...services import backoffice, figures, quickpay, reminders
 from ...services.backoffice import Problem
 from ...web import choice, page_number, redirect_to, render, search_text
 from ._common import attach, chosen_customer, get_or_404, guard, me, site_choices
@@ -167,11 +166,7 @@ def _show_page(invoice, void_form, status=200):
         lines=list(invoice.lines.order_by(InvoiceLine.position)),
         payments=_payments(invoice),
         pending=figures.pending_by_invoice([invoice.id]).get(invoice.id, []),
-        reminders=list(
-            PaymentReminder.select()
-            .where(PaymentReminder.invoice == invoice.id)
-            .order_by(PaymentReminder.created_at, PaymentReminder.step)
-        ),
+        reminders=reminders.history(invoice),
         today=clock.business_today(),
         void_form=void_form,
         action_form=ActionForm(),
