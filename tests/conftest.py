@@ -18,10 +18,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask.globals import _cv_app
 from flask.testing import FlaskClient
-from peewee import SqliteDatabase
 
 from portal import create_app
-from portal.db import db, migrate, open_database
+from portal.db import db, is_sqlite, migrate, open_database
 
 from . import factories
 
@@ -255,7 +254,7 @@ def query_plan(query, *off: str) -> str:
     sql, params = query.sql()
     if db.is_closed():
         db.connect()
-    if isinstance(db.obj, SqliteDatabase):
+    if is_sqlite():
         return " | ".join(
             str(row[-1]) for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params)
         )
