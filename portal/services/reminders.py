@@ -160,12 +160,12 @@ def _send(invoice, view, today: date) -> list[str]:
 
 
 def history(invoice) -> list[PaymentReminder]:
-    """What the schedule did with an invoice, step by step, oldest first (the back office's
-    invoice page)."""
+    """What the schedule did with an invoice, in the schedule's order (one row per step; the
+    back office's invoice page)."""
     return list(
         PaymentReminder.select()
         .where(PaymentReminder.invoice == invoice.id)
-        .order_by(PaymentReminder.created_at, PaymentReminder.step)
+        .order_by(PaymentReminder.step)
     )
 
 
