@@ -136,7 +136,12 @@ def import_command(kind, path):
         for error in result.errors:
             click.echo(error, err=True)
         raise click.ClickException(f"{len(result.errors)} bad row(s); nothing was imported.")
-    click.echo(f"{kind}: {result.created} created, {result.updated} updated")
+    for skipped in result.skipped:
+        click.echo(f"{skipped} (not applied)", err=True)
+    summary = f"{kind}: {result.created} created, {result.updated} updated"
+    if result.skipped:
+        summary += f", {len(result.skipped)} not applied (a payment was taken meanwhile)"
+    click.echo(summary)
 
 
 @click.command("worker")

@@ -18,13 +18,14 @@ from flask import current_app
 
 from ..db import db, write_txn
 from ..models import Counter
-from . import alerts, autopay, outbox, payments, reminders, statement_mail
+from . import alerts, autopay, importer, outbox, payments, reminders, statement_mail
 
 log = logging.getLogger(__name__)
 
 # The money side: each task does one pass and returns how much it did. One line per job.
 MONEY_TASKS = [
     payments.reconcile,
+    importer.finish_pending,  # a killed import's staged changes, applied where it stopped
     autopay.run_due,  # after reconciliation: a charge's late outcome is known first
     statement_mail.run_due,  # the month's statements by email, on the statement day
     reminders.run_due,  # payment reminders on their schedule (after autopay has charged)

@@ -14,7 +14,10 @@ The rules every kind follows (docs/design.md "CSV columns"):
   is recorded as paid, because the portal may have taken payments the ERP has not posted.
 - Every row is checked before anything is written. Each bad row is reported once as
   `line N: reason` (N is the physical line in the file, the header is line 1), and then
-  nothing is written at all. A good file is written in one transaction, with one audit entry.
+  nothing is written at all. A good file is accepted in one transaction, with one audit
+  entry: its new rows written, and (invoices) its changes to stored rows staged and then
+  applied in short transactions, so no payer waits for the whole file (`staging`: a change
+  a payment made meanwhile no longer allows is skipped and reported, not applied).
 - Rows that would change nothing are not written, so importing a file twice is a no-op.
 
 No kind's file creates what it refers to (a sites file cannot create customers), so
@@ -31,9 +34,10 @@ from peewee import Entity
 
 from ...db import db, is_sqlite, lift_statement_timeout, utcnow, write_txn
 from ...models import Customer
+from ...models_imports import ImportRun
 from ...security import hash_code
 from .. import audit
-from . import hashing
+from . import hashing, staging
 from .base import (
     ABSENT,
     BATCH,
@@ -86,6 +90,7 @@ __all__ = [
     "ImportResult",
     "Kind",
     "Row",
+    "finish_pending",
     "hash_codes",
     "import_csv",
     "new_code",
@@ -159,8 +164,13 @@ class _Refused(Exception):
     """A row failed its check under the write lock: the transaction rolls back."""
 
 
+def finish_pending() -> int:
+    """Apply what killed imports left staged (a worker's money task; `staging`)."""
+    return staging.finish_pending(SPECS)
+
+
 def import_csv(kind: str, fh) -> ImportResult:
-    """Upsert one kind of record from a CSV file: every row is written, or none is.
+    """Upsert one kind of record from a CSV file: the file is accepted whole, or refused.
 
     `fh` is a text or binary file object. Errors come back as `line N: reason` strings in
     `ImportResult.errors` (never raised), so the command line and the back office can
@@ -175,18 +185,20 @@ def import_csv(kind: str, fh) -> ImportResult:
        do the slow work (hashing quick-pay codes) for each chunk, spilling the checked rows
        and that work to the temporary file; every bad row is reported and nothing is
        written;
-    2. in one write transaction, read the spill back chunk by chunk (not the file: parsing
-       it again cost about 15 % of the time), fetch what each chunk updates under lock,
-       check it again (the database may have moved), and write it. For invoices only the
-       rows that insert or change one are locked and written, the new ones first and the
-       changes at the end, so an invoice a payer could be waiting for is locked only for
-       the last part of the transaction. Customers and sites are
-       fetched once per pass (`references_kept`), not once per chunk. The customers'
-       billing versions are locked and raised once, after the last chunk (on PostgreSQL
-       the per-row trigger stands aside for this transaction and queues nothing, 0039 and
-       0042), so a payer of those customers waits only for the commit, not for the whole
-       import.
+    2. in one write transaction (`_write`), read the spill back chunk by chunk (not the
+       file: parsing it again cost about 15 % of the time), check each chunk again (the
+       database may have moved) and write it. Customers and sites are fetched once per pass
+       (`references_kept`), not once per chunk. For invoices, new rows are written and the
+       rows that change a stored invoice are *staged*; a row the file repeats unchanged is
+       neither, so its payer never waits. The new rows' customers' billing versions are
+       locked and raised once, after the last chunk (on PostgreSQL the per-row trigger
+       stands aside and queues nothing, 0039 and 0042);
+    3. after the commit, the staged changes are applied APPLY_ROWS at a time, each piece
+       locked, checked and written in a short transaction of its own (`staging`): a payer
+       of a changed invoice waits for one piece, never for the file. If this process dies
+       meanwhile, the worker applies the rest.
     """
+    finish_pending()  # a killed import's changes before this file is judged
     if kind not in SPECS:
         raise ValueError(f"unknown import kind {kind!r}; use one of {', '.join(KINDS)}")
     spec = SPECS[kind]
@@ -196,7 +208,6 @@ def import_csv(kind: str, fh) -> ImportResult:
         pool = stack.enter_context(hashing.Pool())
         spill = stack.enter_context(tempfile.TemporaryFile())
         written = stack.enter_context(tables_written())
-        changes = stack.enter_context(tempfile.TemporaryFile())  # rows that change stored ones
         slow = partial(hash_codes, pool=pool)
         keep = nullcontext if spec.writes_references else references_kept
         count = 0
@@ -213,78 +224,113 @@ def import_csv(kind: str, fh) -> ImportResult:
             result.errors = _errors(problems)
             return result
 
-        spill.seek(0)
-        now = utcnow()
-        try:
-            with write_txn(), keep():
-                # Bounded by the file, not the clock: a web request's statement timeout
-                # would cancel a big upload's commit (its lock timeout still holds).
-                lift_statement_timeout()
-                if not is_sqlite():
-                    # The invoice trigger skips its per-row work; the touched customers'
-                    # versions go up once, below (migration 0039).
-                    db.execute_sql("SET LOCAL doorstep.bulk_billing = 'on'")
-                    # The trigram GIN indexes (0029, 0041) answer `=` too, and with no
-                    # statistics for rows this transaction inserts the planner picks them
-                    # for the key lookups; a GIN scan reads the pending list of every row
-                    # inserted so far, so each chunk got slower (10 s a lookup at 200,000
-                    # rows of a 1M import). GIN is read only by bitmap scans: without them
-                    # the lookups use the unique btree indexes.
-                    db.execute_sql("SET LOCAL enable_bitmapscan = off")
-                touched: set[int] = set()
-
-                def write(rows, prepared, state=None):
-                    if not rows:
-                        return
-                    # Fetched again under the write lock: what the rows are written against.
-                    if state is None:
-                        state = spec.fetch(rows, lock=True)
-                    check_rows(spec, rows, state, problems)
-                    if problems:
-                        raise _Refused
-                    state["touched"] = touched
-                    created, updated = spec.write(rows, state, prepared, now)
-                    result.created += created
-                    result.updated += updated
-
-                for rows, prepared in _spilled(spill):
-                    if not spec.selective:
-                        write(rows, prepared)
-                        continue
-                    # Only what would change is locked: a row the file repeats unchanged
-                    # keeps no payer of its invoice waiting for this transaction. New rows
-                    # are written now (nobody else sees them before the commit); rows that
-                    # change a stored one wait for the end, so what a payer could be
-                    # waiting for is locked only for the last part of the transaction.
-                    found = spec.fetch(rows)
-                    new, changing = [], []
-                    for row in spec.moving(rows, found, prepared):
-                        (changing if row.key in found["existing"] else new).append(row)
-                    if changing:
-                        pickle.dump((changing, prepared), changes)
-                    # A new row has nothing to lock: it is written against what this
-                    # transaction just read (one inserted meanwhile by someone else fails
-                    # the unique key either way; a third lookup of a million keys saved).
-                    write(new, prepared, found)
-                changes.seek(0)
-                for rows, prepared in _spilled(changes):
-                    write(rows, prepared)
-                # Last, in id order: the customers' locks and their one version bump each,
-                # so a payer of theirs waits only for the end of the commit.
-                Customer.lock_versions(touched)
-                Customer.bump_versions(touched)
-                result.unchanged = count - result.created - result.updated
-                if result.created or result.updated:
-                    audit.record(
-                        f"import.{kind}", None, created=result.created, updated=result.updated
-                    )
-        except _Refused:
-            result.created = result.updated = 0
+        for _ in range(BEHIND_RETRIES):
+            try:
+                run_id = _write(spec, spill, result, keep, problems)
+                break
+            except staging.ImportBehind:  # an earlier import's changes first, then again
+                finish_pending()
+        else:
+            raise RuntimeError("imports kept starting meanwhile; try again")
+        if problems:
+            result.created = result.updated = result.staged = 0
             result.errors = _errors(problems)
             return result
-    if result.created + result.updated >= ANALYZE_AFTER and not is_sqlite():
+    if result.created + result.staged >= ANALYZE_AFTER and not is_sqlite():
         _analyze(written)
+    if run_id is not None:
+        run = staging.wait_for(run_id, SPECS)
+        result.created, result.updated = run.created, run.updated
+        result.skipped = run.skipped_lines
+    result.unchanged = count - result.created - result.updated - len(result.skipped)
     return result
+
+
+# Times an import starts its write again after finding an earlier import still applying.
+BEHIND_RETRIES = 5
+
+
+def _write(spec: Kind, spill, result: ImportResult, keep, problems) -> int | None:
+    """The import's one write transaction: the new rows written and the changing rows
+    staged (`staging`); returns the run that applies them, or None when nothing changes.
+    A row refused under the lock leaves `problems` filled and nothing written."""
+    spill.seek(0)
+    now = utcnow()
+    result.created = result.staged = 0
+    try:
+        with write_txn(), keep():
+            staging.hold_import_lock()
+            # Bounded by the file, not the clock: a web request's statement timeout
+            # would cancel a big upload's commit (its lock timeout still holds).
+            lift_statement_timeout()
+            if not is_sqlite():
+                # The invoice trigger skips its per-row work; the touched customers'
+                # versions go up once, below (migration 0039).
+                db.execute_sql("SET LOCAL doorstep.bulk_billing = 'on'")
+                # The trigram GIN indexes (0029, 0041) answer `=` too, and with no
+                # statistics for rows this transaction inserts the planner picks them
+                # for the key lookups; a GIN scan reads the pending list of every row
+                # inserted so far, so each chunk got slower (10 s a lookup at 200,000
+                # rows of a 1M import). GIN is read only by bitmap scans: without them
+                # the lookups use the unique btree indexes.
+                db.execute_sql("SET LOCAL enable_bitmapscan = off")
+            touched: set[int] = set()
+            run = None
+
+            def write(rows, prepared, state=None):
+                if not rows:
+                    return
+                # Fetched again under the write lock: what the rows are written against.
+                if state is None:
+                    state = spec.fetch(rows, lock=True)
+                check_rows(spec, rows, state, problems)
+                if problems:
+                    raise _Refused
+                state["touched"] = touched
+                created, updated = spec.write(rows, state, prepared, now)
+                result.created += created
+                result.updated += updated
+
+            for rows, prepared in _spilled(spill):
+                if not spec.selective:
+                    write(rows, prepared)
+                    continue
+                # Rows that change a stored one are staged, and applied after the commit
+                # in short transactions of their own (`staging`): what a payer of such an
+                # invoice waits for is one of those, not this transaction. A row the file
+                # repeats unchanged is neither. New rows are written now: nobody else
+                # sees them before the commit, so nobody waits for them.
+                found = spec.fetch(rows)
+                new, changing = [], []
+                for row in spec.moving(rows, found, prepared):
+                    (changing if row.key in found["existing"] else new).append(row)
+                if changing:
+                    if run is None:
+                        run = ImportRun.create(kind=spec.name)
+                    staging.stage(run, spec, changing, prepared)
+                    result.staged += len(changing)
+                # A new row has nothing to lock: it is written against what this
+                # transaction just read (one inserted meanwhile by someone else fails
+                # the unique key either way; a third lookup of a million keys saved).
+                write(new, prepared, found)
+            # Last, in id order: the customers' locks and their one version bump each,
+            # so a payer of theirs waits only for the end of the commit.
+            Customer.lock_versions(touched)
+            Customer.bump_versions(touched)
+            if run is not None:
+                run.created = result.created
+                run.staged = result.staged
+                run.save()
+            if result.created or result.updated or result.staged:
+                audit.record(
+                    f"import.{spec.name}",
+                    run,
+                    created=result.created,
+                    updated=result.updated + result.staged,
+                )
+    except _Refused:
+        return None
+    return run.id if run is not None else None
 
 
 # Rows an import writes before it refreshes the planner's statistics of what it wrote.

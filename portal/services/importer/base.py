@@ -53,6 +53,10 @@ class ImportResult:
     updated: int = 0
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
+    # Rows staged to change stored ones (`staging`), and those a later check refused
+    # ("line N: reason"): the file was accepted, these rows alone were not applied.
+    staged: int = 0
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -416,6 +420,15 @@ class Kind:
     def write(self, rows: list[Row], state: dict, prepared, now) -> tuple[int, int]:
         """Write the rows inside the caller's transaction; returns (created, updated)."""
         raise NotImplementedError
+
+    def to_stage(self, rows: list[Row], prepared) -> dict:
+        """The changing rows of a `selective` kind, and their share of `prepared`, as JSON
+        for `staging` (dates and ABSENT are tagged there); nothing secret in clear."""
+        return {"rows": [[r.line, r.key, r.values, r.refs] for r in rows], "prepared": None}
+
+    def from_stage(self, data: dict) -> tuple[list[Row], object]:
+        """`to_stage`'s rows and prepared work back."""
+        return [Row(*row) for row in data["rows"]], data["prepared"]
 
     def _upsert(self, model, rows, state: dict, now, stamp=()) -> tuple[int, int]:
         """Insert rows whose key is new, update the changed ones: the shape most kinds share."""

@@ -8,6 +8,7 @@ from ...security import hash_code, seal, unseal, verify_code
 from .base import (
     ABSENT,
     Kind,
+    Row,
     Stored,
     account_of,
     changes_of,
@@ -231,6 +232,30 @@ class Invoices(Kind):
             if invoice is None or changes_of(invoice, values):
                 out.append(row)
         return out
+
+    def to_stage(self, rows, prepared):
+        """Rows with their quick-pay codes sealed, as the invoice keeps its own copy, and
+        the hashes `prepare` made for them: no code is stored in clear."""
+        staged = []
+        for row in rows:
+            code = row.refs["code"]
+            refs = {**row.refs, "code": seal(code) if code else code}
+            staged.append([row.line, row.key, row.values, refs])
+        ready = {r.key: prepared[r.key][1:] for r in rows if r.key in prepared}
+        return {"rows": staged, "prepared": ready}
+
+    def from_stage(self, data):
+        rows = []
+        for line, key, values, refs in data["rows"]:
+            if refs["code"]:
+                # None if the key that sealed it is gone: then the row keeps the stored code.
+                refs["code"] = unseal(refs["code"]) or ""
+            rows.append(Row(line, key, values, refs))
+        prepared = {
+            key: (unseal(sealed), hashed, sealed)
+            for key, (hashed, sealed) in data["prepared"].items()
+        }
+        return rows, prepared
 
     def write(self, rows, state, prepared, now):
         new, updates, touched = [], [], set()
