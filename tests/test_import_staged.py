@@ -26,6 +26,7 @@ from portal.services.importer.invoices import Invoices
 
 from . import factories
 from . import test_import_stream as stream
+from .conftest import HX, staff_login
 from .test_import_stream import HEADER, _pay, invoices
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -299,7 +300,6 @@ def test_the_worker_applies_staged_changes_each_pass(app, acme, monkeypatch):
 def test_staff_see_which_changes_were_not_applied_and_why(client, acme, monkeypatch):
     """The back office's upload says which rows a payment taken meanwhile kept out, next to
     the counts, so staff can correct the ERP; the file itself was accepted."""
-    from .conftest import HX, staff_login
     from .test_staff_import import upload
 
     factories.staff(email="agent@example.com")
@@ -323,3 +323,18 @@ def test_the_command_line_names_each_change_not_applied(app, acme, monkeypatch, 
     assert out.exit_code == 0, out.output
     assert "line 3: total 5.00 is less than the 8.00 already paid" in out.output
     assert "invoices: 0 created, 1 updated, 1 not applied" in out.output
+
+
+def test_the_staff_home_shows_an_import_still_applying(client, acme, monkeypatch):
+    factories.staff(email="agent@example.com")
+    staff_login(client, "agent@example.com")
+    importer.import_csv("invoices", io.StringIO(invoices(3)))
+    assert "still applying" not in client.get("/staff/").get_data(as_text=True)
+    staged_only(monkeypatch)
+    importer.import_csv("invoices", io.StringIO(invoices(3, total="12.00")))
+    html = client.get("/staff/").get_data(as_text=True)
+    assert "An import of invoices is still applying its changes" in html
+    assert "0 of 3 so far" in html
+    assert "The background worker finishes it once it runs again." in html  # never ran here
+    importer.finish_pending()
+    assert "still applying" not in client.get("/staff/").get_data(as_text=True)

@@ -115,10 +115,16 @@ def finish_pending(specs: dict[str, Kind]) -> int:
     """Apply every staged piece of every run still applying, a piece per transaction, and
     close the runs left with none; returns the pieces applied (a worker's money task)."""
     applied = 0
-    while _apply_next(specs):
+    # Looked for first without the write lock: an idle worker asks every few seconds.
+    while ImportChange.select().exists() and _apply_next(specs):
         applied += 1
     _close_finished()
     return applied
+
+
+def applying() -> list[ImportRun]:
+    """The runs whose changes are still being applied, oldest first (the staff home)."""
+    return list(ImportRun.select().where(ImportRun.state == "applying").order_by(ImportRun.id))
 
 
 def wait_for(run_id: int, specs: dict[str, Kind], poll: float = 0.05) -> ImportRun:

@@ -12,6 +12,7 @@ from ...security import digest, seal, unseal
 from ...services import alerts, jobs
 from ...services import auth as auth_service
 from ...services import two_step as two_step_service
+from ...services.importer import staging
 from ...services.ratelimit import guest_limit
 from ...web import qr_svg, redirect_to, render
 from ..auth import (
@@ -163,4 +164,5 @@ def index():
         "last_run": last,
         "ok": last is not None and (utcnow() - last).total_seconds() <= stale,
     }
-    return render("staff/index.html", attention=attention, worker=worker)
+    imports = staging.applying()
+    return render("staff/index.html", attention=attention, worker=worker, imports=imports)
