@@ -24,7 +24,7 @@ from peewee import (
     Case as SqlCase,
 )
 
-from .db import Slot, UtcDateTimeField, db, is_sqlite, utcnow
+from .db import Slot, UtcDateTimeField, db, in_values, is_sqlite, utcnow
 from .ids import public_id
 
 PORTAL_ROLES = ("invoices", "statements", "quotes", "orders", "cases", "company_admin")
@@ -218,7 +218,8 @@ class Customer(BaseModel):
         if not ids or is_sqlite():
             return
         for chunk in chunked(ids, 1000):
-            list(cls.select(cls.id).where(cls.id.in_(chunk)).order_by(cls.id).for_update())
+            locking = cls.select(cls.id).where(cls.id.in_(in_values(chunk)))
+            list(locking.order_by(cls.id).for_update())
 
     @classmethod
     def bump_versions(cls, ids) -> None:
@@ -231,7 +232,7 @@ class Customer(BaseModel):
             cls.update(
                 billing_version=cls.billing_version + 1,
                 billing_version_txid=SQL("txid_current()"),
-            ).where(cls.id.in_(chunk)).execute()
+            ).where(cls.id.in_(in_values(chunk))).execute()
 
 
 class Site(BaseModel):

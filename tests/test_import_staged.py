@@ -110,7 +110,7 @@ def test_a_payer_of_a_changed_invoice_waits_for_one_piece_not_the_file(
 
     def write_then_pay(self, rows, state, prepared, now):
         counts = write(self, rows, state, prepared, now)
-        if [row.key for row in rows] == ["S0005"]:  # the last piece (chunks of 3, pieces of 2)
+        if [row.key for row in rows] == ["S0004", "S0005"]:  # the last of three pieces
             for number in ("S0000", "S0005"):
                 payer = threading.Thread(target=_pay, args=(app, number, outcome))
                 payer.start()
@@ -207,7 +207,7 @@ def test_two_appliers_share_the_pieces_and_apply_each_once(app, acme, small_piec
     thread = threading.Thread(target=other_host)
     thread.start()
     held.wait(10)
-    assert importer.finish_pending() == 3  # the pieces nobody holds (chunks of 3: 2+1, 2+1)
+    assert importer.finish_pending() == 2  # the two pieces nobody holds
     assert ImportRun.get().state == "applying"
     release.set()
     thread.join(10)

@@ -34,7 +34,6 @@ from peewee import Entity
 
 from ...db import db, is_sqlite, lift_statement_timeout, utcnow, write_txn
 from ...models import Customer
-from ...models_imports import ImportRun
 from ...security import hash_code
 from .. import audit
 from . import hashing, staging
@@ -275,7 +274,7 @@ def _write(spec: Kind, spill, result: ImportResult, keep, problems) -> int | Non
                 # the lookups use the unique btree indexes.
                 db.execute_sql("SET LOCAL enable_bitmapscan = off")
             touched: set[int] = set()
-            run = None
+            stager = staging.Stager(spec)
 
             def write(rows, prepared, state=None):
                 if not rows:
@@ -304,11 +303,7 @@ def _write(spec: Kind, spill, result: ImportResult, keep, problems) -> int | Non
                 new, changing = [], []
                 for row in spec.moving(rows, found, prepared):
                     (changing if row.key in found["existing"] else new).append(row)
-                if changing:
-                    if run is None:
-                        run = ImportRun.create(kind=spec.name)
-                    staging.stage(run, spec, changing, prepared)
-                    result.staged += len(changing)
+                stager.add(changing, prepared)
                 # A new row has nothing to lock: it is written against what this
                 # transaction just read (one inserted meanwhile by someone else fails
                 # the unique key either way; a third lookup of a million keys saved).
@@ -317,10 +312,8 @@ def _write(spec: Kind, spill, result: ImportResult, keep, problems) -> int | Non
             # so a payer of theirs waits only for the end of the commit.
             Customer.lock_versions(touched)
             Customer.bump_versions(touched)
-            if run is not None:
-                run.created = result.created
-                run.staged = result.staged
-                run.save()
+            run = stager.close(result.created)
+            result.staged = stager.staged
             if result.created or result.updated or result.staged:
                 audit.record(
                     f"import.{spec.name}",

@@ -37,13 +37,13 @@ import json
 import time
 from datetime import date, datetime
 
-from peewee import chunked, fn
+from peewee import fn
 
 from ...db import db, is_sqlite, utcnow, write_txn
 from ...models import Customer
 from ...models_imports import ImportChange, ImportRun
 from .. import audit
-from .base import ABSENT, Kind, Row
+from .base import ABSENT, Kind, Row, references_kept
 
 # Rows applied per transaction: what a payer of a changed invoice may wait for (about 50 ms
 # on PostgreSQL at a million invoices).
@@ -98,14 +98,42 @@ def hold_import_lock() -> None:
         raise ImportBehind
 
 
-def stage(run: ImportRun, spec: Kind, rows: list[Row], prepared) -> None:
-    """Keep rows that change stored ones in `run`, APPLY_ROWS a piece (inside the import's
-    write transaction)."""
-    pieces = [
-        {"run": run.id, "rows": dumps(spec.to_stage(piece, prepared))}
-        for piece in chunked(rows, APPLY_ROWS)
-    ]
-    ImportChange.insert_many(pieces).execute()
+class Stager:
+    """Inside an import's write transaction: keeps the rows that change stored ones in a run
+    of their own, APPLY_ROWS a piece whatever the chunks they came in (a chunk of 5,000
+    rows with 714 changes made a piece of 500 and one of 214)."""
+
+    def __init__(self, spec: Kind):
+        self.spec = spec
+        self.run: ImportRun | None = None
+        self.staged = 0
+        self._rows: list[Row] = []
+        self._prepared: dict = {}
+
+    def add(self, rows: list[Row], prepared: dict | None) -> None:
+        self._rows.extend(rows)
+        if prepared:
+            self._prepared.update((r.key, prepared[r.key]) for r in rows if r.key in prepared)
+        self.staged += len(rows)
+        while len(self._rows) >= APPLY_ROWS:
+            self._flush(APPLY_ROWS)
+
+    def close(self, created: int) -> ImportRun | None:
+        """Stage what is left; the run (with the file's new rows counted), or None."""
+        if self._rows:
+            self._flush(len(self._rows))
+        if self.run is not None:
+            self.run.created, self.run.staged = created, self.staged
+            self.run.save()
+        return self.run
+
+    def _flush(self, count: int) -> None:
+        if self.run is None:
+            self.run = ImportRun.create(kind=self.spec.name)
+        piece, self._rows = self._rows[:count], self._rows[count:]
+        prepared = {r.key: self._prepared.pop(r.key) for r in piece if r.key in self._prepared}
+        data = dumps(self.spec.to_stage(piece, prepared))
+        ImportChange.insert(run=self.run.id, rows=data).execute()
 
 
 # --- applying -----------------------------------------------------------------------------
@@ -115,9 +143,12 @@ def finish_pending(specs: dict[str, Kind]) -> int:
     """Apply every staged piece of every run still applying, a piece per transaction, and
     close the runs left with none; returns the pieces applied (a worker's money task)."""
     applied = 0
-    # Looked for first without the write lock: an idle worker asks every few seconds.
-    while ImportChange.select().exists() and _apply_next(specs):
-        applied += 1
+    # Customers and sites fetched once for all the pieces, not once a piece (7 of 44 s for
+    # 142,857 changes); one removed meanwhile fails its foreign key, as in an import.
+    with references_kept():
+        # Looked for first without the write lock: an idle worker asks every few seconds.
+        while ImportChange.select().exists() and _apply_next(specs):
+            applied += 1
     _close_finished()
     return applied
 
