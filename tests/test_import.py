@@ -219,6 +219,32 @@ def test_text_comes_back_as_it_was_written_whatever_it_holds(accounts):
     assert invoice.site is None
 
 
+def test_an_update_writes_every_kind_of_value_as_it_was_given(accounts):
+    """On PostgreSQL changes go in as `UPDATE ... FROM (VALUES ...)` with each value cast to
+    its column's type: text with quotes and backslashes, a date, money, a site set and then
+    taken away (a column of NULLs), and a yes/no switch all land as written."""
+    header = "number,account_number,site_code,issue_date,due_date,total,description\n"
+    import_ok("invoices", header + "INV-U,ACME01,P1,2026-01-05,2026-02-04,10.00,plain\n")
+    description = "O'Brien \\ \"quoted\" \\N tab\there"
+    text = (
+        header
+        + "INV-U,ACME01,,2026-01-06,2026-03-01,12.34,"
+        + '"'
+        + description.replace('"', '""')
+        + '"\n'
+    )
+    assert import_ok("invoices", text).updated == 1
+    invoice = Invoice.get(Invoice.number == "INV-U")
+    assert invoice.description == description
+    assert invoice.site is None
+    assert (invoice.issue_date, invoice.due_date) == (date(2026, 1, 6), date(2026, 3, 1))
+    assert invoice.total_cents == 1_234
+    changed = import_ok("customers", "account_number,name,portal_enabled\nACME01,Acme's,no\n")
+    assert changed.updated == 1
+    acme = Customer.get(Customer.account_number == "ACME01")
+    assert (acme.name, acme.portal_enabled) == ("Acme's", False)
+
+
 def test_reimporting_invoices_keeps_codes_and_never_lowers_paid(accounts):
     text = INVOICE_HEADER + "INV-1,ACME01,,2026-01-05,2026-02-04,100.00,40.00,USD,,,,\n"
     import_ok("invoices", text)

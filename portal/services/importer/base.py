@@ -315,9 +315,9 @@ def _copy_text(field) -> Callable:
 
 
 def update_rows(model, updates: list[tuple[int, dict]]) -> None:
-    """Apply (id, changes) pairs: one UPDATE per set of changed columns, run with
-    `executemany` (SQLite) or `execute_batch` (PostgreSQL), instead of building one peewee
-    query per row."""
+    """Apply (id, changes) pairs: for each set of changed columns, one `UPDATE ... FROM
+    (VALUES ...)` per BATCH rows on PostgreSQL (half the time of as many one-row UPDATEs),
+    one-row UPDATEs through `executemany` on SQLite; never one peewee query per row."""
     if updates:
         _note_written(model)
     groups: dict[tuple, list] = {}
@@ -328,26 +328,55 @@ def update_rows(model, updates: list[tuple[int, dict]]) -> None:
     def quote(name):
         return f"{left}{name}{right}"
 
+    table = quote(model._meta.table_name)
+    key = quote(model._meta.primary_key.column_name)
     for names, members in groups.items():
         fields = [model._meta.fields[name] for name in names]
-        assignments = ", ".join(f"{quote(f.column_name)} = {db.param}" for f in fields)
-        sql = (
-            f"UPDATE {quote(model._meta.table_name)} SET {assignments} "
-            f"WHERE {quote(model._meta.primary_key.column_name)} = {db.param}"
-        )
         params = [
             [f.db_value(changes[f.name]) for f in fields] + [row_id] for row_id, changes in members
         ]
         cursor = db.cursor()
-        for batch in chunked(params, BATCH * 10):
-            if is_sqlite():
+        if is_sqlite():
+            assignments = ", ".join(f"{quote(f.column_name)} = ?" for f in fields)
+            sql = f"UPDATE {table} SET {assignments} WHERE {key} = ?"
+            for batch in chunked(params, BATCH * 10):
                 cursor.executemany(sql, batch)
-            else:
-                # psycopg2's executemany is one round trip per row; execute_batch sends
-                # BATCH statements at a time. (psycopg2 is the `postgres` extra.)
-                from psycopg2.extras import execute_batch
+            continue
+        # psycopg2 writes each value as a literal; the cast to the column's own type makes a
+        # column of NULLs (typed text in VALUES) or a date string land as it would bound.
+        # (psycopg2 is the `postgres` extra.)
+        from psycopg2.extras import execute_values
 
-                execute_batch(cursor, sql, batch, page_size=BATCH)
+        types = _column_types(model._meta.table_name)
+        assignments = ", ".join(
+            f"{quote(f.column_name)} = v.c{n}::{types[f.column_name]}" for n, f in enumerate(fields)
+        )
+        aliases = ", ".join(f"c{n}" for n in range(len(fields)))
+        sql = (
+            f"UPDATE {table} AS t SET {assignments} FROM (VALUES %s) AS v ({aliases}, k) "
+            f"WHERE t.{key} = v.k"
+        )
+        execute_values(cursor, sql, params, page_size=BATCH)
+
+
+# PostgreSQL's type of each column, by table (`update_rows`' casts); the schema is fixed
+# while the portal runs.
+_types: dict[str, dict[str, str]] = {}
+
+
+def _column_types(table: str) -> dict[str, str]:
+    if table not in _types:
+        cursor = db.execute_sql(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (quote_ident(table),),
+        )
+        _types[table] = dict(cursor.fetchall())
+    return _types[table]
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 class Stored:
