@@ -225,7 +225,7 @@ def test_an_update_writes_every_kind_of_value_as_it_was_given(accounts):
     taken away (a column of NULLs), and a yes/no switch all land as written."""
     header = "number,account_number,site_code,issue_date,due_date,total,description\n"
     import_ok("invoices", header + "INV-U,ACME01,P1,2026-01-05,2026-02-04,10.00,plain\n")
-    description = "O'Brien \\ \"quoted\" \\N tab\there"
+    description = 'O\'Brien \\ "quoted" \\N tab\there'
     text = (
         header
         + "INV-U,ACME01,,2026-01-06,2026-03-01,12.34,"
