@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -338,3 +339,73 @@ def test_the_staff_home_shows_an_import_still_applying(client, acme, monkeypatch
     assert "The background worker finishes it once it runs again." in html  # never ran here
     importer.finish_pending()
     assert "still applying" not in client.get("/staff/").get_data(as_text=True)
+
+
+def test_a_piece_that_cannot_be_written_is_set_aside_and_holds_up_nothing(
+    acme, small_pieces, monkeypatch
+):
+    """A piece the database refuses for a reason no check knows (here a forced
+    IntegrityError) is rolled back to its savepoint, its lines reported as not applied, and
+    the run goes on: a poisoned piece must never hold up every later import."""
+    from peewee import IntegrityError
+
+    importer.import_csv("invoices", io.StringIO(invoices(6)))
+    write = Invoices.write
+
+    def refused(self, rows, state, prepared, now):
+        if "S0002" in [row.key for row in rows]:
+            write(self, rows, state, prepared, now)  # written, then undone by the savepoint
+            raise IntegrityError("refused")
+        return write(self, rows, state, prepared, now)
+
+    monkeypatch.setattr(Invoices, "write", refused)
+    result = importer.import_csv("invoices", io.StringIO(invoices(6, total="12.00")))
+    assert result.skipped == [
+        "line 4: not applied (IntegrityError)",
+        "line 5: not applied (IntegrityError)",
+    ]
+    assert totals() == {
+        "S0000": 1_200, "S0001": 1_200, "S0002": 1_000, "S0003": 1_000,
+        "S0004": 1_200, "S0005": 1_200,
+    }  # fmt: skip
+    monkeypatch.undo()
+    later = importer.import_csv("invoices", io.StringIO(invoices(6, total="12.00")))
+    assert (later.updated, later.unchanged) == (2, 4)
+
+
+@pytest.mark.postgresql
+def test_a_deadlock_with_a_payer_is_tried_again_not_lost(app, acme, monkeypatch, caplog):
+    """A real deadlock: a payer locks S0001 and then asks for S0000 while a piece holds
+    S0000 and waits for S0001. PostgreSQL ends the piece's transaction (it waited first);
+    the piece is tried again once the payer commits, and every change lands."""
+    importer.import_csv("invoices", io.StringIO(invoices(2)))
+    holding, outcome = threading.Event(), {}
+
+    def payer():
+        with app.app_context():
+            db.connect(reuse_if_open=True)
+            try:
+                with write_txn():
+                    Invoice.update(description="paid").where(Invoice.number == "S0001").execute()
+                    holding.set()
+                    time.sleep(0.5)  # the piece locks S0000 and waits for S0001 meanwhile
+                    Invoice.update(description="paid").where(Invoice.number == "S0000").execute()
+                outcome["payer"] = "paid"
+            finally:
+                db.close()
+
+    thread = threading.Thread(target=payer)
+    wait_for = staging.wait_for
+
+    def with_a_payer(run_id, specs):
+        thread.start()
+        holding.wait(10)
+        return wait_for(run_id, specs)
+
+    monkeypatch.setattr(staging, "wait_for", with_a_payer)
+    result = importer.import_csv("invoices", io.StringIO(invoices(2, total="12.00")))
+    thread.join(10)
+    assert outcome == {"payer": "paid"}
+    assert (result.updated, result.skipped) == (2, [])
+    assert totals() == {"S0000": 1_200, "S0001": 1_200}
+    assert "met a lock conflict" in caplog.text and "deadlock" in caplog.text

@@ -34,6 +34,7 @@ never with a quick-pay code in clear.
 """
 
 import json
+import logging
 import time
 from datetime import date, datetime
 
@@ -44,6 +45,8 @@ from ...models import Customer
 from ...models_imports import ImportChange, ImportRun
 from .. import audit
 from .base import ABSENT, Kind, Row, references_kept
+
+log = logging.getLogger(__name__)
 
 # Rows applied per transaction: what a payer of a changed invoice may wait for (about 50 ms
 # on PostgreSQL at a million invoices).
@@ -141,16 +144,41 @@ class Stager:
 
 def finish_pending(specs: dict[str, Kind]) -> int:
     """Apply every staged piece of every run still applying, a piece per transaction, and
-    close the runs left with none; returns the pieces applied (a worker's money task)."""
-    applied = 0
+    close the runs left with none; returns the pieces applied (a worker's money task).
+
+    A piece that meets a lock conflict (a deadlock with a payer locking the same invoices in
+    another order, a lock wait that ran out, SQLite busy) rolls back and is tried again, up
+    to LOCK_RETRIES times in a pass; then the pass stops with the error and the worker's
+    next pass (or the next import) takes it up."""
+    applied = conflicts = 0
     # Customers and sites fetched once for all the pieces, not once a piece (7 of 44 s for
     # 142,857 changes); one removed meanwhile fails its foreign key, as in an import.
     with references_kept():
         # Looked for first without the write lock: an idle worker asks every few seconds.
-        while ImportChange.select().exists() and _apply_next(specs):
+        while ImportChange.select().exists():
+            try:
+                if not _apply_next(specs):
+                    break
+            except Exception as error:
+                conflicts += 1
+                if not _lock_conflict(error) or conflicts > LOCK_RETRIES:
+                    raise
+                log.warning("import: a piece met a lock conflict (%s); again", error)
+                time.sleep(0.05 * conflicts)
+                continue
             applied += 1
     _close_finished()
     return applied
+
+
+# Tries of a piece that met a lock conflict, in one pass.
+LOCK_RETRIES = 3
+
+
+def _lock_conflict(error: Exception) -> bool:
+    """True for a database's "try again" errors: peewee's OperationalError, and the driver's
+    own (psycopg2 raises a deadlock as itself: peewee wraps only its direct base classes)."""
+    return any(kind.__name__ == "OperationalError" for kind in type(error).__mro__)
 
 
 def applying() -> list[ImportRun]:
@@ -161,7 +189,11 @@ def applying() -> list[ImportRun]:
 def wait_for(run_id: int, specs: dict[str, Kind], poll: float = 0.05) -> ImportRun:
     """Apply `run_id`'s pieces (with whoever else is applying them) until it is done."""
     while True:
-        finish_pending(specs)
+        try:
+            finish_pending(specs)
+        except Exception as error:  # a lock held long by a payer: wait for it, as it would
+            if not _lock_conflict(error):
+                raise
         run = ImportRun.get_by_id(run_id)
         if run.state == "done":
             return run
@@ -178,27 +210,18 @@ def _apply_next(specs: dict[str, Kind]) -> bool:
         if piece is None:
             return False
         run = ImportRun.get_by_id(piece.run_id)
-        spec = specs[run.kind]
-        rows, prepared = spec.from_stage(loads(piece.rows))
-        if not is_sqlite():
-            # As in the import's own transaction: the touched customers' versions go up once
-            # each, at the end of this piece (0039).
-            db.execute_sql("SET LOCAL doorstep.bulk_billing = 'on'")
-        # Locked and checked again: what the piece is written against.
-        state = spec.fetch(rows, lock=True)
-        good, refused = [], []
-        for row in rows:
-            problems = spec.check(row, state)
-            if problems:
-                refused.append(f"line {row.line}: {'; '.join(problems)}")
-            else:
-                good.append(row)
-        touched: set[int] = set()
-        state["touched"] = touched
-        # A row whose stored one went meanwhile is written as new: the file says it exists.
-        created, updated = spec.write(good, state, prepared, utcnow())
-        Customer.lock_versions(touched)
-        Customer.bump_versions(touched)
+        try:
+            # A savepoint: a piece that cannot be written (a bug, a row the database refuses
+            # for a reason the checks do not know) is set aside with its lines reported, so
+            # it can never hold up every later import.
+            with db.atomic():
+                created, updated, refused = _apply(piece, specs[run.kind])
+        except Exception as error:
+            if _lock_conflict(error):
+                raise
+            log.exception("import: a staged piece of run %s could not be applied", run.id)
+            created = updated = 0
+            refused = [f"{where}: not applied ({type(error).__name__})" for where in _lines(piece)]
         piece.delete_instance()
         changes = {
             ImportRun.created: ImportRun.created + created,
@@ -210,6 +233,39 @@ def _apply_next(specs: dict[str, Kind]) -> bool:
             )
         ImportRun.update(changes).where(ImportRun.id == run.id).execute()
     return True
+
+
+def _apply(piece: ImportChange, spec: Kind) -> tuple[int, int, list[str]]:
+    """Lock, check and write one piece's rows: (created, updated, refused lines)."""
+    rows, prepared = spec.from_stage(loads(piece.rows))
+    if not is_sqlite():
+        # As in the import's own transaction: the touched customers' versions go up once
+        # each, at the end of this piece (0039).
+        db.execute_sql("SET LOCAL doorstep.bulk_billing = 'on'")
+    # Locked and checked again: what the piece is written against.
+    state = spec.fetch(rows, lock=True)
+    good, refused = [], []
+    for row in rows:
+        problems = spec.check(row, state)
+        if problems:
+            refused.append(f"line {row.line}: {'; '.join(problems)}")
+        else:
+            good.append(row)
+    touched: set[int] = set()
+    state["touched"] = touched
+    # A row whose stored one went meanwhile is written as new: the file says it exists.
+    created, updated = spec.write(good, state, prepared, utcnow())
+    Customer.lock_versions(touched)
+    Customer.bump_versions(touched)
+    return created, updated, refused
+
+
+def _lines(piece: ImportChange) -> list[str]:
+    """ "line N" for each row of a piece, or what the piece holds if it cannot be read."""
+    try:
+        return [f"line {row[0]}" for row in loads(piece.rows)["rows"]]
+    except Exception:
+        return [f"a staged piece (#{piece.id})"]
 
 
 def _close_finished() -> None:
