@@ -5,7 +5,7 @@ searches at two database sizes.
 
 Reads the databases `bench.scale` built (the same `{size}` URLs; build them with it first,
 `--workdir` keeps them). Each search runs the staff pages' own code,
-`backoffice.invoice_page` (or `search_payments`, `search_customers` and `paginate`) for
+`backoffice.invoice_page` (or `payment_page`, or `search_customers` and `paginate`) for
 page 1, rows fetched, in one process per size; the median of `--repeat` runs after one
 warm-up, sizes side by side, and the large size's median over the small size's (target:
 within 1.2x). Results go to bench/STAFF.md.
@@ -63,7 +63,7 @@ with app.app_context():
                 page = backoffice.invoice_page(q, state, today, 1)
                 rows = [(i.number, i.customer.name) for i in page.rows]
             elif kind == "payments":
-                page = backoffice.paginate(backoffice.search_payments(q, state), 1)
+                page = backoffice.payment_page(1, q=q, status=state)
                 rows = [(p.receipt_number, p.customer.name) for p in page.rows]
             else:
                 page = backoffice.paginate(backoffice.search_customers(q), 1)

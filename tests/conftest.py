@@ -268,6 +268,28 @@ def query_plan(query, *off: str) -> str:
             db.execute_sql(f"SET enable_{name} = on")
 
 
+def search_plan(search, marker: str, monkeypatch) -> str:
+    """PostgreSQL's plan (sequential scans off, as `query_plan`) of the statement that
+    `search()` runs whose SQL holds `marker`: the staff searches read their matches in one
+    statement of their own (`backoffice._hits`) before the page's rows."""
+    statements = []
+    execute_sql = db.obj.execute_sql
+
+    def recorded(sql, params=None, *args, **kwargs):
+        statements.append((sql, params))
+        return execute_sql(sql, params, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(db.obj, "execute_sql", recorded)
+        search()
+    (sql, params), *_ = [(s, p) for s, p in statements if marker in s]
+    db.execute_sql("SET enable_seqscan = off")
+    try:
+        return " ".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, params))
+    finally:
+        db.execute_sql("SET enable_seqscan = on")
+
+
 HX = {"HX-Request": "true"}
 
 

@@ -33,7 +33,8 @@ def index():
     """Payments with filters (a GET form; htmx swaps only the results)."""
     form = _filters()
     statuses = {choice.value for choice in form.status.choices}
-    query = backoffice.search_payments(
+    page = backoffice.payment_page(
+        page_number(),
         q=form.q.data or "",
         status=form.status.data if form.status.data in statuses else "",
         flagged=bool(form.flagged.data),
@@ -50,7 +51,7 @@ def index():
         block="results",
         form=form,
         filters={choice.value: choice.label for choice in form.status.choices},
-        page=backoffice.paginate(query, page_number()),
+        page=page,
         counts=counts,
         unposted=backoffice.unposted_count(),
         exports=backoffice.past_exports(),
