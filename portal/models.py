@@ -744,6 +744,13 @@ Payment.add_index(
         Payment.customer, Payment.status, Payment.id, Payment.received_at, name="payment_account"
     )
 )
+# 0048: the staff lists' newest-first order (and each row's customer), one index each.
+Invoice.add_index(
+    Invoice.index(Invoice.issue_date, Invoice.id, Invoice.customer, name="invoice_newest")
+)
+Payment.add_index(
+    Payment.index(Payment.received_at, Payment.id, Payment.customer, name="payment_newest")
+)
 
 
 class Refund(BaseModel):

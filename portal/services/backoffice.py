@@ -327,16 +327,6 @@ def portal_user_of(contact: Contact) -> PortalUser | None:
 
 INVOICE_STATES = ("open", "overdue", "paid", "void")
 
-# 0048: the staff lists' newest-first order (and each row's customer) in one index each,
-# declared beside the lists that read them, so the models say what the migrations built.
-Invoice.add_index(
-    Invoice.index(Invoice.issue_date, Invoice.id, Invoice.customer, name="invoice_newest")
-)
-Payment.add_index(
-    Payment.index(Payment.received_at, Payment.id, Payment.customer, name="payment_newest")
-)
-
-
 LABEL_SEPARATOR = " · "
 
 
