@@ -96,8 +96,14 @@ def test_a_row_refused_under_the_lock_in_a_later_chunk_undoes_the_earlier_chunks
         state["writing"] = db.in_transaction()  # read inside the write transaction
         return state
 
+    references = Invoices.references
+
+    def marked_references(self, rows):  # what the write reads for rows known to be new
+        return {**references(self, rows), "writing": db.in_transaction()}
+
     monkeypatch.setattr(Invoices, "check", moved)
     monkeypatch.setattr(Invoices, "fetch", marked)
+    monkeypatch.setattr(Invoices, "references", marked_references)
     versions = {c.id: c.billing_version for c in Customer.select()}
     result = importer.import_csv("invoices", io.StringIO(invoices(10)))
     assert result.errors == ["line 10: something changed meanwhile"]
@@ -105,6 +111,29 @@ def test_a_row_refused_under_the_lock_in_a_later_chunk_undoes_the_earlier_chunks
     assert Invoice.select().count() == 0
     assert {c.id: c.billing_version for c in Customer.select()} == versions
     assert not AuditLog.select().where(AuditLog.action == "import.invoices").exists()
+
+
+def test_new_rows_someone_else_stored_meanwhile_are_looked_up_after_all(
+    acme, small_chunks, monkeypatch
+):
+    """The first pass found S0000..S0005 new, so the write does not look them up again; if
+    another writer stored one of them meanwhile, its unique key refuses that write, and
+    the import writes again, looking every row up: S0004 is then a change, not an error."""
+    write = importer._write
+    calls = []
+
+    def meanwhile(*args):
+        if not calls:
+            with write_txn():
+                factories.invoice(acme, number="S0004", total_cents=500)
+        calls.append(args[-1])  # trust
+        return write(*args)
+
+    monkeypatch.setattr(importer, "_write", meanwhile)
+    result = importer.import_csv("invoices", io.StringIO(invoices(6)))
+    assert calls == [True, False]
+    assert (result.created, result.updated, result.errors) == (5, 1, [])
+    assert {i.number: i.total_cents for i in Invoice.select()}["S0004"] == 1_000
 
 
 def test_a_stream_that_cannot_seek_is_read_once_and_written_from_the_spill(acme, small_chunks):

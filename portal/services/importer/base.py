@@ -422,6 +422,10 @@ class Kind:
         """What the rows refer to and the rows they would update, fetched in bulk."""
         raise NotImplementedError
 
+    def references(self, rows: list[Row]) -> dict:
+        """`fetch` for rows known to be new: what they refer to, and no stored rows."""
+        return {**self.fetch(rows), "existing": {}}
+
     def check(self, row: Row, state: dict) -> list[str]:
         """Problems of one row against the database."""
         return []

@@ -117,6 +117,11 @@ class Invoices(Kind):
 
     selective = True
 
+    def references(self, rows):
+        customers = customers_by_account(r.refs["account"] for r in rows)
+        sites = sites_by_code(c.id for c in customers.values())
+        return {"customers": customers, "sites": sites, "existing": {}}
+
     def fetch(self, rows, lock=False):
         customers = customers_by_account(r.refs["account"] for r in rows)
         # Lock the invoices an update touches, so a payment cannot slip in between the
