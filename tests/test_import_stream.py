@@ -295,3 +295,25 @@ def test_a_big_import_refreshes_the_planners_figures_of_what_it_wrote(acme, monk
     assert result.created == 6
     reltuples = db.execute_sql("SELECT reltuples FROM pg_class WHERE relname = 'invoice'")
     assert reltuples.fetchone()[0] == 6
+
+
+@pytest.mark.postgresql
+def test_a_statement_made_while_a_copy_runs_waits_for_it(acme):
+    """The COPY pipeline: while a COPY streams its rows on its own thread, a statement on
+    the same connection waits for it instead of deadlocking psycopg2 (it did: both threads
+    stopped for good), and sees the rows the COPY stored, in the same transaction."""
+    from portal.services.importer import base
+
+    rows = [{"account_number": f"P{n:06d}", "name": f"Piped {n}"} for n in range(50_000)]
+    outcome = {}
+
+    def run():
+        with write_txn(), base.copies_overlapped():
+            base.insert_rows(Customer, rows)  # handed to the pipeline's thread
+            outcome["count"] = Customer.select().count()  # made while the COPY runs
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "deadlocked"
+    assert outcome == {"count": 50_001}

@@ -45,6 +45,7 @@ from .base import (
     ImportResult,
     Kind,
     Row,
+    copies_overlapped,
     references_kept,
     tables_written,
 )
@@ -268,7 +269,7 @@ def _write(spec: Kind, spill, result: ImportResult, keep, problems, trust=True) 
     now = utcnow()
     result.created = result.staged = 0
     try:
-        with write_txn(), keep():
+        with write_txn(), keep(), copies_overlapped():
             staging.hold_import_lock()
             # Bounded by the file, not the clock: a web request's statement timeout
             # would cancel a big upload's commit (its lock timeout still holds).

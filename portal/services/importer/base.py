@@ -2,6 +2,7 @@
 
 import io
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -281,7 +282,80 @@ def _copy(table: str, columns: str, pairs: list, rows: list[dict]) -> None:
         write("\n")
     out.seek(0)
     cursor = db.cursor()
-    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", out)
+    sql = f"COPY {table} ({columns}) FROM STDIN"
+    pipeline = _pipeline.get()
+    if pipeline is None:
+        cursor.copy_expert(sql, out)
+    else:
+        pipeline.submit(cursor.copy_expert, sql, out)
+
+
+# The open `copies_overlapped` pipeline, if any.
+_pipeline: ContextVar["_CopyPipeline | None"] = ContextVar("import_copies", default=None)
+
+
+class _CopyPipeline:
+    """One COPY at a time on a thread of its own, on the caller's connection and
+    transaction (the cursor is made by the caller; psycopg2 lets go of the GIL while the
+    server works): while the server stores one chunk, Python builds the next."""
+
+    def __init__(self):
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-copy")
+        self._running: Future | None = None
+
+    def submit(self, copy, sql, data) -> None:
+        self.wait()
+        self._running = self._executor.submit(copy, sql, data)
+
+    def wait(self) -> None:
+        """Until the COPY in flight has ended; its error, if it failed, raised here."""
+        running, self._running = self._running, None
+        if running is not None:
+            running.result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+@contextmanager
+def copies_overlapped():
+    """Within, on PostgreSQL, `insert_rows` hands each COPY to a thread and goes on, so
+    the server storing one chunk (about 30 µs a row with the invoice table's indexes) and
+    Python building the next overlap: a million new invoices 15 s sooner.
+
+    Every other statement meanwhile waits for the COPY (psycopg2 runs one command at a time
+    per connection); the last COPY is waited for before the block ends, and a COPY's error
+    (a unique key, say) is raised as itself: at the next COPY, at the end, or in place of
+    the error a later statement met in the transaction it left aborted."""
+    if is_sqlite():
+        yield
+        return
+    pipeline = _CopyPipeline()
+    token = _pipeline.set(pipeline)
+    # psycopg2 deadlocks if the connection is asked for another command while a COPY
+    # reads its data on another thread: every statement made meanwhile waits for the COPY
+    # first (they all take their cursor from `cursor()`).
+    database = db.obj
+    make_cursor = database.cursor
+
+    def cursor(*args, **kwargs):
+        pipeline.wait()
+        return make_cursor(*args, **kwargs)
+
+    database.cursor = cursor
+    try:
+        yield
+        pipeline.wait()
+    except BaseException as error:
+        try:
+            pipeline.wait()
+        except Exception as copy_error:  # the COPY's own error: the cause of what followed
+            raise copy_error from error
+        raise
+    finally:
+        del database.cursor
+        _pipeline.reset(token)
+        pipeline.close()
 
 
 # COPY's text format: backslash escapes for the characters that end a value or a row.
