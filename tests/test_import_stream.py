@@ -131,9 +131,36 @@ def test_new_rows_someone_else_stored_meanwhile_are_looked_up_after_all(
 
     monkeypatch.setattr(importer, "_write", meanwhile)
     result = importer.import_csv("invoices", io.StringIO(invoices(6)))
-    assert calls == [True, False]
+    assert calls[0] is not None and calls[1:] == [None]  # trusted, then looked up
     assert (result.created, result.updated, result.errors) == (5, 1, [])
     assert {i.number: i.total_cents for i in Invoice.select()}["S0004"] == 1_000
+
+
+def test_an_import_accepted_between_the_check_and_the_write_makes_the_rows_judged_again(
+    acme, monkeypatch
+):
+    """The write trusts the first pass's judgement of each row only while no other import
+    was accepted since. Here the file repeats S0000 at 10.00, as stored when it was read;
+    then another import raises it to 12.00. The file came later, so S0000 goes back to
+    10.00: judged again, it is a change, not a row to leave alone."""
+    importer.import_csv("invoices", io.StringIO(invoices(2)))
+    write = importer._write
+    calls = []
+
+    def meanwhile(*args):
+        if not calls:
+            monkeypatch.setattr(importer, "_write", write)
+            other = importer.import_csv("invoices", io.StringIO(invoices(1, total="12.00")))
+            assert other.updated == 1
+            monkeypatch.setattr(importer, "_write", meanwhile)
+        calls.append(args[-1])
+        return write(*args)
+
+    monkeypatch.setattr(importer, "_write", meanwhile)
+    result = importer.import_csv("invoices", io.StringIO(invoices(2)))
+    assert calls[0] is not None and calls[1:] == [None]
+    assert (result.updated, result.unchanged) == (1, 1)
+    assert {i.number: i.total_cents for i in Invoice.select()} == {"S0000": 1_000, "S0001": 1_000}
 
 
 def test_a_stream_that_cannot_seek_is_read_once_and_written_from_the_spill(acme, small_chunks):

@@ -207,10 +207,14 @@ def import_csv(kind: str, fh) -> ImportResult:
     with ExitStack() as stack:
         pool = stack.enter_context(hashing.Pool())
         spill = stack.enter_context(tempfile.TemporaryFile())
+        # A selective kind's rows as the first pass judged them: only the new and changing
+        # ones, so a write that trusts that judgement reads back only what it writes.
+        judged = stack.enter_context(tempfile.TemporaryFile())
         written = stack.enter_context(tables_written())
         slow = partial(hash_codes, pool=pool)
         keep = nullcontext if spec.writes_references else references_kept
         count = 0
+        seen = staging.generation()  # what this pass judges against (`_write`)
         with keep():
             for rows in read_chunks(spec, fh, problems, CHUNK_ROWS):
                 # Check the references even when some rows are bad: report them all at once.
@@ -218,24 +222,28 @@ def import_csv(kind: str, fh) -> ImportResult:
                 check_rows(spec, rows, state, problems)
                 if not problems:
                     prepared = spec.prepare(rows, state, slow)
-                    pickle.dump((rows, prepared, not state.get("existing")), spill)
+                    pickle.dump((rows, prepared), spill)
+                    if spec.selective:
+                        new, changing = _split(spec, rows, state, prepared)
+                        pickle.dump((new, changing, prepared), judged)
                 count += len(rows)
         pool.close()
         if problems or not count:
             result.errors = _errors(problems)
             return result
 
-        trust = True  # the first pass's "all new" (`_write`)
+        trust = seen  # the first pass's judgement, while no other import came in between
         for _ in range(BEHIND_RETRIES):
             try:
-                run_id = _write(spec, spill, result, keep, problems, trust)
+                run_id = _write(spec, spill, judged, result, keep, problems, trust)
                 break
             except staging.ImportBehind:  # an earlier import's changes first, then again
                 finish_pending()
+                trust = None
             except Exception as error:
-                if not (trust and _is_integrity_error(error)):
+                if trust is None or not _is_integrity_error(error):
                     raise
-                trust = False  # someone else stored one of the "new" rows meanwhile
+                trust = None  # someone else stored one of the "new" rows meanwhile
         else:
             raise RuntimeError("imports kept starting meanwhile; try again")
         if problems:
@@ -256,21 +264,30 @@ def import_csv(kind: str, fh) -> ImportResult:
 BEHIND_RETRIES = 5
 
 
-def _write(spec: Kind, spill, result: ImportResult, keep, problems, trust=True) -> int | None:
+def _write(spec: Kind, spill, judged, result: ImportResult, keep, problems, trust=None):
     """The import's one write transaction: the new rows written and the changing rows
     staged (`staging`); returns the run that applies them, or None when nothing changes.
     A row refused under the lock leaves `problems` filled and nothing written.
 
-    With `trust`, a chunk the first pass found all new is written as new without being
-    looked up again (a million lookups and judgements, about 10 s of a 1M-row first
-    import); if someone stored one of its keys meanwhile, its unique key refuses the
-    write, and the caller runs this again without `trust`."""
+    `trust` is the import generation the first pass read (`staging.generation`). While
+    it still holds, the first pass's judgement of each row (new, changing, unchanged:
+    `_split`, kept in `judged`) is used as it is, so this transaction looks nothing up
+    again and reads back only the rows it writes: a million lookups less, 20 s of a
+    1M-row import, and on SQLite, where this transaction keeps every other writer
+    waiting, that wait at 100,000 rows went from 3 s to a fraction of one. Rows judged new
+    that someone stored meanwhile fail their unique key, and rows judged changing are
+    checked again when they are applied; a row judged unchanged that a person edited in
+    between keeps that edit until the next file. With `trust` None (another import came
+    in between, or a unique key refused), every row is looked up and judged again here."""
     spill.seek(0)
+    judged.seek(0)
     now = utcnow()
     result.created = result.staged = 0
     try:
         with write_txn(), keep(), copies_overlapped():
             staging.hold_import_lock()
+            if trust is not None and staging.generation() != trust:
+                raise staging.ImportBehind  # judged against what another import changed
             # Bounded by the file, not the clock: a web request's statement timeout
             # would cancel a big upload's commit (its lock timeout still holds).
             lift_statement_timeout()
@@ -302,27 +319,26 @@ def _write(spec: Kind, spill, result: ImportResult, keep, problems, trust=True) 
                 result.created += created
                 result.updated += updated
 
-            for rows, prepared, all_new in _spilled(spill):
-                if not spec.selective:
+            # Rows that change a stored one are staged, and applied after the commit in
+            # short transactions of their own (`staging`): what a payer of such an invoice
+            # waits for is one of those, not this transaction. A row the file repeats
+            # unchanged is neither. New rows are written now: nobody else sees them before
+            # the commit, so nobody waits for them; each is written against what this
+            # transaction read (one inserted meanwhile by someone else fails the unique
+            # key either way).
+            if spec.selective and trust is not None:  # as the first pass judged them
+                for new, changing, prepared in _spilled(judged):
+                    stager.add(changing, prepared)
+                    write(new, prepared, spec.references(new))
+            elif spec.selective:  # looked up and judged again
+                for rows, prepared in _spilled(spill):
+                    found = spec.fetch(rows)
+                    new, changing = _split(spec, rows, found, prepared)
+                    stager.add(changing, prepared)
+                    write(new, prepared, found)
+            else:
+                for rows, prepared in _spilled(spill):
                     write(rows, prepared)
-                    continue
-                if all_new and trust:
-                    write(rows, prepared, spec.references(rows))
-                    continue
-                # Rows that change a stored one are staged, and applied after the commit
-                # in short transactions of their own (`staging`): what a payer of such an
-                # invoice waits for is one of those, not this transaction. A row the file
-                # repeats unchanged is neither. New rows are written now: nobody else
-                # sees them before the commit, so nobody waits for them.
-                found = spec.fetch(rows)
-                new, changing = [], []
-                for row in spec.moving(rows, found, prepared):
-                    (changing if row.key in found["existing"] else new).append(row)
-                stager.add(changing, prepared)
-                # A new row has nothing to lock: it is written against what this
-                # transaction just read (one inserted meanwhile by someone else fails
-                # the unique key either way; a third lookup of a million keys saved).
-                write(new, prepared, found)
             # Last, in id order: the customers' locks and their one version bump each,
             # so a payer of theirs waits only for the end of the commit.
             Customer.lock_versions(touched)
@@ -330,6 +346,7 @@ def _write(spec: Kind, spill, result: ImportResult, keep, problems, trust=True) 
             run = stager.close(result.created)
             result.staged = stager.staged
             if result.created or result.updated or result.staged:
+                staging.next_generation()
                 audit.record(
                     f"import.{spec.name}",
                     run,
@@ -363,6 +380,17 @@ def _spilled(spill):
             yield pickle.load(spill)
         except EOFError:
             return
+
+
+def _split(spec: Kind, rows, state: dict, prepared) -> tuple[list, list] | None:
+    """A selective kind's rows that would insert and those that would change a stored one,
+    judged against `state` (what `fetch` read); None for the other kinds."""
+    if not spec.selective:
+        return None
+    new, changing = [], []
+    for row in spec.moving(rows, state, prepared):
+        (changing if row.key in state["existing"] else new).append(row)
+    return new, changing
 
 
 def _is_integrity_error(error: Exception) -> bool:

@@ -41,7 +41,7 @@ from datetime import date, datetime
 from peewee import fn
 
 from ...db import db, is_sqlite, utcnow, write_txn
-from ...models import Customer
+from ...models import Counter, Customer
 from ...models_imports import ImportChange, ImportRun
 from .. import audit
 from .base import ABSENT, Kind, Row, references_kept
@@ -99,6 +99,22 @@ def hold_import_lock() -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (IMPORT_LOCK,))
     if ImportRun.select().where(ImportRun.state == "applying").exists():
         raise ImportBehind
+
+
+# The import generation: a counter each import's write transaction raises, so an import can
+# tell whether another one was accepted since it judged its rows (`import_csv`).
+GENERATION = "import_generation"
+
+
+def generation() -> int:
+    return Counter.select(Counter.value).where(Counter.name == GENERATION).scalar() or 0
+
+
+def next_generation() -> None:
+    """Inside the import's write transaction, under its lock."""
+    Counter.insert(name=GENERATION, value=1).on_conflict(
+        conflict_target=[Counter.name], update={Counter.value: Counter.value + 1}
+    ).execute()
 
 
 class Stager:
