@@ -142,6 +142,8 @@ def import_command(kind, path):
     if result.skipped:
         summary += f", {len(result.skipped)} not applied (a payment was taken meanwhile)"
     click.echo(summary)
+    if result.applying:
+        click.echo("Some changes are still being applied; the worker finishes them.")
 
 
 @click.command("worker")

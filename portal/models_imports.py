@@ -42,7 +42,8 @@ class ImportRun(BaseModel):
 
 class ImportChange(BaseModel):
     """A piece of a run's staged rows (`importer.staging.APPLY_ROWS` at most), as JSON;
-    deleted in the transaction that applies it, so each piece is applied exactly once."""
+    deleted in the transaction that applies it (or sets it aside, its lines reported as
+    not applied), so no piece is ever applied twice."""
 
     run = ForeignKeyField(ImportRun, on_delete="CASCADE", index=True)
     rows = TextField()

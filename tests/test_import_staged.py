@@ -18,7 +18,7 @@ import pytest
 from playhouse.schema_diff import diff_models
 
 from portal.db import db, write_txn
-from portal.models import AuditLog, Invoice
+from portal.models import AuditLog, Customer, Invoice
 from portal.models_imports import ALL_IMPORT_MODELS, ImportChange, ImportRun
 from portal.security import verify_code
 from portal.services import importer, jobs
@@ -44,10 +44,12 @@ def paid_after_commit(monkeypatch, number: str, cents: int = 800) -> None:
     """A payment of `number` recorded after the file's commit, before its pieces."""
     wait_for = staging.wait_for
 
-    def paid_first(run_id, specs):
+    def paid_first(run_id, specs, patience=None):
+        if run_id is None:  # the import waiting for earlier runs, before its first pass
+            return wait_for(run_id, specs, patience)
         with write_txn():
             Invoice.update(amount_paid_cents=cents).where(Invoice.number == number).execute()
-        return wait_for(run_id, specs)
+        return wait_for(run_id, specs, patience)
 
     monkeypatch.setattr(staging, "wait_for", paid_first)
 
@@ -64,7 +66,14 @@ def test_migration_0047_builds_exactly_the_import_models(app):
 
 def staged_only(monkeypatch):
     """The import stops after its commit: its changes stay staged, applied by nobody."""
-    monkeypatch.setattr(staging, "wait_for", lambda run_id, specs: ImportRun.get_by_id(run_id))
+    wait_for = staging.wait_for
+
+    def not_applied(run_id, specs, patience=None):
+        if run_id is None:  # before its first pass: as usual
+            return wait_for(run_id, specs, patience)
+        return ImportRun.get_by_id(run_id)
+
+    monkeypatch.setattr(staging, "wait_for", not_applied)
 
 
 def test_changes_are_applied_in_pieces_after_the_files_commit(acme, small_pieces, monkeypatch):
@@ -152,7 +161,9 @@ def test_a_new_file_waits_for_an_earlier_files_changes(acme, small_pieces, monke
     the first file's changes, applied later, would win; instead they are applied first."""
     importer.import_csv("invoices", io.StringIO(invoices(3)))
 
-    def stopped(run_id, specs):
+    def stopped(run_id, specs, patience=None):
+        if run_id is None:
+            return None
         raise KeyboardInterrupt  # the process stops right after the first file's commit
 
     monkeypatch.setattr(staging, "wait_for", stopped)
@@ -397,10 +408,12 @@ def test_a_deadlock_with_a_payer_is_tried_again_not_lost(app, acme, monkeypatch,
     thread = threading.Thread(target=payer)
     wait_for = staging.wait_for
 
-    def with_a_payer(run_id, specs):
+    def with_a_payer(run_id, specs, patience=None):
+        if run_id is None:
+            return None
         thread.start()
         holding.wait(10)
-        return wait_for(run_id, specs)
+        return wait_for(run_id, specs, patience)
 
     monkeypatch.setattr(staging, "wait_for", with_a_payer)
     result = importer.import_csv("invoices", io.StringIO(invoices(2, total="12.00")))
@@ -409,3 +422,143 @@ def test_a_deadlock_with_a_payer_is_tried_again_not_lost(app, acme, monkeypatch,
     assert (result.updated, result.skipped) == (2, [])
     assert totals() == {"S0000": 1_200, "S0001": 1_200}
     assert "met a lock conflict" in caplog.text and "deadlock" in caplog.text
+
+
+@pytest.mark.postgresql
+def test_another_threads_statements_neither_wait_for_nor_take_an_imports_copy(app, acme):
+    """The COPY guard belongs to the import's own context: a web host's other request (a
+    thread of its own, on its own connection) runs at once while an import's COPY is in
+    flight and never receives that COPY's error; the import gets it."""
+    from portal.services.importer import base
+
+    factories.customer(account_number="DUP")
+    rows = [{"account_number": f"Q{n:06d}", "name": "Q"} for n in range(20_000)]
+    rows.append({"account_number": "DUP", "name": "again"})  # the COPY fails at its end
+    started, outcome = threading.Event(), {}
+
+    def other_request():
+        started.wait(10)
+        with app.app_context():
+            db.connect(reuse_if_open=True)
+            try:
+                outcome["other"] = Customer.select().where(Customer.account_number == "DUP").count()
+            except Exception as error:
+                outcome["other"] = type(error).__name__
+            finally:
+                db.close()
+
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    with pytest.raises(Exception) as raised:  # psycopg2's own: COPY is not through peewee
+        with write_txn(), base.copies_overlapped():
+            base.insert_rows(Customer, rows)
+            started.set()
+            thread.join(10)
+    assert importer._is_integrity_error(raised.value)
+    assert outcome == {"other": 1}
+
+
+def test_only_a_lock_conflict_is_tried_again(acme, small_pieces, monkeypatch):
+    """A piece that meets "database is locked" is tried again and lands; one that meets an
+    OperationalError that would fail every time (a disk error) is set aside and reported,
+    so it never stops the import or the ones after it."""
+    from peewee import OperationalError
+
+    importer.import_csv("invoices", io.StringIO(invoices(4)))
+    write = Invoices.write
+    failures = {"S0000": ["database is locked"], "S0002": ["disk I/O error"] * 10}
+
+    def flaky(self, rows, state, prepared, now):
+        for row in rows:
+            if failures.get(row.key):
+                raise OperationalError(failures[row.key].pop())
+        return write(self, rows, state, prepared, now)
+
+    monkeypatch.setattr(Invoices, "write", flaky)
+    result = importer.import_csv("invoices", io.StringIO(invoices(4, total="12.00")))
+    assert result.skipped == [
+        "line 4: not applied (OperationalError)",
+        "line 5: not applied (OperationalError)",
+    ]
+    assert totals() == {"S0000": 1_200, "S0001": 1_200, "S0002": 1_000, "S0003": 1_000}
+    assert result.updated == 2 and not result.applying
+
+
+@pytest.mark.postgresql
+def test_an_import_stops_waiting_for_a_piece_another_host_holds(app, acme, monkeypatch):
+    """Another host holds one of the file's pieces longer than the import waits
+    (`staging.PATIENCE`): the import answers with what it applied so far and says the rest
+    is being applied; the next import meanwhile refuses to start on top of it; the worker
+    finishes it once the piece is free."""
+    monkeypatch.setattr(staging, "APPLY_ROWS", 2)
+    monkeypatch.setattr(staging, "PATIENCE", 0.5)
+    importer.import_csv("invoices", io.StringIO(invoices(4)))
+    held, release = threading.Event(), threading.Event()
+
+    def other_host():
+        with app.app_context():
+            db.connect(reuse_if_open=True)
+            try:
+                with write_txn():
+                    first = ImportChange.select().order_by(ImportChange.id).first()
+                    ImportChange.select().where(ImportChange.id == first.id).for_update().get()
+                    held.set()
+                    release.wait(20)
+            finally:
+                db.close()
+
+    thread = threading.Thread(target=other_host)
+    wait_for = staging.wait_for
+
+    def held_first(run_id, specs, patience=None):
+        if run_id is not None and not thread.is_alive():
+            thread.start()
+            held.wait(10)
+        return wait_for(run_id, specs, patience)
+
+    monkeypatch.setattr(staging, "wait_for", held_first)
+    result = importer.import_csv("invoices", io.StringIO(invoices(4, total="12.00")))
+    assert result.ok and result.applying
+    assert (result.updated, result.staged) == (2, 4)
+    behind = importer.import_csv("invoices", io.StringIO(invoices(1, total="15.00")))
+    assert behind.errors == [importer.BEHIND]
+    release.set()
+    thread.join(10)
+    assert jobs.money_pass() >= 1
+    assert set(totals().values()) == {1_200}
+    assert ImportRun.get(ImportRun.staged == 4).state == "done"
+
+
+def test_a_staged_code_that_cannot_be_read_back_is_reported_not_dropped(acme, monkeypatch):
+    """The secret key changed between staging and applying (a killed import, a rotation):
+    the row's new quick-pay code cannot be unsealed, so the row is not applied and says why,
+    instead of silently keeping the old code."""
+    from portal.services.importer import invoices as invoice_kind
+
+    importer.import_csv("invoices", io.StringIO(invoices(1)))
+    text = (
+        HEADER.strip()
+        + ",quick_pay_code\nS0000,ACME01,2026-01-05,2026-02-04,12.00,QPNEWCODE1234567\n"
+    )
+    staged_only(monkeypatch)
+    importer.import_csv("invoices", io.StringIO(text))
+    monkeypatch.undo()
+    monkeypatch.setattr(invoice_kind, "unseal", lambda sealed: None)
+    importer.finish_pending()
+    run = ImportRun.get(ImportRun.staged == 1)
+    assert run.skipped_lines == [
+        "line 2: its quick_pay_code could not be read back after a change of secret key"
+    ]
+    assert totals() == {"S0000": 1_000}
+
+
+def test_a_finished_run_moves_the_import_generation(acme, monkeypatch):
+    """An import that read the invoices while another run was still applying must judge its
+    rows again: closing a run moves the generation, as accepting a file does."""
+    importer.import_csv("invoices", io.StringIO(invoices(2)))
+    staged_only(monkeypatch)
+    importer.import_csv("invoices", io.StringIO(invoices(2, total="12.00")))
+    monkeypatch.undo()
+    before = staging.generation()
+    importer.finish_pending()
+    assert staging.generation() == before + 1

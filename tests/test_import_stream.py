@@ -172,9 +172,9 @@ def test_a_stream_that_cannot_seek_is_read_once_and_written_from_the_spill(acme,
 
 
 def test_new_invoices_are_written_first_and_changes_at_the_end(acme, small_chunks, monkeypatch):
-    """Issue 15: a changed invoice is what a payer can be waiting for, so the import locks
-    and writes the changes after every new row, keeping that wait to the last part of the
-    transaction; the file's order does not matter."""
+    """Issue 15: a changed invoice is what a payer can be waiting for, so the import writes
+    every new row in its transaction and the changes only after it (staged, then applied in
+    short transactions of their own); the file's order does not matter."""
     importer.import_csv("invoices", io.StringIO(invoices(4)))  # S0000..S0003
     mixed = HEADER + "".join(
         f"S{n:04d},ACME01,2026-01-05,2026-02-04,{'12.00' if n < 4 else '10.00'}\n"

@@ -25,11 +25,11 @@ log = logging.getLogger(__name__)
 # The money side: each task does one pass and returns how much it did. One line per job.
 MONEY_TASKS = [
     payments.reconcile,
-    importer.finish_pending,  # a killed import's staged changes, applied where it stopped
     autopay.run_due,  # after reconciliation: a charge's late outcome is known first
     statement_mail.run_due,  # the month's statements by email, on the statement day
     reminders.run_due,  # payment reminders on their schedule (after autopay has charged)
     alerts.send_digests,  # each staff login's daily summary of its alerts, once a day
+    importer.finish_pending,  # a killed import's staged changes, applied where it stopped
 ]
 
 # The worker's heartbeats: epoch seconds of each loop's last finished pass, kept as rows of

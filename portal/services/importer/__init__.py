@@ -183,24 +183,28 @@ def import_csv(kind: str, fh) -> ImportResult:
 
     1. read, parse and check every row against the database, outside any transaction, and
        do the slow work (hashing quick-pay codes) for each chunk, spilling the checked rows
-       and that work to the temporary file; every bad row is reported and nothing is
-       written;
+       and that work to the temporary file (for invoices, also each row's judgement: new,
+       changing or unchanged); every bad row is reported and nothing is written;
     2. in one write transaction (`_write`), read the spill back chunk by chunk (not the
-       file: parsing it again cost about 15 % of the time), check each chunk again (the
-       database may have moved) and write it. Customers and sites are fetched once per pass
-       (`references_kept`), not once per chunk. For invoices, new rows are written and the
-       rows that change a stored invoice are *staged*; a row the file repeats unchanged is
-       neither, so its payer never waits. The new rows' customers' billing versions are
-       locked and raised once, after the last chunk (on PostgreSQL the per-row trigger
-       stands aside and queues nothing, 0039 and 0042);
+       file: parsing it again cost about 15 % of the time) and write it: a kind that is not
+       selective checks each chunk again under lock (the database may have moved) and
+       upserts it; for invoices, new rows are checked against their customer and site and
+       written, and the rows that change a stored invoice are *staged* (checked again when
+       applied); a row the file repeats unchanged is neither, so its payer never waits.
+       Customers and sites are fetched once per pass (`references_kept`). The new rows'
+       customers' billing versions are locked and raised once, after the last chunk (on
+       PostgreSQL the per-row trigger stands aside and queues nothing, 0039 and 0042);
     3. after the commit, the staged changes are applied APPLY_ROWS at a time, each piece
        locked, checked and written in a short transaction of its own (`staging`): a payer
        of a changed invoice waits for one piece, never for the file. If this process dies
        meanwhile, the worker applies the rest.
     """
-    finish_pending()  # a killed import's changes before this file is judged
     if kind not in SPECS:
         raise ValueError(f"unknown import kind {kind!r}; use one of {', '.join(KINDS)}")
+    try:  # an earlier import's changes, before this file is judged
+        staging.wait_for(None, SPECS)
+    except staging.ImportBehind:
+        return ImportResult(kind, errors=[BEHIND])
     spec = SPECS[kind]
     result = ImportResult(kind)
     problems: list[tuple[int, str]] = []
@@ -232,20 +236,26 @@ def import_csv(kind: str, fh) -> ImportResult:
             result.errors = _errors(problems)
             return result
 
-        trust = seen  # the first pass's judgement, while no other import came in between
+        # The first pass's judgement, while no other import came in between (`_write`).
+        trust = seen if spec.selective else None
         for _ in range(BEHIND_RETRIES):
             try:
                 run_id = _write(spec, spill, judged, result, keep, problems, trust)
                 break
             except staging.ImportBehind:  # an earlier import's changes first, then again
-                finish_pending()
                 trust = None
+                try:
+                    staging.wait_for(None, SPECS)
+                except staging.ImportBehind:
+                    result.errors = [BEHIND]
+                    return result
             except Exception as error:
                 if trust is None or not _is_integrity_error(error):
                     raise
                 trust = None  # someone else stored one of the "new" rows meanwhile
         else:
-            raise RuntimeError("imports kept starting meanwhile; try again")
+            result.errors = [BEHIND]
+            return result
         if problems:
             result.created = result.updated = result.staged = 0
             result.errors = _errors(problems)
@@ -256,12 +266,20 @@ def import_csv(kind: str, fh) -> ImportResult:
         run = staging.wait_for(run_id, SPECS)
         result.created, result.updated = run.created, run.updated
         result.skipped = run.skipped_lines
-    result.unchanged = count - result.created - result.updated - len(result.skipped)
+        result.applying = run.state != "done"
+    if result.applying:  # so far: the rows neither new nor staged
+        result.unchanged = count - result.created - result.staged
+    else:
+        result.unchanged = count - result.created - result.updated - len(result.skipped)
     return result
 
 
 # Times an import starts its write again after finding an earlier import still applying.
 BEHIND_RETRIES = 5
+BEHIND = (
+    "an earlier import is still applying its changes; nothing was imported: "
+    "import this file again in a minute"
+)
 
 
 def _write(spec: Kind, spill, judged, result: ImportResult, keep, problems, trust=None):
@@ -282,7 +300,8 @@ def _write(spec: Kind, spill, judged, result: ImportResult, keep, problems, trus
     spill.seek(0)
     judged.seek(0)
     now = utcnow()
-    result.created = result.staged = 0
+    result.created = result.updated = result.staged = 0
+    problems.clear()  # the first pass found none, or this is not reached
     try:
         with write_txn(), keep(), copies_overlapped():
             staging.hold_import_lock()

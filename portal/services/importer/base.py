@@ -57,6 +57,9 @@ class ImportResult:
     # ("line N: reason"): the file was accepted, these rows alone were not applied.
     staged: int = 0
     skipped: list[str] = field(default_factory=list)
+    # Some staged changes were still waiting (another host or a payer held their rows)
+    # when the import stopped waiting: the worker applies them; the counts are so far.
+    applying: bool = False
 
     @property
     def ok(self) -> bool:
@@ -330,32 +333,44 @@ def copies_overlapped():
     if is_sqlite():
         yield
         return
+    _guard_cursors(db.obj)
     pipeline = _CopyPipeline()
     token = _pipeline.set(pipeline)
-    # psycopg2 deadlocks if the connection is asked for another command while a COPY
-    # reads its data on another thread: every statement made meanwhile waits for the COPY
-    # first (they all take their cursor from `cursor()`).
-    database = db.obj
-    make_cursor = database.cursor
-
-    def cursor(*args, **kwargs):
-        pipeline.wait()
-        return make_cursor(*args, **kwargs)
-
-    database.cursor = cursor
     try:
         yield
         pipeline.wait()
-    except BaseException as error:
+    except Exception as error:
         try:
             pipeline.wait()
         except Exception as copy_error:  # the COPY's own error: the cause of what followed
             raise copy_error from error
         raise
     finally:
-        del database.cursor
         _pipeline.reset(token)
-        pipeline.close()
+        pipeline.close()  # waits for a COPY still in flight (an interrupt, say)
+
+
+def _guard_cursors(database) -> None:
+    """Make `database.cursor()` wait for the COPY in flight of the caller's own pipeline.
+
+    psycopg2 deadlocks if a connection is asked for another command while a COPY reads
+    its data on another thread, and every statement takes its cursor from `cursor()`.
+    The pipeline is the caller's context's (`_pipeline` is a ContextVar): other threads
+    (a web host's other requests, on connections of their own) pass straight through.
+    Installed once per database object and never taken away, so imports in several
+    threads cannot undo each other's guard."""
+    if getattr(database, "_copy_guard", False):
+        return
+    make_cursor = database.cursor
+
+    def cursor(*args, **kwargs):
+        pipeline = _pipeline.get()
+        if pipeline is not None:
+            pipeline.wait()
+        return make_cursor(*args, **kwargs)
+
+    database.cursor = cursor
+    database._copy_guard = True
 
 
 # COPY's text format: backslash escapes for the characters that end a value or a row.
@@ -509,14 +524,15 @@ class Kind:
         `hash_codes`, the package's)."""
         return None
 
-    # True when `moving` picks rows: the import then fetches each chunk once without locks
-    # to judge them, before the locked fetch, and writes the rows whose key that fetch
-    # found (`state["existing"]`, by key) after all the new ones.
+    # True when `moving` picks rows: the import judges each row against an unlocked
+    # `fetch`, writes the new ones in its transaction and stages the ones that change a
+    # stored row (`state["existing"]`, by key), which `staging` applies after the commit;
+    # a row that would change nothing is neither.
     selective = False
 
     def moving(self, rows: list[Row], state: dict, prepared) -> list[Row]:
         """The rows that would write something, judged from an unlocked `fetch` (for a
-        `selective` kind); the import locks, checks again and writes only these."""
+        `selective` kind); each is checked again, under lock, where it is written."""
         return rows
 
     def write(self, rows: list[Row], state: dict, prepared, now) -> tuple[int, int]:

@@ -140,6 +140,8 @@ class Invoices(Kind):
         }
 
     def check(self, row, state):
+        if row.refs["code"] is None:  # staged, and the key that sealed it changed since
+            return ["its quick_pay_code could not be read back after a change of secret key"]
         customer, problems = customer_and_site(row, state)
         if customer is None:
             return problems
@@ -253,13 +255,14 @@ class Invoices(Kind):
         rows = []
         for line, key, values, refs in data["rows"]:
             if refs["code"]:
-                # None if the key that sealed it is gone: then the row keeps the stored code.
-                refs["code"] = unseal(refs["code"]) or ""
+                # None if the key that sealed it is gone (`check` refuses the row then).
+                refs["code"] = unseal(refs["code"])
             rows.append(Row(line, key, values, refs))
-        prepared = {
-            key: (unseal(sealed), hashed, sealed)
-            for key, (hashed, sealed) in data["prepared"].items()
-        }
+        prepared = {}
+        for key, (hashed, sealed) in data["prepared"].items():
+            code = unseal(sealed)
+            if code is not None:
+                prepared[key] = (code, hashed, sealed)
         return rows, prepared
 
     def write(self, rows, state, prepared, now):

@@ -4,7 +4,7 @@ An import's file is accepted or refused whole: every row is checked first, and t
 are written, and the changing rows *staged*, in one transaction (`import_csv`). The staged
 rows are then applied here, APPLY_ROWS at a time, each piece in a short transaction of its
 own that locks, checks again and writes only its rows, and deletes the piece. So a payer of
-an invoice the file changes waits for one piece (about 50 ms on PostgreSQL), not for the
+an invoice the file changes waits for one piece (about 100 ms on PostgreSQL), not for the
 whole file (16 s for 142,857 changes when they were written in the import's transaction).
 
 What that costs, and the rules that keep it safe:
@@ -48,7 +48,7 @@ from .base import ABSENT, Kind, Row, references_kept
 
 log = logging.getLogger(__name__)
 
-# Rows applied per transaction: what a payer of a changed invoice may wait for (about 50 ms
+# Rows applied per transaction: what a payer of a changed invoice may wait for (about 100 ms
 # on PostgreSQL at a million invoices).
 APPLY_ROWS = 500
 
@@ -164,8 +164,9 @@ def finish_pending(specs: dict[str, Kind]) -> int:
 
     A piece that meets a lock conflict (a deadlock with a payer locking the same invoices in
     another order, a lock wait that ran out, SQLite busy) rolls back and is tried again, up
-    to LOCK_RETRIES times in a pass; then the pass stops with the error and the worker's
-    next pass (or the next import) takes it up."""
+    to LOCK_RETRIES times in a pass; then the pass stops with the error, and the worker's
+    next pass (or `wait_for`, or the next import) takes it up. Any other error sets the
+    piece aside (`_apply_next`), so no piece can stop the runs after it."""
     applied = conflicts = 0
     # Customers and sites fetched once for all the pieces, not once a piece (7 of 44 s for
     # 142,857 changes); one removed meanwhile fails its foreign key, as in an import.
@@ -191,10 +192,24 @@ def finish_pending(specs: dict[str, Kind]) -> int:
 LOCK_RETRIES = 3
 
 
+# PostgreSQL's "try again" errors: deadlock_detected, serialization_failure,
+# lock_not_available (a lock_timeout).
+_RETRY_CODES = {"40P01", "40001", "55P03"}
+
+
 def _lock_conflict(error: Exception) -> bool:
-    """True for a database's "try again" errors: peewee's OperationalError, and the driver's
-    own (psycopg2 raises a deadlock as itself: peewee wraps only its direct base classes)."""
-    return any(kind.__name__ == "OperationalError" for kind in type(error).__mro__)
+    """True for a lock conflict, worth trying again: a deadlock, a lock wait that ran out,
+    SQLite busy or locked. Not for other errors of the same class (a disk full, a query
+    cancelled, a bad statement), which would fail again every time. psycopg2 raises a
+    deadlock as itself; peewee wraps the rest, keeping the driver's error first in args."""
+    for candidate in (error, *error.args[:1]):
+        if getattr(candidate, "pgcode", None) in _RETRY_CODES:
+            return True
+        if type(candidate).__name__ == "OperationalError" and (
+            "locked" in str(candidate) or "busy" in str(candidate)
+        ):
+            return True
+    return False
 
 
 def applying() -> list[ImportRun]:
@@ -202,18 +217,34 @@ def applying() -> list[ImportRun]:
     return list(ImportRun.select().where(ImportRun.state == "applying").order_by(ImportRun.id))
 
 
-def wait_for(run_id: int, specs: dict[str, Kind], poll: float = 0.05) -> ImportRun:
-    """Apply `run_id`'s pieces (with whoever else is applying them) until it is done."""
+# Seconds an import waits for its own run (or an earlier one) to be applied when another
+# process holds pieces or a payer holds locks, before it leaves the rest to the worker.
+PATIENCE = 60.0
+
+
+def wait_for(run_id: int | None, specs: dict[str, Kind], patience: float | None = None):
+    """Apply the staged pieces (with whoever else is applying them) until run `run_id` is
+    done, or, with None, until no run is applying; give up after `patience` seconds with
+    the run as it stands (the worker finishes it). Returns the run (None with None)."""
+    deadline = time.monotonic() + (PATIENCE if patience is None else patience)
     while True:
         try:
             finish_pending(specs)
         except Exception as error:  # a lock held long by a payer: wait for it, as it would
             if not _lock_conflict(error):
                 raise
-        run = ImportRun.get_by_id(run_id)
-        if run.state == "done":
+        if run_id is None:
+            if not applying():
+                return None
+        else:
+            run = ImportRun.get_by_id(run_id)
+            if run.state == "done":
+                return run
+        if time.monotonic() > deadline:
+            if run_id is None:
+                raise ImportBehind
             return run
-        time.sleep(poll)  # another host holds its last piece: done within one piece's time
+        time.sleep(0.05)  # another host holds a piece: done within one piece's time
 
 
 def _apply_next(specs: dict[str, Kind]) -> bool:
@@ -294,6 +325,10 @@ def _close_finished() -> None:
                 .where((ImportRun.id == run.id) & (ImportRun.state == "applying"))
                 .execute()
             )
+            if closed:
+                # What the run changed is all in now: an import that judged its rows
+                # before this must judge them again (`import_csv`).
+                next_generation()
             run = ImportRun.get_by_id(run.id)
             if closed and run.skipped:
                 audit.record(
