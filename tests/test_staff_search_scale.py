@@ -264,8 +264,10 @@ def test_the_invoice_lists_count_their_rows_up_to_the_list_cap(mixed, monkeypatc
 @pytest.mark.postgresql
 def test_the_newest_first_lists_read_their_order_from_an_index_on_postgresql(mixed):
     """0048: a page of the invoice or payment list is read in order from an index holding
-    the date and the id; with the date alone a day's rows were sorted (9,800 payments)."""
-    plan = query_plan(backoffice.search_invoices("").limit(25))
+    the date and the id; with the date alone a day's rows were sorted (9,800 payments).
+    Sorts are off too: on a test's tiny tables, with the statistics an earlier test's
+    ANALYZE left, a sort is cheapest, and the question is whether the index can serve."""
+    plan = query_plan(backoffice.search_invoices("").limit(25), "sort")
     assert "invoice_newest" in plan and "Sort" not in plan, plan
-    plan = query_plan(backoffice.search_payments("").limit(25))
+    plan = query_plan(backoffice.search_payments("").limit(25), "sort")
     assert "payment_newest" in plan and "Sort" not in plan, plan
