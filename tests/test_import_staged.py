@@ -54,6 +54,36 @@ def paid_after_commit(monkeypatch, number: str, cents: int = 800) -> None:
     monkeypatch.setattr(staging, "wait_for", paid_first)
 
 
+class OtherHost:
+    """Another host's worker holding the first staged piece (`FOR UPDATE`) in a thread of
+    its own until `release()`."""
+
+    def __init__(self, app):
+        self.app = app
+        self.held, self.released = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._hold)
+
+    def start(self) -> None:
+        self.thread.start()
+        self.held.wait(10)
+
+    def release(self) -> None:
+        self.released.set()
+        self.thread.join(10)
+
+    def _hold(self):
+        with self.app.app_context():
+            db.connect(reuse_if_open=True)
+            try:
+                with write_txn():
+                    first = ImportChange.select().order_by(ImportChange.id).first()
+                    ImportChange.select().where(ImportChange.id == first.id).for_update().get()
+                    self.held.set()
+                    self.released.wait(20)
+            finally:
+                db.close()
+
+
 def totals() -> dict[str, int]:
     return {i.number: i.total_cents for i in Invoice.select()}
 
@@ -202,27 +232,11 @@ def test_two_appliers_share_the_pieces_and_apply_each_once(app, acme, small_piec
     importer.import_csv("invoices", io.StringIO(invoices(6)))
     staged_only(monkeypatch)
     importer.import_csv("invoices", io.StringIO(invoices(6, total="12.00")))
-    first = ImportChange.select().order_by(ImportChange.id).first()
-    held, release = threading.Event(), threading.Event()
-
-    def other_host():
-        with app.app_context():
-            db.connect(reuse_if_open=True)
-            try:
-                with write_txn():
-                    ImportChange.select().where(ImportChange.id == first.id).for_update().get()
-                    held.set()
-                    release.wait(10)
-            finally:
-                db.close()
-
-    thread = threading.Thread(target=other_host)
-    thread.start()
-    held.wait(10)
+    other = OtherHost(app)
+    other.start()
     assert importer.finish_pending() == 2  # the two pieces nobody holds
     assert ImportRun.get().state == "applying"
-    release.set()
-    thread.join(10)
+    other.release()
     assert importer.finish_pending() == 1
     run = ImportRun.get(ImportRun.staged == 6)
     assert (run.state, run.updated) == ("done", 6)
@@ -464,27 +478,12 @@ def test_an_import_stops_waiting_for_a_piece_another_host_holds(app, acme, monke
     monkeypatch.setattr(staging, "APPLY_ROWS", 2)
     monkeypatch.setattr(staging, "PATIENCE", 0.5)
     importer.import_csv("invoices", io.StringIO(invoices(4)))
-    held, release = threading.Event(), threading.Event()
-
-    def other_host():
-        with app.app_context():
-            db.connect(reuse_if_open=True)
-            try:
-                with write_txn():
-                    first = ImportChange.select().order_by(ImportChange.id).first()
-                    ImportChange.select().where(ImportChange.id == first.id).for_update().get()
-                    held.set()
-                    release.wait(20)
-            finally:
-                db.close()
-
-    thread = threading.Thread(target=other_host)
+    other = OtherHost(app)
     wait_for = staging.wait_for
 
     def held_first(run_id, specs, patience=None):
-        if run_id is not None and not thread.is_alive():
-            thread.start()
-            held.wait(10)
+        if run_id is not None and not other.thread.is_alive():
+            other.start()
         return wait_for(run_id, specs, patience)
 
     monkeypatch.setattr(staging, "wait_for", held_first)
@@ -493,8 +492,7 @@ def test_an_import_stops_waiting_for_a_piece_another_host_holds(app, acme, monke
     assert (result.updated, result.staged) == (2, 4)
     behind = importer.import_csv("invoices", io.StringIO(invoices(1, total="15.00")))
     assert behind.errors == [importer.BEHIND]
-    release.set()
-    thread.join(10)
+    other.release()
     assert jobs.money_pass() >= 1
     assert set(totals().values()) == {1_200}
     assert ImportRun.get(ImportRun.staged == 4).state == "done"

@@ -420,9 +420,14 @@ def customer_overview(customer: Customer) -> dict:
 
 def invoice_page(q: str, state: str, today, number: int) -> Page:
     """The staff invoice list's page `number`: `search_invoices`, counted once."""
-    query, total = _search_invoices(q, state, today, number)
-    cap = SEARCH_COUNT_CAP if q and q.strip() else None
-    return paginate(query, number, PAGE_SIZE, cap=cap, total=total)  # as `_matching` cuts
+    return _searched_page(*_search_invoices(q, state, today, number), q, number)
+
+
+def _searched_page(query, total, q: str, number: int) -> Page:
+    """Page `number` of a staff list: a search's count capped at SEARCH_COUNT_CAP, pages of
+    PAGE_SIZE as `_matching` cuts them."""
+    cap = SEARCH_COUNT_CAP if (q or "").strip() else None
+    return paginate(query, number, PAGE_SIZE, cap=cap, total=total)
 
 
 def _matching_customers(pattern: str) -> list[int]:
@@ -764,9 +769,7 @@ def regenerate_code(invoice: Invoice, by) -> str:
 def payment_page(number: int, **filters) -> Page:
     """The staff payment list's page `number`: `search_payments` with `filters`, a search
     counted once and to SEARCH_COUNT_CAP ("1,000+"), as the invoice list's."""
-    query, total = _search_payments(number=number, **filters)
-    cap = SEARCH_COUNT_CAP if (filters.get("q") or "").strip() else None
-    return paginate(query, number, PAGE_SIZE, cap=cap, total=total)  # as `_matching` cuts
+    return _searched_page(*_search_payments(number=number, **filters), filters.get("q"), number)
 
 
 def search_payments(q="", status="", flagged=False, posted="", start=None, end=None):

@@ -33,7 +33,6 @@ from functools import partial
 from peewee import Entity
 
 from ...db import db, is_sqlite, lift_statement_timeout, utcnow, write_txn
-from ...models import Customer
 from ...security import hash_code
 from .. import audit
 from . import hashing, staging
@@ -45,7 +44,9 @@ from .base import (
     ImportResult,
     Kind,
     Row,
+    bulk_billing,
     copies_overlapped,
+    raise_versions,
     references_kept,
     tables_written,
 )
@@ -310,10 +311,8 @@ def _write(spec: Kind, spill, judged, result: ImportResult, keep, problems, trus
             # Bounded by the file, not the clock: a web request's statement timeout
             # would cancel a big upload's commit (its lock timeout still holds).
             lift_statement_timeout()
+            bulk_billing()  # the touched customers' versions go up once, below
             if not is_sqlite():
-                # The invoice trigger skips its per-row work; the touched customers'
-                # versions go up once, below (migration 0039).
-                db.execute_sql("SET LOCAL doorstep.bulk_billing = 'on'")
                 # The trigram GIN indexes (0029, 0041) answer `=` too, and with no
                 # statistics for rows this transaction inserts the planner picks them
                 # for the key lookups; a GIN scan reads the pending list of every row
@@ -358,10 +357,7 @@ def _write(spec: Kind, spill, judged, result: ImportResult, keep, problems, trus
             else:
                 for rows, prepared in _spilled(spill):
                     write(rows, prepared)
-            # Last, in id order: the customers' locks and their one version bump each,
-            # so a payer of theirs waits only for the end of the commit.
-            Customer.lock_versions(touched)
-            Customer.bump_versions(touched)
+            raise_versions(touched)
             run = stager.close(result.created)
             result.staged = stager.staged
             if result.created or result.updated or result.staged:
@@ -401,11 +397,9 @@ def _spilled(spill):
             return
 
 
-def _split(spec: Kind, rows, state: dict, prepared) -> tuple[list, list] | None:
+def _split(spec: Kind, rows, state: dict, prepared) -> tuple[list, list]:
     """A selective kind's rows that would insert and those that would change a stored one,
-    judged against `state` (what `fetch` read); None for the other kinds."""
-    if not spec.selective:
-        return None
+    judged against `state` (what `fetch` read)."""
     new, changing = [], []
     for row in spec.moving(rows, state, prepared):
         (changing if row.key in state["existing"] else new).append(row)

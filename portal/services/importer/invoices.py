@@ -118,12 +118,13 @@ class Invoices(Kind):
     selective = True
 
     def references(self, rows):
+        """The customers and sites the rows name, no invoice looked up."""
         customers = customers_by_account(r.refs["account"] for r in rows)
         sites = sites_by_code(c.id for c in customers.values())
         return {"customers": customers, "sites": sites, "existing": {}}
 
     def fetch(self, rows, lock=False):
-        customers = customers_by_account(r.refs["account"] for r in rows)
+        state = self.references(rows)
         # Lock the invoices an update touches, so a payment cannot slip in between the
         # check that the new total covers what is paid and the write.
         # Plain dicts without the timestamps: three times faster than model instances when
@@ -133,11 +134,8 @@ class Invoices(Kind):
         invoices = in_chunks(
             Invoice.number, (r.key for r in rows), locked(query) if lock else query
         )
-        return {
-            "customers": customers,
-            "sites": sites_by_code(c.id for c in customers.values()),
-            "existing": {i["number"]: Stored(i) for i in invoices},
-        }
+        state["existing"] = {i["number"]: Stored(i) for i in invoices}
+        return state
 
     def check(self, row, state):
         if row.refs["code"] is None:  # staged, and the key that sealed it changed since

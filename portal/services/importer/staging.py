@@ -41,10 +41,11 @@ from datetime import date, datetime
 from peewee import fn
 
 from ...db import db, is_sqlite, utcnow, write_txn
-from ...models import Counter, Customer
+from ...models import Counter
 from ...models_imports import ImportChange, ImportRun
 from .. import audit
-from .base import ABSENT, Kind, Row, references_kept
+from .base import ABSENT, Kind, Row, bulk_billing, raise_versions, references_kept
+from .reader import check_rows
 
 log = logging.getLogger(__name__)
 
@@ -285,26 +286,19 @@ def _apply_next(specs: dict[str, Kind]) -> bool:
 def _apply(piece: ImportChange, spec: Kind) -> tuple[int, int, list[str]]:
     """Lock, check and write one piece's rows: (created, updated, refused lines)."""
     rows, prepared = spec.from_stage(loads(piece.rows))
-    if not is_sqlite():
-        # As in the import's own transaction: the touched customers' versions go up once
-        # each, at the end of this piece (0039).
-        db.execute_sql("SET LOCAL doorstep.bulk_billing = 'on'")
+    bulk_billing()  # as in the import's own transaction
     # Locked and checked again: what the piece is written against.
     state = spec.fetch(rows, lock=True)
-    good, refused = [], []
-    for row in rows:
-        problems = spec.check(row, state)
-        if problems:
-            refused.append(f"line {row.line}: {'; '.join(problems)}")
-        else:
-            good.append(row)
+    problems: list[tuple[int, str]] = []
+    check_rows(spec, rows, state, problems)
+    refused = {line for line, _ in problems}
     touched: set[int] = set()
     state["touched"] = touched
     # A row whose stored one went meanwhile is written as new: the file says it exists.
+    good = [row for row in rows if row.line not in refused]
     created, updated = spec.write(good, state, prepared, utcnow())
-    Customer.lock_versions(touched)
-    Customer.bump_versions(touched)
-    return created, updated, refused
+    raise_versions(touched)
+    return created, updated, [f"line {line}: {reason}" for line, reason in problems]
 
 
 def _lines(piece: ImportChange) -> list[str]:
@@ -325,12 +319,13 @@ def _close_finished() -> None:
                 .where((ImportRun.id == run.id) & (ImportRun.state == "applying"))
                 .execute()
             )
-            if closed:
-                # What the run changed is all in now: an import that judged its rows
-                # before this must judge them again (`import_csv`).
-                next_generation()
+            if not closed:  # another process closed it
+                continue
+            # What the run changed is all in now: an import that judged its rows before
+            # this must judge them again (`import_csv`).
+            next_generation()
             run = ImportRun.get_by_id(run.id)
-            if closed and run.skipped:
+            if run.skipped:
                 audit.record(
                     f"import.{run.kind}.skipped",
                     run,
