@@ -211,6 +211,8 @@ def test_a_new_file_waits_for_an_earlier_files_changes(acme, small_pieces, monke
 
 
 def test_a_staged_quick_pay_code_is_never_kept_in_clear(acme, monkeypatch):
+    """A3: a staged change carries the new quick-pay code sealed, as the invoice keeps its
+    own copy, never in clear; applied, the code works and its old links die."""
     importer.import_csv("invoices", io.StringIO(invoices(1)))
     code = "QPCHANGED1234567"
     text = HEADER.strip() + ",quick_pay_code\nS0000,ACME01,2026-01-05,2026-02-04,10.00," + code
@@ -244,7 +246,7 @@ def test_two_appliers_share_the_pieces_and_apply_each_once(app, acme, small_piec
 
 
 def test_the_worker_finishes_an_import_killed_while_applying(tmp_path):
-    """A real `flask import` process, SIGKILLed after its first piece: what it accepted is
+    """I6: a real `flask import` process, SIGKILLed after its first piece: what it accepted is
     committed and staged, the rest is applied by `flask worker --once`, each change once,
     with one audit entry for the file."""
     env = {
@@ -368,7 +370,7 @@ def test_the_staff_home_shows_an_import_still_applying(client, acme, monkeypatch
 
 @pytest.mark.postgresql
 def test_a_deadlock_with_a_payer_is_tried_again_not_lost(app, acme, monkeypatch, caplog):
-    """A real deadlock: a payer locks S0001 and then asks for S0000 while a piece holds
+    """J6: a real deadlock: a payer locks S0001 and then asks for S0000 while a piece holds
     S0000 and waits for S0001. PostgreSQL ends the piece's transaction (it waited first);
     the piece is tried again once the payer commits, and every change lands."""
     importer.import_csv("invoices", io.StringIO(invoices(2)))
